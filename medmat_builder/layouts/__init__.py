@@ -1,0 +1,29 @@
+"""Layout reader kinds. Each kind is a pydantic model (its YAML config) with ``scan`` and ``write_fake``.
+
+To add a kind: write a module with a ``LayoutBase`` subclass whose ``kind`` is a new literal, then add
+it to ``Layout`` below. No per-source code: a kind is a mechanism that several sources can share.
+"""
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from medmat_builder.layouts.base import Box, FakeSample, FileIndex, LayoutBase, PathPattern, RawRecord
+from medmat_builder.layouts.folders import FoldersLayout
+from medmat_builder.layouts.table import LayoutError, TableFile, TableLayout
+
+Layout = Annotated[Union[FoldersLayout, TableLayout], Field(discriminator="kind")]
+
+__all__ = [
+    "Box",
+    "FakeSample",
+    "FileIndex",
+    "FoldersLayout",
+    "Layout",
+    "LayoutBase",
+    "LayoutError",
+    "PathPattern",
+    "RawRecord",
+    "TableFile",
+    "TableLayout",
+]

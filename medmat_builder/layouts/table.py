@@ -1,0 +1,366 @@
+"""``table``: labels come from CSV/TSV/XLSX tables that name each image.
+
+One reader for the many table shapes real sources use. YAML::
+
+    layout:
+      kind: table
+      tables:
+        - {path: "train.csv", split: train}     # pattern; {split} may be captured from the path
+        - {path: "test.csv", split: test}
+      images: "{split}_images/{id}.png"          # pattern locating the image named by a row
+      id_column: id_code
+      id_zfill: 5                                # table says 17, file is 00017.png
+      label_column: diagnosis                    # or label_columns: [MEL, NV, ...] (one-hot)
+      label_separator: "|"                       # multi-label strings in one column
+      split_column: split                        # optional per-row split
+      evidence: "..."
+
+Rows naming the same image are merged (their labels united). Column names are matched exactly,
+then with surrounding spaces stripped (some sources ship ``" Label"`` headers). Ids are matched
+without a known image extension, with zero padding removed on both sides, and for path-like ids
+by their trailing segments, so both ways of unpacking an archive work.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medmat_builder.layouts.base import (
+    IMAGE_EXTENSIONS,
+    Box,
+    FakeSample,
+    FileIndex,
+    LayoutBase,
+    PathPattern,
+    RawRecord,
+    write_bytes,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medmat_builder.registry import Source
+
+TRUTHY = {"1", "1.0", "true", "yes", "y", "x", "t"}
+
+
+class LayoutError(RuntimeError):
+    """A source's files do not match its declared layout; the message names file and source."""
+
+
+class TableFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="Pattern of the table file; may capture {split}.")
+    split: str | None = Field(default=None, description="Raw split name for every row of this table.")
+    sheet: str | None = Field(default=None, description="XLSX sheet (default: the first).")
+    sep: str | None = Field(default=None, description="Field separator (default from extension).")
+    header_row: int = Field(default=0, ge=0, description="0-based line of the header.")
+    encoding: str = "utf-8-sig"
+
+
+class TableLayout(LayoutBase):
+    kind: Literal["table"]
+    tables: list[TableFile] = Field(min_length=1)
+    images: str = Field(description="Pattern locating a row's image; must capture {id}.")
+    id_column: str
+    id_zfill: int | None = Field(default=None, description="Zero padding of ids in file names.")
+    id_strip_extension: bool = True
+    id_template: str = Field(default="{id}", description="File id from the row id, e.g. '{id}_green'.")
+    label_column: str | None = None
+    label_columns: list[str] | None = Field(default=None, description="One-hot label columns.")
+    label_separator: str | None = None
+    empty_label: str | None = Field(
+        default=None, description="Raw label for a row with no label set (e.g. 'normal')."
+    )
+    split_column: str | None = None
+    box_columns: list[str] | None = Field(
+        default=None, min_length=4, max_length=4, description="x1,y1,x2,y2 (or x,y,w,h) columns."
+    )
+    box_format: Literal["xyxy", "xywh"] = "xyxy"
+
+    @model_validator(mode="after")
+    def _one_label_source(self) -> "TableLayout":
+        if (self.label_column is None) == (self.label_columns is None):
+            raise ValueError("give exactly one of label_column or label_columns")
+        if "id" not in PathPattern(self.images).placeholders:
+            raise ValueError(f"images pattern {self.images!r} must capture {{id}}")
+        return self
+
+    # ------------------------------------------------------------------ reading
+    def _read_rows(self, path: Path, spec: TableFile, source: str) -> tuple[list[str], list[tuple[int, list[str] | None]]]:
+        """Return (header, [(line number, cells or None if unreadable)])."""
+        ext = path.suffix.lower()
+        try:
+            if ext in (".xlsx", ".xlsm"):
+                import openpyxl
+
+                wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+                ws = wb[spec.sheet] if spec.sheet else wb.worksheets[0]
+                raw = [[_cell_str(c) for c in row] for row in ws.iter_rows(values_only=True)]
+                wb.close()
+            else:
+                sep = spec.sep or ("\t" if ext in (".tsv", ".txt") else ",")
+                text = path.read_bytes().decode(spec.encoding)
+                raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
+        except Exception as exc:  # noqa: BLE001 - any parser failure becomes a clear error
+            raise LayoutError(f"source {source}: table {path} could not be read: {exc}") from None
+        if len(raw) <= spec.header_row:
+            raise LayoutError(f"source {source}: table {path} has no header at line {spec.header_row + 1}")
+        header = raw[spec.header_row]
+        rows: list[tuple[int, list[str] | None]] = []
+        for i, cells in enumerate(raw[spec.header_row + 1 :], start=spec.header_row + 2):
+            if not any(c.strip() for c in cells):
+                continue  # blank line
+            rows.append((i, cells if len(cells) == len(header) else None))
+        return header, rows
+
+    def _column(self, header: list[str], name: str, table: str, source: str) -> int:
+        if name in header:
+            return header.index(name)
+        stripped = [h.strip() for h in header]
+        if name.strip() in stripped:
+            return stripped.index(name.strip())
+        raise LayoutError(
+            f"source {source}: table {table} has no column {name!r} (columns: {', '.join(map(repr, header))})"
+        )
+
+    def _normalize_id(self, value: str) -> str:
+        v = value.strip().replace("\\", "/")
+        if self.id_strip_extension:
+            root, ext = os.path.splitext(v)
+            if ext.lower() in IMAGE_EXTENSIONS:
+                v = root
+        v = self.id_template.format(id=v)
+        return _unpad(v).lower()
+
+    def _image_index(self, index: FileIndex) -> dict[str, list[str]]:
+        pattern = PathPattern(self.images)
+        out: dict[str, list[str]] = {}
+        for path, groups in index.matching(pattern, self.exclude_patterns):
+            key = _unpad(groups["id"].replace("\\", "/")).lower()
+            out.setdefault(key, []).append(path)
+            if "/" in key:  # also index trailing segments for path-like ids
+                parts = key.split("/")
+                for k in range(1, len(parts)):
+                    out.setdefault("/".join(parts[k:]), []).append(path)
+        return out
+
+    def _lookup(self, images: dict[str, list[str]], key: str, split: str | None) -> list[str]:
+        hits = images.get(key)
+        if not hits and "/" in key:
+            parts = key.split("/")
+            for k in range(1, len(parts)):
+                hits = images.get("/".join(parts[k:]))
+                if hits:
+                    break
+        hits = sorted(set(hits or []))
+        if len(hits) > 1 and split:
+            narrowed = [h for h in hits if f"/{split.lower()}" in "/" + h.lower()]
+            hits = narrowed or hits
+        return hits
+
+    def _labels_of(self, cells: list[str], cols: dict[str, int]) -> tuple[str, ...]:
+        if self.label_columns is not None:
+            labels = tuple(c for c in self.label_columns if cells[cols[c]].strip().lower() in TRUTHY)
+        else:
+            value = cells[cols[self.label_column]].strip()  # type: ignore[index]
+            if self.label_separator:
+                labels = tuple(x.strip() for x in value.split(self.label_separator) if x.strip())
+            else:
+                labels = (value,) if value else ()
+        if not labels and self.empty_label is not None:
+            labels = (self.empty_label,)
+        return labels
+
+    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
+        index = FileIndex(root)
+        images = self._image_index(index)
+        merged: dict[str, dict] = {}
+        order: list[str] = []
+        n_tables = 0
+        for spec in self.tables:
+            tpattern = PathPattern(spec.path)
+            for tpath, tgroups in index.matching(tpattern):
+                n_tables += 1
+                header, rows = self._read_rows(root / tpath, spec, source.key)
+                needed = [self.id_column]
+                needed += self.label_columns or [self.label_column]  # type: ignore[list-item]
+                needed += [self.split_column] if self.split_column else []
+                needed += self.box_columns or []
+                cols = {name: self._column(header, name, tpath, source.key) for name in needed}
+                table_split = spec.split or tgroups.get("split")
+                for line, cells in rows:
+                    ref = f"{tpath}:{line}"
+                    if cells is None or not cells[cols[self.id_column]].strip():
+                        yield RawRecord(source.key, ref, "", drop_reason="unreadable_row",
+                                        detail=f"row {line} of {tpath} has the wrong number of cells or no id")
+                        continue
+                    raw_split = cells[cols[self.split_column]].strip() if self.split_column else table_split
+                    key = self._normalize_id(cells[cols[self.id_column]])
+                    try:
+                        box = self._box_of(cells, cols)
+                    except ValueError as exc:
+                        yield RawRecord(source.key, ref, "", drop_reason="unreadable_row",
+                                        detail=f"row {line} of {tpath}: {exc}")
+                        continue
+                    labels = self._labels_of(cells, cols)
+                    slot = merged.get((key, raw_split))
+                    if slot is None:
+                        slot = {"ref": ref, "key": key, "split": raw_split, "labels": [], "boxes": []}
+                        merged[(key, raw_split)] = slot
+                        order.append((key, raw_split))
+                    for lab in labels:
+                        if box is not None:
+                            slot["boxes"].append(Box(lab, *box))
+                        if lab not in slot["labels"]:
+                            slot["labels"].append(lab)
+        if n_tables == 0:
+            wanted = ", ".join(t.path for t in self.tables)
+            raise LayoutError(f"source {source.key}: no table matching {wanted} under {root}")
+        for key in order:
+            slot = merged[key]
+            hits = self._lookup(images, slot["key"], slot["split"])
+            labels = tuple(slot["labels"])
+            if not hits:
+                yield RawRecord(source.key, slot["ref"], "", labels, drop_reason="missing_image",
+                                detail=f"no file matching {self.images!r} for id {slot['key']!r}")
+                continue
+            if len(hits) > 1:
+                yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="ambiguous_image",
+                                detail=f"id {slot['key']!r} matches {len(hits)} files: {hits[:3]}")
+                continue
+            try:
+                split, dropped = self.map_split(slot["split"])
+            except KeyError:
+                yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="unknown_split",
+                                detail=f"split {slot['split']!r} is not in split_map")
+                continue
+            if dropped:
+                yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="unused_split",
+                                detail=f"split {slot['split']!r} is not used by the paper")
+                continue
+            yield RawRecord(source.key, slot["ref"], hits[0], labels, split=split, boxes=tuple(slot["boxes"]))
+
+    def _box_of(self, cells: list[str], cols: dict[str, int]) -> tuple[float, float, float, float] | None:
+        if not self.box_columns:
+            return None
+        vals = [cells[cols[c]].strip() for c in self.box_columns]
+        if not any(vals):
+            return None  # a row without a box (e.g. "No finding")
+        try:
+            a, b, c, d = (float(v) for v in vals)
+        except ValueError:
+            raise ValueError(f"box columns {self.box_columns} hold non-numbers {vals}") from None
+        return (a, b, a + c, b + d) if self.box_format == "xywh" else (a, b, c, d)
+
+    # ------------------------------------------------------------------ writing (inverse)
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
+        img_pattern = PathPattern(self.images)
+        by_table: dict[int, list[FakeSample]] = {}
+        for s in samples:
+            by_table.setdefault(self._table_for(s), []).append(s)
+        for t_idx, group in sorted(by_table.items()):
+            spec = self.tables[t_idx]
+            raw_split = spec.split
+            if raw_split is None and "split" in PathPattern(spec.path).placeholders:
+                raw_split = self.raw_split_for(group[0].split) or "train"
+            header = [self.id_column]
+            header += self.label_columns or [self.label_column]  # type: ignore[list-item]
+            if self.split_column:
+                header.append(self.split_column)
+            if self.box_columns:
+                header += self.box_columns
+            rows: list[list[str]] = []
+            for s in group:
+                file_id = f"{s.index}"
+                padded = file_id.zfill(self.id_zfill) if self.id_zfill else f"fake{s.index:05d}"
+                stem = self.id_template.format(id=padded)
+                values = {name: f"x{s.index:05d}" for name in img_pattern.placeholders}
+                values["id"] = stem
+                if "split" in values:
+                    values["split"] = self.raw_split_for(s.split) or raw_split or "train"
+                rel = img_pattern.fill(values, star=f"fake{s.index:05d}")
+                if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
+                    rel += s.ext
+                write_bytes(root / rel, s.image)
+                cell_id = file_id if self.id_zfill else padded
+                row_split = self.raw_split_for(s.split) or "" if self.split_column else None
+                boxes = list(s.boxes) or [None]
+                for b in boxes:
+                    row = [cell_id]
+                    if self.label_columns is not None:
+                        row += ["1" if c in s.labels else "0" for c in self.label_columns]
+                    else:
+                        labs = [b.label] if b is not None else list(s.labels)
+                        row.append((self.label_separator or "").join(labs) if labs != [self.empty_label] else "")
+                    if self.split_column:
+                        row.append(row_split or "")
+                    if self.box_columns:
+                        if b is None:
+                            row += ["", "", "", ""]
+                        elif self.box_format == "xywh":
+                            row += [f"{b.x1:g}", f"{b.y1:g}", f"{b.x2 - b.x1:g}", f"{b.y2 - b.y1:g}"]
+                        else:
+                            row += [f"{b.x1:g}", f"{b.y1:g}", f"{b.x2:g}", f"{b.y2:g}"]
+                    rows.append(row)
+            values = {"split": raw_split or "train"}
+            tpath = root / PathPattern(spec.path).fill(
+                {n: values.get(n, "x") for n in PathPattern(spec.path).placeholders}, star="labels"
+            )
+            _write_table(tpath, [[""] * len(header)] * spec.header_row + [header] + rows, spec)
+
+    def _table_for(self, s: FakeSample) -> int:
+        if self.split_column is None:
+            for i, spec in enumerate(self.tables):
+                if spec.split is not None and self.map_split(spec.split)[0] == s.split:
+                    return i
+        for i, spec in enumerate(self.tables):
+            if spec.split is None:
+                return i
+        return 0
+
+    def fake_extension(self) -> str:
+        ext = os.path.splitext(self.images)[1].lower()
+        return ext if ext in IMAGE_EXTENSIONS else ".png"
+
+
+def _cell_str(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+_PAD = re.compile(r"(?<![0-9])0+(?=[0-9])")
+
+
+def _unpad(v: str) -> str:
+    """Drop leading zeros of every digit run so ``img_0017`` and ``img_17`` compare equal."""
+    return _PAD.sub("", v)
+
+
+def _write_table(path: Path, rows: list[list[str]], spec: TableFile) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        import openpyxl
+
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        if spec.sheet:
+            ws.title = spec.sheet
+        for r in rows:
+            ws.append(r)
+        wb.save(path)
+        return
+    sep = spec.sep or ("\t" if path.suffix.lower() in (".tsv", ".txt") else ",")
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=sep, lineterminator="\n").writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")

@@ -1,0 +1,292 @@
+"""Typed, validated view of ``sources.yaml``: the declarative registry of sources and subsets.
+
+Everything about a source (where it lives, how its files lie on disk, what its raw labels mean) and
+about a subset (its MAT triplet, labels and instructions) is data in ``sources.yaml``. This module
+only parses and cross-checks that data; errors name the entry and the field so a maintainer can fix
+the YAML without reading code.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from medmat_builder.layouts import Layout
+
+DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
+
+SubsetKind = Literal["single-label", "multi-label", "detection", "segmentation"]
+Access = Literal["open", "registration", "restricted"]
+SUBSET_NAME = re.compile(r"^subset_\d{2}$")
+SOURCE_KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+class RegistryError(ValueError):
+    """The registry file is malformed or inconsistent; the message names the entry and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Download(_Strict):
+    """One file of a source that can be fetched without a login (used by ``medmat fetch``)."""
+
+    url: str
+    filename: str
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    extract: bool = True
+
+
+class Source(_Strict):
+    """One public dataset of the paper's Tables 10-11."""
+
+    number: int = Field(ge=1, le=200, description="The paper's No. in Tables 10-11.")
+    key: str = Field(description="Short slug; the raw files live in RAW/<data_dir or key>/.")
+    name: str
+    homepage: str
+    license: str = Field(description="SPDX id where one exists, else the exact name of the terms.")
+    license_url: str | None = None
+    access: Access
+    redistributable: bool
+    citation: str = Field(description="BibTeX entry.")
+    subsets: list[str] = Field(min_length=1)
+    obtain: str = Field(description="Steps to obtain the files (login, application, archive names).")
+    data_dir: str | None = Field(
+        default=None, description="Folder under RAW when several entries share one download."
+    )
+    downloads: list[Download] = Field(default_factory=list)
+    layout: Layout
+    labels: dict[str, str | None] = Field(
+        description="Raw label -> canonical label of the subset; null drops records with that label."
+    )
+    notes: str | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_slug(cls, v: str) -> str:
+        if not SOURCE_KEY.match(v):
+            raise ValueError(f"key {v!r} must be a lowercase slug (a-z, 0-9, _)")
+        return v
+
+    @field_validator("homepage")
+    @classmethod
+    def _homepage_is_url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(f"homepage {v!r} is not an http(s) URL")
+        return v
+
+    @field_validator("citation")
+    @classmethod
+    def _citation_is_bibtex(cls, v: str) -> str:
+        if not re.match(r"^\s*@\w+\s*\{", v):
+            raise ValueError("citation must be a BibTeX entry starting with @type{key, ...}")
+        return v
+
+    @property
+    def folder(self) -> str:
+        """Folder name under the raw data directory."""
+        return self.data_dir or self.key
+
+    @property
+    def license_is_unknown(self) -> bool:
+        return self.license.strip().lower() == "unknown"
+
+
+class Subset(_Strict):
+    """One of the paper's 53 subsets (Table 9), named ``subset_NN``."""
+
+    name: str
+    title: str = Field(description="The task as Table 9 words it.")
+    modality: str
+    area: str
+    task: str = Field(description="The CG task element (Tables 3-4 wording), e.g. COVID, Level.")
+    task_group: str = Field(description="Grouped task (App. B.1 folds COVID and Cancer into State).")
+    kind: SubsetKind
+    paper_distribution: Literal["id", "ood", "none"] = Field(
+        description="In-distribution (Table 1), out-of-distribution (Table 2), or neither (det/seg)."
+    )
+    labels: list[str] = Field(min_length=1)
+    instructions: list[str] = Field(min_length=6, max_length=6)
+    sources: list[str] = Field(min_length=1)
+    notes: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_format(cls, v: str) -> str:
+        if not SUBSET_NAME.match(v):
+            raise ValueError(f"subset name {v!r} must look like subset_NN")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"duplicate labels {dupes}")
+        return v
+
+    @property
+    def number(self) -> int:
+        return int(self.name.split("_")[1])
+
+    @property
+    def triplet(self) -> tuple[str, str, str]:
+        return (self.modality, self.area, self.task)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind in ("single-label", "multi-label")
+
+
+class Registry(_Strict):
+    """The whole registry: every subset and every source, cross-checked."""
+
+    version: int = 1
+    subsets: list[Subset]
+    sources: list[Source]
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> "Registry":
+        problems: list[str] = []
+        names = [s.name for s in self.subsets]
+        keys = [s.key for s in self.sources]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"subset {dup}: defined more than once")
+        for dup in sorted({k for k in keys if keys.count(k) > 1}):
+            problems.append(f"source {dup}: key defined more than once")
+        numbers = [s.number for s in self.sources]
+        for dup in sorted({n for n in numbers if numbers.count(n) > 1}):
+            problems.append(f"source number {dup}: used by more than one entry")
+        subset_by_name = {s.name: s for s in self.subsets}
+        source_by_key = {s.key: s for s in self.sources}
+        for sub in self.subsets:
+            for key in sub.sources:
+                if key not in source_by_key:
+                    problems.append(f"subset {sub.name}: field 'sources' names unknown source {key!r}")
+                elif sub.name not in source_by_key[key].subsets:
+                    problems.append(
+                        f"subset {sub.name}: lists source {key!r}, whose 'subsets' does not list it"
+                    )
+        for src in self.sources:
+            allowed: set[str] = set()
+            for name in src.subsets:
+                sub = subset_by_name.get(name)
+                if sub is None:
+                    problems.append(f"source {src.key}: field 'subsets' names unknown subset {name!r}")
+                    continue
+                if src.key not in sub.sources:
+                    problems.append(f"source {src.key}: lists {name}, whose 'sources' does not list it")
+                allowed.update(sub.labels)
+            for raw, canonical in src.labels.items():
+                if canonical is not None and allowed and canonical not in allowed:
+                    problems.append(
+                        f"source {src.key}: field 'labels' maps {raw!r} to {canonical!r}, "
+                        f"which is not a label of {', '.join(src.subsets)}"
+                    )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @cached_property
+    def _subset_index(self) -> dict[str, Subset]:
+        return {s.name: s for s in self.subsets}
+
+    @cached_property
+    def _source_index(self) -> dict[str, Source]:
+        return {s.key: s for s in self.sources}
+
+    def subset(self, name: str) -> Subset:
+        """Look up a subset by config name (``subset_28``); a bare number (``28``) works too."""
+        if name.isdigit():
+            name = f"subset_{int(name):02d}"
+        try:
+            return self._subset_index[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown config {name!r}: expected one of subset_01 .. subset_{len(self.subsets):02d}"
+            ) from None
+
+    def source(self, key: str) -> Source:
+        try:
+            return self._source_index[key]
+        except KeyError:
+            raise KeyError(f"unknown source {key!r}: run `medmat sources list` to see the keys") from None
+
+    def sources_of(self, subset: str | Subset) -> list[Source]:
+        sub = subset if isinstance(subset, Subset) else self.subset(subset)
+        return [self.source(k) for k in sub.sources]
+
+    @property
+    def subset_names(self) -> list[str]:
+        return [s.name for s in self.subsets]
+
+
+def _format_validation_error(err: ValidationError, data: dict) -> str:
+    lines = []
+    for e in err.errors():
+        loc = list(e["loc"])
+        where = ".".join(str(p) for p in loc)
+        # Name the entry by its key/name rather than its list index.
+        if len(loc) >= 2 and loc[0] in ("sources", "subsets") and isinstance(loc[1], int):
+            try:
+                entry = data[loc[0]][loc[1]]
+                label = entry.get("key") or entry.get("name") or f"#{loc[1]}"
+            except (IndexError, KeyError, TypeError, AttributeError):
+                label = f"#{loc[1]}"
+            kind = "source" if loc[0] == "sources" else "subset"
+            field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+            where = f"{kind} {label}: field '{field}'"
+        lines.append(f"{where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate mapping keys instead of silently keeping the last."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        seen[key] = loader.construct_object(value_node, deep=deep)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_registry(text: str, origin: str = "<string>") -> Registry:
+    """Parse and validate registry YAML text; raise :class:`RegistryError` naming entry and field."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{origin}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RegistryError(f"{origin}: expected a mapping with 'subsets' and 'sources' at the top")
+    try:
+        return Registry.model_validate(data)
+    except ValidationError as exc:
+        raise RegistryError(f"{origin}:\n{_format_validation_error(exc, data)}") from None
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Load ``sources.yaml`` (the repository's own by default)."""
+    path = Path(path) if path is not None else DEFAULT_REGISTRY_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryError(f"registry file {path} not found") from None
+    return parse_registry(text, origin=str(path))
