@@ -1,0 +1,1 @@
+"""Subcommands of the ``medmat`` CLI; each module exposes ``add_parser(subparsers)`` and ``run(args)``."""

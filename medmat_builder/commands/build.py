@@ -1,0 +1,71 @@
+"""``medmat build``: raw sources (or the synthetic demo) -> Hub-layout export."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from medmat_builder.export import BuildError, build
+from medmat_builder.layouts.table import LayoutError
+from medmat_builder.registry import RegistryError, load_registry
+from medmat_builder.sampling import BuildSettings, UnknownLabelError
+
+DEMO_RAW = "medmat_demo_raw"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("build", help="build subsets from raw sources into the Hub layout")
+    p.add_argument("configs", nargs="*", help="configs to build (subset_01 .. subset_53; default: all)")
+    p.add_argument("--data-dir", default=None, help="folder with each source unpacked as DIR/<key>/")
+    p.add_argument("--out", default="medmat", help="output folder (default: ./medmat)")
+    p.add_argument("--num-proc", type=int, default=1, help="processes decoding images (default: 1)")
+    p.add_argument("--seed", type=int, default=42, help="seed for splits, order and questions (default: 42)")
+    p.add_argument("--partial", action="store_true", help="build from the sources present; record the missing")
+    p.add_argument("--lenient", action="store_true", help="count raw labels outside the clusters as dropped")
+    p.add_argument("--demo", action="store_true",
+                   help=f"write synthetic sources (to --data-dir, default ./{DEMO_RAW}) and build from them")
+    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        registry = load_registry(args.registry)
+    except RegistryError as exc:
+        print(f"registry is invalid:\n{exc}")
+        return 1
+    raw = args.data_dir
+    if args.demo:
+        from medmat_builder.demo import write_demo_sources
+
+        raw = raw or DEMO_RAW
+        keys = None
+        if args.configs:
+            keys = {k for c in args.configs for k in registry.subset(c).sources}
+        counts = write_demo_sources(raw, registry, keys=keys)
+        print(f"wrote synthetic raw sources for {len(counts)} sources ({sum(counts.values())} images) to {raw}/")
+    if raw is None:
+        print("give --data-dir RAW (each source unpacked as RAW/<key>/), or --demo")
+        return 2
+    settings = BuildSettings(seed=args.seed, num_proc=max(1, args.num_proc), lenient=args.lenient)
+    try:
+        result = build(args.configs or None, raw, args.out, settings, partial=args.partial, registry=registry)
+    except (BuildError, UnknownLabelError, LayoutError) as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"{'config':<10} {'train':>6} {'test':>6}  {'ood':<4} dropped")
+    for name in result.built:
+        rep = result.report["configs"][name]
+        dropped: dict[str, int] = {}
+        for led in rep["sources"].values():
+            for reason, n in led["dropped"].items():
+                dropped[reason] = dropped.get(reason, 0) + n
+        n = rep["num_examples"]
+        print(f"{name:<10} {n['train']:>6} {n['test']:>6}  {'yes' if rep['ood'] else 'no':<4} "
+              + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
+    for name, why in result.skipped.items():
+        print(f"{name:<10} skipped: {why}")
+    print(f"wrote {Path(result.out)} ({len(result.built)} configs built); "
+          f"load with datasets.load_dataset({str(result.out)!r}, 'subset_NN')")
+    return 0

@@ -1,0 +1,151 @@
+"""Synthetic raw sources in every source's real on-disk layout, for the offline demo and the tests.
+
+Each source gets a few small, clearly synthetic images per raw label (random blocky patterns with a
+label-dependent tint and a white "SYNTH" bar, nothing medical), written by the *inverse* of its
+layout kind, so the demo exercises exactly the code that reads real archives. Raw labels that the
+registry drops (mapped to null) get one record each, so the build report shows them being counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medmat_builder.layouts.base import Box, FakeSample
+from medmat_builder.registry import Registry, Source, load_registry
+
+DEMO_PER_LABEL = 8
+CLASSIFICATION_SIZE = (48, 40)
+DETECTION_SIZE = (64, 64)
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def synthetic_pixels(rng: np.random.Generator, size: tuple[int, int], tint: int) -> np.ndarray:
+    """An RGB uint8 array: an 8x8 random block pattern (distinct perceptual hashes), tinted, marked."""
+    w, h = size
+    blocks = rng.integers(0, 256, size=(8, 8), dtype=np.uint8)
+    grey = np.kron(blocks, np.ones((h // 8 + 1, w // 8 + 1), dtype=np.uint8))[:h, :w]
+    img = np.stack([grey, (grey.astype(int) * (tint % 7 + 3) // 9).astype(np.uint8), 255 - grey], axis=-1)
+    img[:3, :, :] = 255  # the "synthetic" bar along the top
+    return img
+
+
+def encode_image(pixels: np.ndarray, ext: str) -> bytes:
+    """Encode an RGB array in the format of ``ext`` (.png .jpg .bmp .tif .gif .webp .dcm)."""
+    ext = ext.lower()
+    if ext == ".dcm":
+        return _encode_dicom(pixels)
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+           ".gif": "GIF", ".webp": "WEBP"}.get(ext, "PNG")
+    im = Image.fromarray(pixels, "RGB")
+    buf = io.BytesIO()
+    kwargs = {"quality": 95} if fmt == "JPEG" else {}
+    im.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _encode_dicom(pixels: np.ndarray) -> bytes:
+    """A minimal synthetic monochrome DICOM (no real identifiers)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    grey = pixels.mean(axis=-1).astype(np.uint16) * 4
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    uid = "1.2.826.0.1.3680043.8.498." + str(int(hashlib.sha256(grey.tobytes()).hexdigest()[:16], 16))
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = uid
+    ds.PatientName = "SYNTHETIC^DEMO"
+    ds.PatientID = "SYNTHETIC"
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns = grey.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope = 1
+    ds.RescaleIntercept = 0
+    ds.PixelData = grey.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    del generate_uid
+    return buf.getvalue()
+
+
+def _mask_png(size: tuple[int, int], boxes: Iterable[Box]) -> bytes:
+    w, h = size
+    mask = np.zeros((h, w), dtype=np.uint8)
+    for b in boxes:
+        mask[int(b.y1) : int(b.y2), int(b.x1) : int(b.x2)] = 255
+    buf = io.BytesIO()
+    Image.fromarray(mask, "L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def fake_samples(source: Source, registry: Registry, per_label: int = DEMO_PER_LABEL, seed: int = 0) -> list[FakeSample]:
+    """The synthetic records to write for one source."""
+    layout = source.layout
+    ext = layout.fake_extension()
+    detection = not all(registry.subset(n).is_classification for n in source.subsets)
+    has_train = layout.raw_split_for("train") is not None
+    has_test = layout.raw_split_for("test") is not None
+    samples: list[FakeSample] = []
+    index = 0
+    for tint, (raw_label, canonical) in enumerate(sorted(source.labels.items())):
+        n = per_label if canonical is not None else 1
+        for j in range(n):
+            index += 1
+            split = None
+            if has_train and has_test:
+                split = "test" if j % 4 == 3 else "train"
+            elif has_train:
+                split = "train"
+            rng = _rng(seed, source.key, raw_label, j)
+            size = DETECTION_SIZE if detection else CLASSIFICATION_SIZE
+            pixels = synthetic_pixels(rng, size, tint)
+            boxes: tuple[Box, ...] = ()
+            mask = None
+            if detection:
+                x1, y1 = (int(v) for v in rng.integers(4, 24, size=2))
+                x2, y2 = x1 + int(rng.integers(12, 32)), y1 + int(rng.integers(12, 32))
+                boxes = (Box(raw_label, float(x1), float(y1), float(x2), float(y2)),)
+                pixels[y1:y2, x1:x2, :] = np.clip(pixels[y1:y2, x1:x2, :].astype(int) + 60, 0, 255).astype(np.uint8)
+                mask = _mask_png(size, boxes)
+            samples.append(
+                FakeSample(index=index, labels=(raw_label,), split=split, image=encode_image(pixels, ext), ext=ext,
+                           width=size[0], height=size[1], mask=mask, boxes=boxes)
+            )
+    return samples
+
+
+def write_demo_sources(raw: str | Path, registry: Registry | None = None, keys: Iterable[str] | None = None,
+                       per_label: int = DEMO_PER_LABEL, seed: int = 0) -> dict[str, int]:
+    """Write synthetic copies of the sources (all by default) under ``raw/<folder>/``; return counts."""
+    registry = registry or load_registry()
+    raw = Path(raw)
+    wanted = set(keys) if keys is not None else None
+    written: dict[str, int] = {}
+    for source in sorted(registry.sources, key=lambda s: s.number):
+        if wanted is not None and source.key not in wanted:
+            continue
+        samples = fake_samples(source, registry, per_label, seed)
+        # Sources sharing one download (data_dir) each write their own part under the shared folder.
+        root = raw / source.folder
+        source.layout.write_fake(source, root, samples)
+        written[source.key] = len(samples)
+    return written

@@ -1,0 +1,103 @@
+"""The build report: a ledger in which every raw record is either kept (per split) or dropped (per reason).
+
+``report["configs"][config]["sources"][key] == {"raw": n, "kept": {"train": a, "test": b},
+"dropped": {reason: m, ...}, "examples": {reason: [[ref, detail], ...]}}`` with
+``raw == a + b + sum(dropped.values())`` for every source; :meth:`ConfigReport.check` enforces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Why a raw record did not land in a split. Keys of ``dropped`` are always one of these.
+DROP_REASONS: dict[str, str] = {
+    "unlabeled": "the record carries no label",
+    "unused_label": "its raw label maps to an explicit drop (the paper does not use it)",
+    "unknown_label": "its raw label is not in the source's clusters (only with --lenient)",
+    "multiple_labels": "a single-label subset got a record with several canonical labels",
+    "unreadable_row": "its table row could not be parsed",
+    "missing_image": "the table names an image that is not on disk",
+    "ambiguous_image": "the table id matches several files",
+    "unknown_split": "its split folder/value is not declared in the layout",
+    "unused_split": "it belongs to a split the paper does not use",
+    "empty": "zero-byte image file",
+    "truncated": "the image file is cut short",
+    "corrupt": "the image cannot be decoded",
+    "too_large": "the image exceeds the decompression-bomb pixel limit",
+    "unsupported": "the image format is not supported",
+    "multiframe": "multi-frame image (animated GIF, multi-frame DICOM)",
+    "no_annotation": "a detection/segmentation record without any box",
+    "duplicate": "the same decoded pixels were already kept in this subset",
+    "near_duplicate": "a perceptually near-identical image was already kept in this subset",
+    "over_cap": "not needed: the split's cap (train 3,000) was reached with labels balanced",
+    "balance": "not needed: the test split is strictly label-balanced",
+}
+
+EXAMPLES_PER_REASON = 5
+_DICOM_PATH = re.compile(r"[^\s'\"\[\],:]+\.(?:dcm|dicom|dic)\b", re.IGNORECASE)
+
+
+def safe_ref(text: str) -> str:
+    """Replace DICOM file paths (whose names may carry patient or study identifiers) by a hash."""
+    return _DICOM_PATH.sub(lambda m: "dicom:" + hashlib.sha256(m.group(0).encode()).hexdigest()[:16], text)
+
+
+@dataclass
+class SourceLedger:
+    raw: int = 0
+    kept: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[list[str]]] = field(default_factory=dict)
+    missing: bool = False
+
+    def drop(self, reason: str, ref: str, detail: str | None = None) -> None:
+        if reason not in DROP_REASONS:
+            raise ValueError(f"unknown drop reason {reason!r}")
+        self.dropped[reason] += 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < EXAMPLES_PER_REASON:
+            ex.append([safe_ref(ref), safe_ref(detail or DROP_REASONS[reason])])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "raw": self.raw,
+            "kept": {"train": self.kept["train"], "test": self.kept["test"]},
+            "dropped": dict(sorted(self.dropped.items())),
+            "examples": {k: v for k, v in sorted(self.examples.items())},
+            "missing": self.missing,
+        }
+
+
+@dataclass
+class ConfigReport:
+    config: str
+    sources: dict[str, SourceLedger] = field(default_factory=dict)
+    label_counts: dict[str, Counter] = field(default_factory=lambda: {"train": Counter(), "test": Counter()})
+    ood: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def ledger(self, key: str) -> SourceLedger:
+        return self.sources.setdefault(key, SourceLedger())
+
+    def check(self) -> None:
+        """Raise if any source's ledger does not add up (a record was lost or counted twice)."""
+        for key, led in self.sources.items():
+            total = sum(led.kept.values()) + sum(led.dropped.values())
+            if total != led.raw:
+                raise AssertionError(
+                    f"{self.config}: source {key}: {led.raw} raw records but {total} kept+dropped"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sources": {k: v.to_dict() for k, v in sorted(self.sources.items())},
+            "num_examples": {s: sum(c.values()) for s, c in self.label_counts.items()},
+            "label_counts": {s: dict(sorted(c.items())) for s, c in self.label_counts.items()},
+            "ood": self.ood,
+            "missing_sources": sorted(k for k, v in self.sources.items() if v.missing),
+            "warnings": list(self.warnings),
+        }

@@ -1,0 +1,435 @@
+"""Choose which raw records of a subset land in which split, following the paper (Section 2.1, App. B).
+
+Order of work, so that only kept images are ever opened:
+
+1. scan every source's layout (tables and file names only) -> raw records;
+2. map raw labels to the subset's canonical labels, count every record that cannot be used;
+3. split: the source's own train/test split where it has one (validation goes to train), else a
+   seeded, label-stratified 9:1 split;
+4. quotas: test strictly label-balanced (same count for every label, at most ``test_max_per_label``),
+   train capped at 3,000 with labels balanced as far as possible (water-filling);
+5. fill the quotas in a seeded order, opening images only now (in parallel when ``num_proc > 1``):
+   corrupt images and exact or near duplicates (same decoded pixels, or perceptual hash within
+   :data:`~medmat_builder.images.NEAR_DUPLICATE_MAX_DISTANCE`) are skipped and the next candidate is
+   taken. The test split is filled first, so a duplicate pair never spans train and test.
+
+Accepted image bytes go to an on-disk :class:`Spool` (bounded memory); the builder reads them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE, ImageError, image_id, load_image
+from medmat_builder.layouts.base import Box, RawRecord
+from medmat_builder.registry import Source, Subset
+from medmat_builder.report import ConfigReport
+
+TRAIN_CAP = 3000
+TEST_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Knobs of a build; the defaults are the paper's rules."""
+
+    seed: int = 42
+    train_cap: int = TRAIN_CAP
+    test_fraction: float = TEST_FRACTION
+    test_max_per_label: int = 250
+    test_cap: int = 1000
+    lenient: bool = False
+    num_proc: int = 1
+    near_duplicate_distance: int = NEAR_DUPLICATE_MAX_DISTANCE
+
+
+class UnknownLabelError(ValueError):
+    """Raw labels that are not in a source's clusters (use --lenient to count them as dropped)."""
+
+
+@dataclass
+class Candidate:
+    record: RawRecord
+    source: Source
+    root: Path
+    labels: tuple[str, ...]
+    split: str
+    id: str
+    key: str  # balancing key: the label (single), rarest label (multi), "all" (det/seg)
+    order: str = ""
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One kept record: everything the builder needs to write it, image bytes in the spool."""
+
+    id: str
+    source: str
+    split: str
+    labels: tuple[str, ...]
+    offset: int
+    length: int
+    width: int
+    height: int
+    boxes: tuple[Box, ...] = ()
+
+
+class Spool:
+    """Append-only temporary file holding accepted image bytes (keeps memory flat)."""
+
+    def __init__(self, directory: str | None = None):
+        fd, self.path = tempfile.mkstemp(prefix="medmat-spool-", suffix=".bin", dir=directory)
+        self._fh = os.fdopen(fd, "w+b")
+        self._size = 0
+
+    def put(self, data: bytes) -> tuple[int, int]:
+        self._fh.seek(self._size)
+        self._fh.write(data)
+        off = self._size
+        self._size += len(data)
+        return off, len(data)
+
+    def get(self, offset: int, length: int) -> bytes:
+        self._fh.flush()
+        with open(self.path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)
+
+    def close(self) -> None:
+        self._fh.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def _hash_key(*parts: object) -> str:
+    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- labels & splits
+def map_labels(
+    subset: Subset, source: Source, record: RawRecord, unknown: dict[str, list[str]]
+) -> tuple[tuple[str, ...], str | None]:
+    """Canonical labels of a record, or a drop reason. Unknown raw labels are collected."""
+    raw = list(record.labels)
+    if not subset.is_classification:
+        raw = raw or [b.label for b in record.boxes] or [lab for _, lab in record.mask_labels]
+    if not raw:
+        return (), "unlabeled"
+    out: list[str] = []
+    for lab in raw:
+        if lab not in source.labels:
+            unknown.setdefault(lab, []).append(record.ref)
+            return (), "unknown_label"
+        canonical = source.labels[lab]
+        if canonical is not None and canonical not in out:
+            out.append(canonical)
+    if not out:
+        return (), "unused_label"
+    if subset.kind == "single-label" and len(out) > 1:
+        return (), "multiple_labels"
+    return tuple(out), None
+
+
+def assign_random_splits(cands: list[Candidate], seed: int, fraction: float) -> None:
+    """Seeded, label-stratified exact 9:1 split of candidates whose source has no split."""
+    groups: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
+    for c in cands:
+        groups[(c.source.key, c.key)].append(c)
+    for (src, key), group in sorted(groups.items()):
+        group.sort(key=lambda c: _hash_key(seed, "split", src, c.record.image))
+        n_test = int(round(len(group) * fraction))
+        for i, c in enumerate(group):
+            c.split = "test" if i < n_test else "train"
+
+
+def balanced_quotas(available: dict[str, int], cap: int) -> dict[str, int]:
+    """Water-filling: share ``cap`` among keys as evenly as their availability allows."""
+    quotas = {k: 0 for k in available}
+    remaining = cap
+    keys = sorted(available, key=lambda k: (available[k], k))
+    for i, k in enumerate(keys):
+        share = remaining // (len(keys) - i)
+        quotas[k] = min(available[k], share)
+        remaining -= quotas[k]
+    for k in keys:  # hand out the rounding leftovers
+        if remaining <= 0:
+            break
+        if quotas[k] < available[k]:
+            quotas[k] += 1
+            remaining -= 1
+    return quotas
+
+
+# --------------------------------------------------------------------------- image loading
+@dataclass(frozen=True)
+class _LoadJob:
+    path: str
+    root: str
+    record: RawRecord
+    detection: bool
+
+
+@dataclass(frozen=True)
+class _LoadResult:
+    data: bytes | None
+    width: int = 0
+    height: int = 0
+    pixel_hash: str = ""
+    phash: int = 0
+    boxes: tuple[Box, ...] = ()
+    error: str | None = None
+    detail: str | None = None
+
+
+def _load(job: _LoadJob) -> _LoadResult:
+    try:
+        img = load_image(Path(job.path))
+    except ImageError as exc:
+        return _LoadResult(None, error=exc.reason, detail=str(exc))
+    boxes: tuple[Box, ...] = ()
+    if job.detection:
+        from medmat_builder.boxes import resolve_boxes
+
+        try:
+            boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height)))
+        except ImageError as exc:
+            return _LoadResult(None, error=exc.reason, detail=f"mask: {exc}")
+    return _LoadResult(img.data, img.width, img.height, img.sha256, img.phash, boxes)
+
+
+class _Loader:
+    """Loads candidates in order, in a process pool when ``num_proc > 1``."""
+
+    def __init__(self, num_proc: int):
+        self.pool = ProcessPoolExecutor(num_proc) if num_proc > 1 else None
+
+    def map(self, jobs: Sequence[_LoadJob]) -> Iterable[_LoadResult]:
+        if self.pool is None:
+            return map(_load, jobs)
+        return self.pool.map(_load, jobs, chunksize=4)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+class _SeenImages:
+    """Exact (pixel sha256) and near (perceptual hash) duplicate detection within one subset."""
+
+    def __init__(self, max_distance: int):
+        self.exact: set[str] = set()
+        self.phashes = np.zeros(1024, dtype=np.uint64)
+        self.n = 0
+        self.max_distance = max_distance
+
+    def check(self, pixel_hash: str, phash: int) -> str | None:
+        if pixel_hash in self.exact:
+            return "duplicate"
+        if self.n and self.max_distance >= 0:
+            xor = np.bitwise_xor(self.phashes[: self.n], np.uint64(phash))
+            if int(np.bitwise_count(xor).min()) <= self.max_distance:
+                return "near_duplicate"
+        return None
+
+    def add(self, pixel_hash: str, phash: int) -> None:
+        self.exact.add(pixel_hash)
+        if self.n == len(self.phashes):
+            self.phashes = np.concatenate([self.phashes, np.zeros_like(self.phashes)])
+        self.phashes[self.n] = np.uint64(phash)
+        self.n += 1
+
+
+# --------------------------------------------------------------------------- the selection
+@dataclass
+class Selection:
+    train: list[Selected] = field(default_factory=list)
+    test: list[Selected] = field(default_factory=list)
+
+
+def select_subset(
+    subset: Subset,
+    sources: Sequence[tuple[Source, Path]],
+    settings: BuildSettings,
+    report: ConfigReport,
+    spool: Spool,
+    scan: Callable[[Source, Path], Iterable[RawRecord]] | None = None,
+) -> Selection:
+    """Scan, split, balance and fill one subset; every raw record ends up kept or counted as dropped."""
+    scan = scan or (lambda src, root: src.layout.scan(src, root))
+    label_rank = {lab: i for i, lab in enumerate(subset.labels)}
+    candidates: list[Candidate] = []
+    unknown: dict[tuple[str, str], list[str]] = {}
+    for source, root in sources:
+        ledger = report.ledger(source.key)
+        src_unknown: dict[str, list[str]] = {}
+        for rec in scan(source, root):
+            ledger.raw += 1
+            if rec.drop_reason:
+                ledger.drop(rec.drop_reason, rec.ref, rec.detail)
+                continue
+            labels, reason = map_labels(subset, source, rec, src_unknown)
+            if reason:
+                detail = f"raw labels {list(rec.labels)}" if reason != "unlabeled" else None
+                ledger.drop(reason, rec.ref, detail)
+                continue
+            rid = f"{subset.name}-{image_id(source.key, rec.image)}"
+            candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, key=""))
+        for lab, refs in src_unknown.items():
+            unknown[(source.key, lab)] = refs
+    if unknown and not settings.lenient:
+        lines = [
+            f"  source {src}: raw label {lab!r} ({len(refs)} records, e.g. {refs[0]})"
+            for (src, lab), refs in sorted(unknown.items())
+        ]
+        raise UnknownLabelError(
+            f"{subset.name}: raw labels missing from the label clusters in sources.yaml:\n"
+            + "\n".join(lines)
+            + "\nAdd them to the source's 'labels' (map to a canonical label or null), "
+            "or pass --lenient to count them as dropped."
+        )
+
+    # Balancing keys.
+    freq: dict[str, int] = defaultdict(int)
+    for c in candidates:
+        for lab in c.labels:
+            freq[lab] += 1
+    for c in candidates:
+        if subset.kind == "single-label":
+            c.key = c.labels[0]
+        elif subset.kind == "multi-label":
+            c.key = min(c.labels, key=lambda lab: (freq[lab], label_rank.get(lab, 0), lab))
+        else:
+            c.key = "all"
+        c.order = _hash_key(settings.seed, "order", c.id)
+
+    # Splits: the source's own where it has one, else a seeded stratified 9:1.
+    by_source: dict[str, list[Candidate]] = defaultdict(list)
+    for c in candidates:
+        by_source[c.source.key].append(c)
+    unsplit = []
+    for key, group in by_source.items():
+        if any(c.split == "test" for c in group):  # the source has its own test split
+            unsplit += [c for c in group if not c.split]
+        else:  # no split, or only train/validation parts: seeded 9:1 over everything
+            unsplit += group
+    assign_random_splits(unsplit, settings.seed, settings.test_fraction)
+
+    # Same image id twice (a table listing one file twice): keep the first, count the rest.
+    seen_ids: set[str] = set()
+    unique: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: (c.split != "test", c.order)):
+        if c.id in seen_ids:
+            report.ledger(c.source.key).drop("duplicate", c.record.ref, "the same file is listed twice")
+            continue
+        seen_ids.add(c.id)
+        unique.append(c)
+
+    buckets: dict[str, dict[str, list[Candidate]]] = {"train": defaultdict(list), "test": defaultdict(list)}
+    for c in unique:
+        buckets[c.split][c.key].append(c)
+    for split in buckets:
+        for group in buckets[split].values():
+            group.sort(key=lambda c: c.order)
+
+    loader = _Loader(settings.num_proc)
+    seen = _SeenImages(settings.near_duplicate_distance)
+    selection = Selection()
+    try:
+        # Test first: strictly balanced.
+        test_avail = {k: len(v) for k, v in buckets["test"].items()}
+        if subset.kind == "single-label":
+            per = min([*test_avail.values(), settings.test_max_per_label]) if test_avail else 0
+            test_quota = {k: per for k in test_avail}
+        else:
+            test_quota = balanced_quotas(test_avail, settings.test_cap)
+        kept_test = _fill(buckets["test"], test_quota, loader, seen, spool, report, subset, "balance")
+        if subset.kind == "single-label" and kept_test:
+            floor = min(len(v) for v in kept_test.values())
+            for k, items in kept_test.items():  # a label came up short (duplicates/corrupt): re-level
+                for sel, cand in items[floor:]:
+                    report.ledger(cand.source.key).drop("balance", cand.record.ref, "test re-levelled")
+                kept_test[k] = items[:floor]
+        train_avail = {k: len(v) for k, v in buckets["train"].items()}
+        train_quota = balanced_quotas(train_avail, settings.train_cap)
+        kept_train = _fill(buckets["train"], train_quota, loader, seen, spool, report, subset, "over_cap")
+    finally:
+        loader.close()
+
+    for split, kept in (("test", kept_test), ("train", kept_train)):
+        items = sorted((sel for group in kept.values() for sel, _ in group), key=lambda s: s.id)
+        setattr(selection, split, items)
+        for sel in items:
+            report.ledger(sel.source).kept[split] += 1
+            for lab in sel.labels:
+                report.label_counts[split][lab] += 1
+    report.ood = len(selection.train) < settings.train_cap
+    report.check()
+    return selection
+
+
+def _fill(
+    buckets: dict[str, list[Candidate]],
+    quotas: dict[str, int],
+    loader: _Loader,
+    seen: _SeenImages,
+    spool: Spool,
+    report: ConfigReport,
+    subset: Subset,
+    surplus_reason: str,
+) -> dict[str, list[tuple[Selected, Candidate]]]:
+    detection = not subset.is_classification
+    kept: dict[str, list[tuple[Selected, Candidate]]] = {}
+    for key in sorted(buckets):
+        queue = buckets[key]
+        need = quotas.get(key, 0)
+        got: list[tuple[Selected, Candidate]] = []
+        pos = 0
+        while len(got) < need and pos < len(queue):
+            want = need - len(got)
+            chunk = queue[pos : pos + max(want + want // 20 + 2, 1)]
+            pos += len(chunk)
+            jobs = [_LoadJob(str(c.root / c.record.image), str(c.root), c.record, detection) for c in chunk]
+            for cand, res in zip(chunk, loader.map(jobs)):
+                ledger = report.ledger(cand.source.key)
+                if len(got) >= need:
+                    ledger.drop(surplus_reason, cand.record.ref)
+                    continue
+                if res.error:
+                    ledger.drop(res.error, cand.record.ref, res.detail)
+                    continue
+                dup = seen.check(res.pixel_hash, res.phash)
+                if dup:
+                    ledger.drop(dup, cand.record.ref, f"same image as one already kept in {subset.name}")
+                    continue
+                labels = cand.labels
+                boxes: tuple[Box, ...] = ()
+                if detection:
+                    boxes = tuple(
+                        Box(cand.source.labels[b.label], b.x1, b.y1, b.x2, b.y2)
+                        for b in res.boxes
+                        if cand.source.labels.get(b.label) is not None
+                    )
+                    if not boxes:
+                        ledger.drop("no_annotation", cand.record.ref)
+                        continue
+                    labels = tuple(dict.fromkeys(b.label for b in boxes))
+                seen.add(res.pixel_hash, res.phash)
+                off, length = spool.put(res.data)  # type: ignore[arg-type]
+                got.append(
+                    (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes), cand)
+                )
+        for cand in queue[pos:]:
+            report.ledger(cand.source.key).drop(surplus_reason, cand.record.ref)
+        kept[key] = got
+    return kept

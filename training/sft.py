@@ -1,0 +1,449 @@
+"""Supervised fine-tuning of vision-language models on Med-MAT configs and mixtures, with TRL.
+
+One script for one GPU, many GPUs, many nodes and DeepSpeed: the launcher decides, the script does not.
+
+    # a recipe (paper settings) on the configs you name
+    accelerate launch --config_file training/accelerate/multi_gpu.yaml training/sft.py \\
+        --config training/recipes/llava15_7b.yaml --dataset_name ./medmat \\
+        --train_configs subset_25 subset_26 --output_dir runs/llava-25-26
+
+    # a planner mixture by name (or by the file `medmat plan --out` wrote)
+    accelerate launch training/sft.py --config training/recipes/qwen2vl_7b.yaml \\
+        --dataset_name ./medmat --mixture related:subset_28
+
+    # seconds on a CPU, with a tiny model created on the fly
+    python training/sft.py --config training/recipes/tiny_cpu.yaml
+
+Arguments are TRL's (``SFTConfig``, ``ModelConfig``, ``ScriptArguments``) plus the data arguments of
+:class:`MedmatScriptArguments`; ``--config FILE.yaml`` sets defaults that flags override.
+
+Data. ``--dataset_name`` is a folder written by ``medmat build`` or a Hub dataset id. Only the
+``train`` split of each named config is read. Every record becomes TRL's vision-language
+prompt/completion form::
+
+    {"image": <PIL.Image>, "prompt": [{"role": "user", "content": question}],
+     "completion": [{"role": "assistant", "content": answer}]}
+
+and the loss is computed on the completion only (the answer letter, or the box text for detection).
+With ``--mixture``, the records of the mixture target's ``test`` split can never enter training:
+training records whose id or image bytes equal a target test record are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config
+
+logger = logging.getLogger("medmat.sft")
+
+ANSWER_DIRECTIVE = "Answer with the option's letter from the given choices directly."
+LETTERS = "ABCDEFGHIJ"
+VISION_PARAM_MARKERS = ("vision_tower.", "vision_model.", "visual.", "vision_encoder.")
+DATA_MANIFEST = "medmat_training_data.json"
+
+
+# --------------------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MedmatScriptArguments(ScriptArguments):
+    """Data and run arguments on top of TRL's ``ScriptArguments`` (``--dataset_name`` etc.)."""
+
+    train_configs: list[str] | None = field(
+        default=None,
+        metadata={"help": "Configs to train on, e.g. `--train_configs subset_25 subset_26` (train split of each)."},
+    )
+    mixture: str | None = field(
+        default=None,
+        metadata={"help": "A planner mixture: a name such as `related:subset_28` or a file from `medmat plan --out`."},
+    )
+    samples_per_config: int | None = field(
+        default=None,
+        metadata={"help": "With --train_configs: at most this many records per config (seeded sample). Default: all."},
+    )
+    general_mcq_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Optional general multiple-choice VQA dataset mixed in (the paper adds ImageWikiQA against "
+            "option-count bias): a local folder, a parquet/json file or a Hub id with `image`, `question` and "
+            "`answer` columns (and optionally `options`)."
+        },
+    )
+    general_mcq_config: str | None = field(default=None, metadata={"help": "Config name of --general_mcq_dataset."})
+    general_mcq_split: str = field(default="train", metadata={"help": "Split of --general_mcq_dataset."})
+    general_mcq_samples: int | None = field(
+        default=None, metadata={"help": "Records drawn from --general_mcq_dataset (seeded). Default: all."}
+    )
+    global_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Total batch per optimizer step across all processes. When set, gradient_accumulation_steps is "
+            "derived as global_batch_size / (per_device_train_batch_size * world_size) (the paper: 32)."
+        },
+    )
+    freeze_vision_tower: bool = field(
+        default=False, metadata={"help": "Keep the vision encoder frozen (train projector + language model)."}
+    )
+    tiny_model_arch: str | None = field(
+        default=None,
+        metadata={
+            "help": "If set (llava, idefics3, qwen2_vl) and --model_name_or_path does not exist yet, create a tiny "
+            "random model of that architecture there first (no download). For demos and tests."
+        },
+    )
+    leakage_check: bool = field(
+        default=True,
+        metadata={"help": "Drop training records equal (by id or image bytes) to a record of the target's test split."},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Mixtures: the only place that knows about the planner
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MixturePlan:
+    """What training needs of a planner mixture: the target and (config, samples) pairs."""
+
+    target: str | None
+    configs: list[tuple[str, int | None]]
+    seed: int | None = None
+
+
+def resolve_mixture(spec: str) -> MixturePlan:
+    """Turn ``related:subset_28`` or a mixture file into a :class:`MixturePlan` via the planner.
+
+    This is the one function that depends on :mod:`medmat_builder.planner`; adapt it here if the
+    planner's API changes. Without the planner, a mixture *file* is still read directly.
+    """
+    try:
+        from medmat_builder.planner import resolve_mixture as plan_mixture
+    except ImportError as err:
+        if Path(spec).is_file():
+            return _read_mixture_file(Path(spec))
+        raise SystemExit(
+            f"--mixture {spec!r} needs the planner (medmat_builder.planner), which could not be imported ({err}). "
+            "Pass a mixture file written by `medmat plan --out FILE`, or use --train_configs."
+        ) from err
+    mix = plan_mixture(spec)
+    configs = []
+    for item in mix.configs:
+        config, samples = _config_and_samples(item)
+        configs.append((config, samples))
+    return MixturePlan(target=getattr(mix, "target", None), configs=configs, seed=getattr(mix, "seed", None))
+
+
+def _config_and_samples(item: Any) -> tuple[str, int | None]:
+    if isinstance(item, dict):
+        return str(item["config"]), item.get("samples")
+    if isinstance(item, (tuple, list)):
+        return str(item[0]), (item[1] if len(item) > 1 else None)
+    return str(item.config), getattr(item, "samples", None)
+
+
+def _read_mixture_file(path: Path) -> MixturePlan:
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or "configs" not in data:
+        raise SystemExit(f"{path} is not a mixture file: expected a mapping with `target` and `configs`.")
+    raw = data["configs"]
+    items = raw.items() if isinstance(raw, dict) else [_config_and_samples(x) for x in raw]
+    return MixturePlan(target=data.get("target"), configs=[(str(c), s) for c, s in items], seed=data.get("seed"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+
+def to_prompt_completion(question: str, answer: str) -> dict[str, list[dict[str, str]]]:
+    """One Med-MAT record as TRL's conversational prompt/completion pair (the image goes alongside)."""
+    return {
+        "prompt": [{"role": "user", "content": question}],
+        "completion": [{"role": "assistant", "content": answer}],
+    }
+
+
+def _format_batch(question: list[str], answer: list[str]) -> dict[str, list]:
+    pairs = [to_prompt_completion(q, a) for q, a in zip(question, answer, strict=True)]
+    return {"prompt": [p["prompt"] for p in pairs], "completion": [p["completion"] for p in pairs]}
+
+
+def load_split(dataset_name: str, config: str | None, split: str):
+    """Load one split of one config from an export folder, a data file, or the Hub."""
+    from datasets import load_dataset
+
+    path = Path(dataset_name)
+    if path.is_file():
+        kind = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}.get(path.suffix)
+        if kind is None:
+            raise SystemExit(f"Cannot read {path}: use a folder, a .parquet/.json/.jsonl/.csv file or a Hub id.")
+        return load_dataset(kind, data_files={split: str(path)}, split=split)
+    try:
+        return load_dataset(dataset_name, config, split=split)
+    except ValueError as err:
+        if "BuilderConfig" in str(err) or "not found" in str(err).lower():
+            raise SystemExit(
+                f"Config {config!r} is not in {dataset_name}. Build it first (`medmat build {config} --out "
+                f"{dataset_name}`) or check the name (subset_01 .. subset_53). Details: {err}"
+            ) from err
+        raise
+
+
+def _sample(ds, n: int | None, seed: int, what: str):
+    if n is None or n >= len(ds):
+        if n is not None and n > len(ds):
+            logger.warning("%s has %d records, fewer than the %d asked for; using all of them.", what, len(ds), n)
+        return ds
+    return ds.shuffle(seed=seed).select(range(n))
+
+
+def _to_training_form(ds, config: str | None):
+    """Keep image + prompt/completion (+ id and config for bookkeeping)."""
+    from datasets import Image
+
+    missing = {"image", "question", "answer"} - set(ds.column_names)
+    if missing:
+        raise SystemExit(f"Dataset for {config!r} lacks columns {sorted(missing)}; is it a Med-MAT export?")
+    if "id" not in ds.column_names:
+        ds = ds.add_column("id", [f"{config}-{i}" for i in range(len(ds))])
+    ds = ds.select_columns(["id", "image", "question", "answer"])
+    ds = ds.map(_format_batch, batched=True, input_columns=["question", "answer"], remove_columns=["question", "answer"])
+    ds = ds.add_column("config", [config or "general"] * len(ds))
+    return ds.cast_column("image", Image(mode="RGB"))
+
+
+def _letter_question(example: dict[str, Any]) -> dict[str, str]:
+    """Bring a general MCQ record to the Med-MAT question/answer form (lettered options, letter answer)."""
+    question, answer = str(example["question"]), str(example["answer"]).strip()
+    options = list(example.get("options") or [])
+    if options and "\nA. " not in question:
+        question = question + "\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
+        question += "\n" + ANSWER_DIRECTIVE
+    if options and answer not in LETTERS[: len(options)] and answer in options:
+        answer = LETTERS[options.index(answer)]
+    return {"question": question, "answer": answer}
+
+
+def load_general_mcq(args: MedmatScriptArguments, seed: int):
+    """The optional general multiple-choice VQA mix-in, in training form."""
+    ds = load_split(args.general_mcq_dataset, args.general_mcq_config, args.general_mcq_split)
+    ds = _sample(ds, args.general_mcq_samples, seed, f"general MCQ dataset {args.general_mcq_dataset}")
+    extra = [c for c in ds.column_names if c not in {"image", "question", "answer", "options", "id"}]
+    ds = ds.map(_letter_question, remove_columns=extra + (["options"] if "options" in ds.column_names else []))
+    return _to_training_form(ds, "general")
+
+
+def _image_fingerprints(ds) -> list[str]:
+    from datasets import Image
+
+    raw = ds.cast_column("image", Image(decode=False))
+    prints = []
+    for item in raw["image"]:
+        data = item.get("bytes")
+        if data is None and item.get("path"):
+            data = Path(item["path"]).read_bytes()
+        prints.append(hashlib.sha256(data or b"").hexdigest())
+    return prints
+
+
+def drop_target_test_records(train, dataset_name: str, target: str):
+    """Remove training records equal (same id or same image bytes) to a record of ``target``'s test split.
+
+    Returns ``(train, n_dropped)``. A target without a test split protects nothing and drops nothing.
+    """
+    try:
+        test = load_split(dataset_name, target, "test")
+    except (SystemExit, ValueError, FileNotFoundError) as err:
+        logger.warning("No test split found for target %s (%s); nothing to protect.", target, err)
+        return train, 0
+    test_ids = set(test["id"]) if "id" in test.column_names else set()
+    test_prints = set(_image_fingerprints(test))
+    train_prints = _image_fingerprints(train)
+    keep = [i for i, (rid, fp) in enumerate(zip(train["id"], train_prints, strict=True))
+            if rid not in test_ids and fp not in test_prints]
+    dropped = len(train) - len(keep)
+    if dropped:
+        logger.warning("Dropped %d training records that equal records of %s's test split.", dropped, target)
+        train = train.select(keep)
+    return train, dropped
+
+
+def build_train_dataset(args: MedmatScriptArguments, seed: int):
+    """Assemble the training set named by the arguments.
+
+    Returns ``(dataset, manifest)``: the dataset has columns ``id``, ``config``, ``image``,
+    ``prompt``, ``completion``; the manifest records what was drawn from where.
+    """
+    from datasets import concatenate_datasets
+
+    if not args.dataset_name:
+        raise SystemExit("Pass --dataset_name: a folder from `medmat build` (e.g. ./medmat) or a Hub dataset id.")
+    chosen = [bool(args.train_configs), bool(args.mixture), bool(args.dataset_config)]
+    if sum(chosen) != 1:
+        raise SystemExit("Name the training data with exactly one of --train_configs, --mixture or --dataset_config.")
+
+    target = None
+    if args.mixture:
+        plan = resolve_mixture(args.mixture)
+        target, plan_items = plan.target, plan.configs
+        if plan.seed is not None:
+            seed = plan.seed
+    else:
+        configs = args.train_configs or [args.dataset_config]
+        plan_items = [(c, args.samples_per_config) for c in configs]
+    if not plan_items:
+        raise SystemExit(f"The mixture {args.mixture!r} selects no configs; nothing to train on.")
+
+    parts, counts = [], {}
+    for config, samples in plan_items:
+        ds = load_split(args.dataset_name, config, args.dataset_train_split)
+        ds = _sample(ds, samples, seed, f"{config}/{args.dataset_train_split}")
+        parts.append(_to_training_form(ds, config))
+        counts[config] = len(ds)
+    if args.general_mcq_dataset:
+        general = load_general_mcq(args, seed)
+        parts.append(general)
+        counts["general"] = len(general)
+    train = concatenate_datasets(parts).shuffle(seed=seed)
+
+    dropped = 0
+    if target and args.leakage_check:
+        train, dropped = drop_target_test_records(train, args.dataset_name, target)
+    manifest = {
+        "dataset_name": args.dataset_name,
+        "mixture": args.mixture,
+        "target": target,
+        "seed": seed,
+        "split": args.dataset_train_split,
+        "records": counts,
+        "dropped_as_target_test": dropped,
+        "total": len(train),
+    }
+    return train, manifest
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+def ensure_tiny_model(script_args: MedmatScriptArguments, model_args: ModelConfig, training_args: SFTConfig) -> None:
+    """Create the tiny model at ``--model_name_or_path`` if asked to and it is not there (main process only)."""
+    if not script_args.tiny_model_arch:
+        return
+    path = Path(model_args.model_name_or_path)
+    with training_args.main_process_first(desc="create tiny model"):
+        if not (path / "config.json").is_file():
+            from medmat_builder.tiny_models import create_tiny_model
+
+            create_tiny_model(script_args.tiny_model_arch, path, seed=0)
+
+
+def apply_global_batch_size(script_args: MedmatScriptArguments, training_args: SFTConfig) -> None:
+    """Derive gradient accumulation so that the global batch is ``--global_batch_size`` on any world size."""
+    if not script_args.global_batch_size:
+        return
+    per_step = training_args.per_device_train_batch_size * training_args.world_size
+    if script_args.global_batch_size % per_step:
+        raise SystemExit(
+            f"--global_batch_size {script_args.global_batch_size} is not a multiple of per_device_train_batch_size "
+            f"({training_args.per_device_train_batch_size}) x processes ({training_args.world_size}); change one."
+        )
+    training_args.gradient_accumulation_steps = script_args.global_batch_size // per_step
+    if getattr(training_args, "hf_deepspeed_config", None) is not None:  # --deepspeed JSON: refresh its "auto"s
+        training_args.hf_deepspeed_config.trainer_config_process(training_args)
+
+
+def freeze_vision(model) -> int:
+    """Freeze the vision encoder's parameters; returns how many tensors were frozen."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        if any(marker in name for marker in VISION_PARAM_MARKERS):
+            param.requires_grad_(False)
+            frozen += 1
+    return frozen
+
+
+def _resume_arg(training_args: SFTConfig) -> str | bool | None:
+    value = training_args.resume_from_checkpoint
+    if isinstance(value, str) and value.lower() in {"true", "last", "latest"}:
+        return True
+    return value
+
+
+def main(script_args: MedmatScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> SFTTrainer:
+    """Train and save; returns the trainer (its ``state.log_history`` has the losses)."""
+    logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING)
+    if not model_args.model_name_or_path:
+        raise SystemExit("Pass --model_name_or_path (a Hub id or a folder), or use a recipe: --config FILE.yaml.")
+    ensure_tiny_model(script_args, model_args, training_args)
+    apply_global_batch_size(script_args, training_args)
+    if training_args.completion_only_loss is None:
+        training_args.completion_only_loss = True
+    training_args.model_init_kwargs = {
+        **dict(
+            revision=model_args.model_revision,
+            trust_remote_code=model_args.trust_remote_code,
+            attn_implementation=model_args.attn_implementation,
+            dtype=model_args.dtype,
+        ),
+        **(training_args.model_init_kwargs or {}),
+    }
+
+    with training_args.main_process_first(desc="prepare Med-MAT training data"):
+        train, manifest = build_train_dataset(script_args, training_args.data_seed or training_args.seed)
+    train = train.select_columns(["image", "prompt", "completion"])
+
+    trainer = SFTTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train,
+        peft_config=get_peft_config(model_args),
+        quantization_config=get_quantization_config(model_args),
+    )
+    if script_args.freeze_vision_tower and not model_args.use_peft:
+        n = freeze_vision(trainer.model)
+        logger.info("Froze %d vision-encoder tensors.", n)
+
+    if trainer.is_world_process_zero():
+        out = Path(training_args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / DATA_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        logger.info("Training on %d records: %s", manifest["total"], manifest["records"])
+
+    trainer.train(resume_from_checkpoint=_resume_arg(training_args))
+    trainer.save_model(training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+    if hasattr(trainer, "end"):
+        trainer.end()
+    return trainer
+
+
+def make_parser() -> TrlParser:
+    """The ``TrlParser`` over (MedmatScriptArguments, SFTConfig, ModelConfig)."""
+    return TrlParser((MedmatScriptArguments, SFTConfig, ModelConfig))
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[MedmatScriptArguments, SFTConfig, ModelConfig]:
+    """Parse flags and ``--config FILE.yaml`` into the three argument objects."""
+    script_args, training_args, model_args = make_parser().parse_args_and_config(argv)
+    return script_args, training_args, model_args
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main(*parse_args(sys.argv[1:]))
