@@ -134,8 +134,20 @@ def boxes_from_array(
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """Decode a mask file to an array: palette PNGs keep their indices, 16-bit stays 16-bit."""
+    """Decode a mask file to an array: palette PNGs keep their indices, 16-bit stays 16-bit.
+
+    DICOM masks (files with the ``DICM`` marker, e.g. Duke Liver's per-slice masks) are read with
+    pydicom; anything else with Pillow.
+    """
     from PIL import Image
+
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    if head[128:132] == b"DICM":
+        import pydicom
+
+        arr = np.asarray(pydicom.dcmread(str(path)).pixel_array)
+        return arr[0] if arr.ndim == 3 and arr.shape[-1] not in (3, 4) else arr  # first frame
 
     with Image.open(path) as im:
         im.load()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from medmat_builder.images import FAKE_EXTENSIONS, write_fake_image
 from medmat_builder.layouts.base import Box, FakeSample
 from medmat_builder.registry import Registry, Source, load_registry
 
@@ -40,51 +41,15 @@ def synthetic_pixels(rng: np.random.Generator, size: tuple[int, int], tint: int)
 
 
 def encode_image(pixels: np.ndarray, ext: str) -> bytes:
-    """Encode an RGB array in the format of ``ext`` (.png .jpg .bmp .tif .gif .webp .dcm)."""
+    """Encode an RGB array in the format of ``ext`` (.png .jpg .bmp .tif .gif .webp .pgm .dcm/.dicom)."""
     ext = ext.lower()
-    if ext == ".dcm":
-        return _encode_dicom(pixels)
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-           ".gif": "GIF", ".webp": "WEBP"}.get(ext, "PNG")
-    im = Image.fromarray(pixels, "RGB")
-    buf = io.BytesIO()
-    kwargs = {"quality": 95} if fmt == "JPEG" else {}
-    im.save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
-
-
-def _encode_dicom(pixels: np.ndarray) -> bytes:
-    """A minimal synthetic monochrome DICOM (no real identifiers)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    grey = pixels.mean(axis=-1).astype(np.uint16) * 4
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    uid = "1.2.826.0.1.3680043.8.498." + str(int(hashlib.sha256(grey.tobytes()).hexdigest()[:16], 16))
-    meta.MediaStorageSOPInstanceUID = uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = uid
-    ds.PatientName = "SYNTHETIC^DEMO"
-    ds.PatientID = "SYNTHETIC"
-    ds.Modality = "OT"
-    ds.Rows, ds.Columns = grey.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.RescaleSlope = 1
-    ds.RescaleIntercept = 0
-    ds.PixelData = grey.tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    del generate_uid
-    return buf.getvalue()
+    if ext in (".dcm", ".dicom"):
+        return write_fake_image(pixels.mean(axis=-1).astype(np.uint16) * 4, ".dcm")
+    if ext in (".pgm", ".ppm"):
+        buf = io.BytesIO()
+        Image.fromarray(pixels if ext == ".ppm" else pixels.mean(axis=-1).astype(np.uint8)).save(buf, format="PPM")
+        return buf.getvalue()
+    return write_fake_image(pixels, ext if ext in FAKE_EXTENSIONS else ".png")
 
 
 def _mask_png(size: tuple[int, int], boxes: Iterable[Box]) -> bytes:

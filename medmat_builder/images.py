@@ -451,6 +451,7 @@ def _load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, 
         if rows * cols > max_pixels:
             raise _fail("too_large", name, f"DICOM is {cols}x{rows} pixels, over the limit of {max_pixels:,}")
         photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+        _ensure_transfer_syntax(ds)
         tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         ts_name = getattr(tsyntax, "name", None) or str(tsyntax or "unknown transfer syntax")
         try:
@@ -503,6 +504,24 @@ def _load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, 
         kept_original=False,
         source_format="DICOM",
     )
+
+
+def _ensure_transfer_syntax(ds) -> None:
+    """Files without a meta header (no preamble) still say how they were encoded: record it."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if meta is None:
+        meta = FileMetaDataset()
+        ds.file_meta = meta
+    if implicit:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
 def _scale_color(arr: np.ndarray, bits: int) -> np.ndarray:

@@ -84,15 +84,15 @@ def _train_tokenizer(special_tokens: list[str], bos: str, eos: str, pad: str, un
 
 # Jinja chat templates. Content may be a plain string or a list of {"type": "image"|"text"} blocks.
 _LLAVA_TEMPLATE = (
-    "{% for message in messages %}"
+    "{% for message in messages %}{% if not loop.first %} {% endif %}"
     "{% if message['role'] == 'user' %}USER: {% elif message['role'] == 'assistant' %}ASSISTANT: {% endif %}"
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for block in message['content'] %}"
     "{% if block['type'] == 'image' %}<image>\n{% elif block['type'] == 'text' %}{{ block['text'] }}{% endif %}"
     "{% endfor %}{% endif %}"
-    "{% if message['role'] == 'assistant' %}</s>{% endif %} "
+    "{% if message['role'] == 'assistant' %}</s>{% endif %}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+    "{% if add_generation_prompt %} ASSISTANT:{% endif %}"
 )
 
 _IDEFICS3_TEMPLATE = (

@@ -17,8 +17,9 @@ One script for one GPU, many GPUs, many nodes and DeepSpeed: the launcher decide
 Arguments are TRL's (``SFTConfig``, ``ModelConfig``, ``ScriptArguments``) plus the data arguments of
 :class:`MedmatScriptArguments`; ``--config FILE.yaml`` sets defaults that flags override.
 
-Data. ``--dataset_name`` is a folder written by ``medmat build`` or a Hub dataset id. Only the
-``train`` split of each named config is read. Every record becomes TRL's vision-language
+Data. ``--dataset_name`` is a folder written by ``medmat build`` or a Hub dataset id; the data are
+``--train_configs`` (or one ``--dataset_config``) or a ``--mixture``, which takes precedence over a
+recipe's ``train_configs``. Only the ``train`` split of each named config is read. Every record becomes TRL's vision-language
 prompt/completion form::
 
     {"image": <PIL.Image>, "prompt": [{"role": "user", "content": question}],
@@ -32,6 +33,7 @@ training records whose id or image bytes equal a target test record are dropped 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -43,6 +45,9 @@ from typing import Any
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config
 
 logger = logging.getLogger("medmat.sft")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if importlib.util.find_spec("medmat_builder") is None:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO_ROOT))
 
 ANSWER_DIRECTIVE = "Answer with the option's letter from the given choices directly."
 LETTERS = "ABCDEFGHIJ"
@@ -291,9 +296,11 @@ def build_train_dataset(args: MedmatScriptArguments, seed: int):
 
     if not args.dataset_name:
         raise SystemExit("Pass --dataset_name: a folder from `medmat build` (e.g. ./medmat) or a Hub dataset id.")
-    chosen = [bool(args.train_configs), bool(args.mixture), bool(args.dataset_config)]
-    if sum(chosen) != 1:
-        raise SystemExit("Name the training data with exactly one of --train_configs, --mixture or --dataset_config.")
+    if not (args.mixture or args.train_configs or args.dataset_config):
+        raise SystemExit("Name the training data: --train_configs subset_25 subset_26 ..., or --mixture "
+                         "related:subset_28 (or a file from `medmat plan --out`).")
+    if args.mixture and args.train_configs:  # e.g. a recipe's train_configs and a --mixture flag
+        logger.warning("--mixture %s is used; --train_configs %s is ignored.", args.mixture, args.train_configs)
 
     target = None
     if args.mixture:
@@ -396,7 +403,7 @@ def main(script_args: MedmatScriptArguments, training_args: SFTConfig, model_arg
     training_args.model_init_kwargs = {
         **dict(
             revision=model_args.model_revision,
-            trust_remote_code=model_args.trust_remote_code,
+            trust_remote_code=training_args.trust_remote_code,
             attn_implementation=model_args.attn_implementation,
             dtype=model_args.dtype,
         ),
@@ -418,6 +425,10 @@ def main(script_args: MedmatScriptArguments, training_args: SFTConfig, model_arg
         n = freeze_vision(trainer.model)
         logger.info("Froze %d vision-encoder tensors.", n)
 
+    manifest["world_size"] = training_args.world_size
+    manifest["gradient_accumulation_steps"] = training_args.gradient_accumulation_steps
+    dist_type = trainer.accelerator.distributed_type
+    manifest["distributed_type"] = getattr(dist_type, "value", str(dist_type))
     if trainer.is_world_process_zero():
         out = Path(training_args.output_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -10,20 +10,30 @@ from pydantic import Field
 
 from medmat_builder.layouts.base import Box, FakeSample, FileIndex, LayoutBase, PathPattern, RawRecord
 from medmat_builder.layouts.folders import FoldersLayout
+from medmat_builder.layouts.json_boxes import JsonBoxesLayout, JsonFile
+from medmat_builder.layouts.masks import MasksLayout
+from medmat_builder.layouts.rle import RleTableLayout
 from medmat_builder.layouts.table import LayoutError, TableFile, TableLayout
 
-Layout = Annotated[Union[FoldersLayout, TableLayout], Field(discriminator="kind")]
+Layout = Annotated[
+    Union[FoldersLayout, TableLayout, MasksLayout, JsonBoxesLayout, RleTableLayout],
+    Field(discriminator="kind"),
+]
 
 __all__ = [
     "Box",
     "FakeSample",
     "FileIndex",
     "FoldersLayout",
+    "JsonBoxesLayout",
+    "JsonFile",
     "Layout",
     "LayoutBase",
     "LayoutError",
+    "MasksLayout",
     "PathPattern",
     "RawRecord",
+    "RleTableLayout",
     "TableFile",
     "TableLayout",
 ]

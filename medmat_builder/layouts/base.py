@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
 
 Split = Literal["train", "test"]
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".gif", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom", ".gif", ".webp", ".pgm", ".ppm")
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 JUNK_DIRS = {"__macosx", ".git", ".ipynb_checkpoints"}
 

@@ -30,9 +30,11 @@ Several mask files per image:
 without mask, e.g. normal images that have no structure to locate).
 
 Records carry ``mask`` (paths joined by ``|``) and ``mask_labels`` as documented in
-:mod:`medmat_builder.boxes`; their ``labels`` are the raw labels the mask(s) can hold (the
-captured ``{label}``, the classes found, or every label of ``mask_values``); which are really
-present is only known once :func:`medmat_builder.boxes.resolve_boxes` reads the mask.
+:mod:`medmat_builder.boxes`; their ``labels`` are the raw labels the mask(s) can hold (those of
+``mask_labels``: the classes found, every label of ``mask_values``, or the captured ``{label}``
+it refers to); which are really present is only known once
+:func:`medmat_builder.boxes.resolve_boxes` reads the mask. An image kept without mask
+(``missing_mask: keep``) has the captured ``{label}`` if any, else no label.
 """
 
 from __future__ import annotations
@@ -198,8 +200,7 @@ class MasksLayout(LayoutBase):
                 yield RawRecord(source.key, path, path, labels, drop_reason="missing_mask",
                                 detail=f"every mask of {path!r} is of an ignored class")
                 continue
-            if not labels:
-                labels = tuple(dict.fromkeys(lab for _, lab in mask_labels))
+            labels = tuple(dict.fromkeys(lab for _, lab in mask_labels))
             yield RawRecord(source.key, path, path, labels, split=split,
                             mask=MASK_SEPARATOR.join(paths), mask_labels=tuple(mask_labels))
 
@@ -226,7 +227,7 @@ class MasksLayout(LayoutBase):
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or default_split or "train"
             rel = ipat.fill(values, star=f"fake{s.index:05d}")
-            if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
+            if not self._accepts(rel):
                 rel += s.ext
             write_bytes(root / rel, s.image)
             if per_class:
@@ -252,7 +253,7 @@ class MasksLayout(LayoutBase):
 
 def _mask_path(pattern: PathPattern, values: dict[str, str]) -> str:
     rel = pattern.fill(values, star="")
-    if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
+    if not os.path.splitext(rel)[1]:
         rel += ".png"
     return rel
 

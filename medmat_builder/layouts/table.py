@@ -60,9 +60,24 @@ class TableFile(BaseModel):
     path: str = Field(description="Pattern of the table file; may capture {split}.")
     split: str | None = Field(default=None, description="Raw split name for every row of this table.")
     sheet: str | None = Field(default=None, description="XLSX sheet (default: the first).")
-    sep: str | None = Field(default=None, description="Field separator (default from extension).")
+    sep: str | None = Field(
+        default=None, description="Field separator (default from extension); 'whitespace' splits on runs of blanks."
+    )
     header_row: int = Field(default=0, ge=0, description="0-based line of the header.")
+    columns: list[str] | None = Field(
+        default=None, description="Column names of a table without a header line (header_row is then ignored)."
+    )
+    pad_short_rows: bool = Field(
+        default=False, description="Rows with fewer cells than columns are padded with empty cells."
+    )
     encoding: str = "utf-8-sig"
+
+
+class SplitList(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="Pattern of a text file with one image name per line.")
+    split: str = Field(description="Raw split name of the listed images.")
 
 
 class TableLayout(LayoutBase):
@@ -73,13 +88,25 @@ class TableLayout(LayoutBase):
     id_zfill: int | None = Field(default=None, description="Zero padding of ids in file names.")
     id_strip_extension: bool = True
     id_template: str = Field(default="{id}", description="File id from the row id, e.g. '{id}_green'.")
+    id_regex: str | None = Field(
+        default=None, description="Regex whose group 'id' (or first group) extracts the id from the cell."
+    )
     label_column: str | None = None
     label_columns: list[str] | None = Field(default=None, description="One-hot label columns.")
     label_separator: str | None = None
     empty_label: str | None = Field(
         default=None, description="Raw label for a row with no label set (e.g. 'normal')."
     )
+    label_strip_chars: str | None = Field(
+        default=None, description="Characters stripped from each label, e.g. \"[]' \" for list literals."
+    )
     split_column: str | None = None
+    split_lists: list[SplitList] = Field(
+        default_factory=list, description="Text files listing the image names of a split, one per line."
+    )
+    on_multiple_images: Literal["drop", "all"] = Field(
+        default="drop", description="An id matching several files: drop it (ambiguous) or keep every file."
+    )
     box_columns: list[str] | None = Field(
         default=None, min_length=4, max_length=4, description="x1,y1,x2,y2 (or x,y,w,h) columns."
     )
@@ -98,7 +125,9 @@ class TableLayout(LayoutBase):
         """Return (header, [(line number, cells or None if unreadable)])."""
         ext = path.suffix.lower()
         try:
-            if ext in (".xlsx", ".xlsm"):
+            if ext == ".json":
+                raw = _json_rows(path.read_bytes().decode(spec.encoding))
+            elif ext in (".xlsx", ".xlsm"):
                 import openpyxl
 
                 wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -108,16 +137,24 @@ class TableLayout(LayoutBase):
             else:
                 sep = spec.sep or ("\t" if ext in (".tsv", ".txt") else ",")
                 text = path.read_bytes().decode(spec.encoding)
-                raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
+                if sep == "whitespace":
+                    raw = [line.split() for line in text.splitlines()]
+                else:
+                    raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
         except Exception as exc:  # noqa: BLE001 - any parser failure becomes a clear error
             raise LayoutError(f"source {source}: table {path} could not be read: {exc}") from None
-        if len(raw) <= spec.header_row:
+        if spec.columns is not None:
+            header, first = list(spec.columns), 0
+        elif len(raw) <= spec.header_row:
             raise LayoutError(f"source {source}: table {path} has no header at line {spec.header_row + 1}")
-        header = raw[spec.header_row]
+        else:
+            header, first = raw[spec.header_row], spec.header_row + 1
         rows: list[tuple[int, list[str] | None]] = []
-        for i, cells in enumerate(raw[spec.header_row + 1 :], start=spec.header_row + 2):
+        for i, cells in enumerate(raw[first:], start=first + 1):
             if not any(c.strip() for c in cells):
                 continue  # blank line
+            if spec.pad_short_rows and len(cells) < len(header):
+                cells = cells + [""] * (len(header) - len(cells))
             rows.append((i, cells if len(cells) == len(header) else None))
         return header, rows
 
@@ -133,6 +170,10 @@ class TableLayout(LayoutBase):
 
     def _normalize_id(self, value: str) -> str:
         v = value.strip().replace("\\", "/")
+        if self.id_regex:
+            m = re.search(self.id_regex, v)
+            if m:
+                v = m.groupdict().get("id") or (m.group(1) if m.groups() else m.group(0))
         if self.id_strip_extension:
             root, ext = os.path.splitext(v)
             if ext.lower() in IMAGE_EXTENSIONS:
@@ -175,6 +216,8 @@ class TableLayout(LayoutBase):
                 labels = tuple(x.strip() for x in value.split(self.label_separator) if x.strip())
             else:
                 labels = (value,) if value else ()
+        if self.label_strip_chars:
+            labels = tuple(x for x in (lab.strip(self.label_strip_chars) for lab in labels) if x)
         if not labels and self.empty_label is not None:
             labels = (self.empty_label,)
         return labels
@@ -182,9 +225,10 @@ class TableLayout(LayoutBase):
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
         index = FileIndex(root)
         images = self._image_index(index)
-        merged: dict[str, dict] = {}
-        order: list[str] = []
+        merged: dict[tuple, dict] = {}
+        order: list[tuple] = []
         n_tables = 0
+        listed = self._split_lists(index, root, source.key)
         for spec in self.tables:
             tpattern = PathPattern(spec.path)
             for tpath, tgroups in index.matching(tpattern):
@@ -204,6 +248,7 @@ class TableLayout(LayoutBase):
                         continue
                     raw_split = cells[cols[self.split_column]].strip() if self.split_column else table_split
                     key = self._normalize_id(cells[cols[self.id_column]])
+                    raw_split = listed.get(key, raw_split)
                     try:
                         box = self._box_of(cells, cols)
                     except ValueError as exc:
@@ -232,7 +277,9 @@ class TableLayout(LayoutBase):
                 yield RawRecord(source.key, slot["ref"], "", labels, drop_reason="missing_image",
                                 detail=f"no file matching {self.images!r} for id {slot['key']!r}")
                 continue
-            if len(hits) > 1:
+            if len(hits) > 1 and self.on_multiple_images == "all":
+                pass
+            elif len(hits) > 1:
                 yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="ambiguous_image",
                                 detail=f"id {slot['key']!r} matches {len(hits)} files: {hits[:3]}")
                 continue
@@ -246,7 +293,20 @@ class TableLayout(LayoutBase):
                 yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="unused_split",
                                 detail=f"split {slot['split']!r} is not used by the paper")
                 continue
-            yield RawRecord(source.key, slot["ref"], hits[0], labels, split=split, boxes=tuple(slot["boxes"]))
+            for hit in hits if self.on_multiple_images == "all" else hits[:1]:
+                yield RawRecord(source.key, slot["ref"], hit, labels, split=split, boxes=tuple(slot["boxes"]))
+
+    def _split_lists(self, index: FileIndex, root: Path, source: str) -> dict[str, str]:
+        listed: dict[str, str] = {}
+        for spec in self.split_lists:
+            found = list(index.matching(PathPattern(spec.path)))
+            if not found:
+                raise LayoutError(f"source {source}: no split list matching {spec.path!r} under {root}")
+            for path, _ in found:
+                for line in (root / path).read_text(encoding="utf-8-sig").splitlines():
+                    if line.strip():
+                        listed[self._normalize_id(line)] = spec.split
+        return listed
 
     def _box_of(self, cells: list[str], cols: dict[str, int]) -> tuple[float, float, float, float] | None:
         if not self.box_columns:
@@ -263,61 +323,66 @@ class TableLayout(LayoutBase):
     # ------------------------------------------------------------------ writing (inverse)
     def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
         img_pattern = PathPattern(self.images)
-        by_table: dict[int, list[FakeSample]] = {}
+        groups: dict[tuple[int, str | None], list[FakeSample]] = {}
         for s in samples:
-            by_table.setdefault(self._table_for(s), []).append(s)
-        for t_idx, group in sorted(by_table.items()):
+            t_idx = self._table_for(s)
             spec = self.tables[t_idx]
             raw_split = spec.split
             if raw_split is None and "split" in PathPattern(spec.path).placeholders:
-                raw_split = self.raw_split_for(group[0].split) or "train"
-            header = [self.id_column]
-            header += self.label_columns or [self.label_column]  # type: ignore[list-item]
-            if self.split_column:
-                header.append(self.split_column)
-            if self.box_columns:
-                header += self.box_columns
+                raw_split = self.raw_split_for(s.split) or "train"
+            groups.setdefault((t_idx, raw_split), []).append(s)
+        listed: dict[str, list[str]] = {}
+        for (t_idx, raw_split), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            spec = self.tables[t_idx]
+            needed = [self.id_column, *(self.label_columns or [self.label_column])]  # type: ignore[list-item]
+            needed += [self.split_column] if self.split_column else []
+            needed += self.box_columns or []
+            header = list(spec.columns) if spec.columns else needed
             rows: list[list[str]] = []
             for s in group:
-                file_id = f"{s.index}"
-                padded = file_id.zfill(self.id_zfill) if self.id_zfill else f"fake{s.index:05d}"
-                stem = self.id_template.format(id=padded)
+                padded = f"{s.index}".zfill(self.id_zfill) if self.id_zfill else f"fake{s.index:05d}"
                 values = {name: f"x{s.index:05d}" for name in img_pattern.placeholders}
-                values["id"] = stem
+                values["id"] = self.id_template.format(id=padded)
                 if "split" in values:
                     values["split"] = self.raw_split_for(s.split) or raw_split or "train"
                 rel = img_pattern.fill(values, star=f"fake{s.index:05d}")
                 if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                     rel += s.ext
                 write_bytes(root / rel, s.image)
-                cell_id = file_id if self.id_zfill else padded
-                row_split = self.raw_split_for(s.split) or "" if self.split_column else None
-                boxes = list(s.boxes) or [None]
-                for b in boxes:
-                    row = [cell_id]
+                cell_id = f"{s.index}" if self.id_zfill else padded
+                if self.split_lists:
+                    target = self.raw_split_for(s.split)
+                    for sl in self.split_lists:
+                        if sl.split == target:
+                            listed.setdefault(sl.path, []).append(os.path.basename(rel))
+                for b in list(s.boxes) or [None]:
+                    cells = {self.id_column: cell_id}
                     if self.label_columns is not None:
-                        row += ["1" if c in s.labels else "0" for c in self.label_columns]
+                        cells.update({c: "1" if c in s.labels else "0" for c in self.label_columns})
                     else:
                         labs = [b.label] if b is not None else list(s.labels)
-                        row.append((self.label_separator or "").join(labs) if labs != [self.empty_label] else "")
+                        cells[self.label_column] = "" if labs == [self.empty_label] else (self.label_separator or "").join(labs)  # type: ignore[index]
                     if self.split_column:
-                        row.append(row_split or "")
+                        cells[self.split_column] = self.raw_split_for(s.split) or ""
                     if self.box_columns:
                         if b is None:
-                            row += ["", "", "", ""]
+                            coords = ["", "", "", ""]
                         elif self.box_format == "xywh":
-                            row += [f"{b.x1:g}", f"{b.y1:g}", f"{b.x2 - b.x1:g}", f"{b.y2 - b.y1:g}"]
+                            coords = [f"{b.x1:g}", f"{b.y1:g}", f"{b.x2 - b.x1:g}", f"{b.y2 - b.y1:g}"]
                         else:
-                            row += [f"{b.x1:g}", f"{b.y1:g}", f"{b.x2:g}", f"{b.y2:g}"]
-                    rows.append(row)
-            values = {"split": raw_split or "train"}
-            tpath = root / PathPattern(spec.path).fill(
-                {n: values.get(n, "x") for n in PathPattern(spec.path).placeholders}, star="labels"
-            )
-            _write_table(tpath, [[""] * len(header)] * spec.header_row + [header] + rows, spec)
+                            coords = [f"{b.x1:g}", f"{b.y1:g}", f"{b.x2:g}", f"{b.y2:g}"]
+                        cells.update(zip(self.box_columns, coords))
+                    rows.append([cells.get(c, "") for c in header])
+            tpattern = PathPattern(spec.path)
+            tpath = root / tpattern.fill({n: (raw_split or "train") if n == "split" else "x" for n in tpattern.placeholders},
+                                         star="labels")
+            lead = [] if spec.columns else [[""] * len(header)] * spec.header_row + [header]
+            _write_table(tpath, lead + rows, spec)
+        for path, names in listed.items():
+            write_bytes(root / PathPattern(path).fill({}, star="list"), ("\n".join(names) + "\n").encode())
 
     def _table_for(self, s: FakeSample) -> int:
-        if self.split_column is None:
+        if self.split_column is None and not self.split_lists:
             for i, spec in enumerate(self.tables):
                 if spec.split is not None and self.map_split(spec.split)[0] == s.split:
                     return i
@@ -329,6 +394,26 @@ class TableLayout(LayoutBase):
     def fake_extension(self) -> str:
         ext = os.path.splitext(self.images)[1].lower()
         return ext if ext in IMAGE_EXTENSIONS else ".png"
+
+
+def _json_rows(text: str) -> list[list[str]]:
+    """A JSON list of objects as rows; list values become '|'-joined cells (use label_separator '|')."""
+    import json
+
+    data = json.loads(text)
+    if isinstance(data, dict):  # {"id": {...}, ...} or {"images": [...]}
+        lists = [v for v in data.values() if isinstance(v, list)]
+        data = lists[0] if len(lists) == 1 else [dict(v, _key=k) for k, v in data.items() if isinstance(v, dict)]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValueError("expected a list of objects")
+    header: list[str] = []
+    for r in data:
+        header += [k for k in r if k not in header]
+    def cell(v: object) -> str:
+        if isinstance(v, list):
+            return "|".join(_cell_str(x) for x in v)
+        return _cell_str(v)
+    return [header] + [[cell(r.get(k)) for k in header] for r in data]
 
 
 def _cell_str(v: object) -> str:
@@ -349,7 +434,8 @@ def _unpad(v: str) -> str:
 
 def _write_table(path: Path, rows: list[list[str]], spec: TableFile) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
+    ext = path.suffix.lower()
+    if ext in (".xlsx", ".xlsm"):
         import openpyxl
 
         wb = openpyxl.Workbook()
@@ -360,7 +446,23 @@ def _write_table(path: Path, rows: list[list[str]], spec: TableFile) -> None:
             ws.append(r)
         wb.save(path)
         return
-    sep = spec.sep or ("\t" if path.suffix.lower() in (".tsv", ".txt") else ",")
-    buf = io.StringIO()
-    csv.writer(buf, delimiter=sep, lineterminator="\n").writerows(rows)
-    path.write_text(buf.getvalue(), encoding="utf-8")
+    if ext == ".json":
+        import json
+
+        header, body = rows[0], rows[1:]
+        objs = [{k: (v.split("|") if "|" in v else v) for k, v in zip(header, r)} for r in body]
+        path.write_text(json.dumps(objs, indent=1), encoding="utf-8")
+        return
+    sep = spec.sep or ("\t" if ext in (".tsv", ".txt") else ",")
+    if sep == "whitespace":
+        def trimmed(r: list[str]) -> list[str]:  # ragged rows: trailing empty cells are left out
+            while r and not r[-1]:
+                r = r[:-1]
+            return r
+
+        text = "".join(" ".join(trimmed(r)) + "\n" for r in rows)
+    else:
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=sep, lineterminator="\n").writerows(rows)
+        text = buf.getvalue()
+    path.write_text(text, encoding="utf-8")

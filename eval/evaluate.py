@@ -1,0 +1,115 @@
+"""Per-config accuracy of a vision-language model on Med-MAT multiple-choice configs.
+
+Examples::
+
+    python eval/evaluate.py --model_name_or_path llava-hf/llava-1.5-7b-hf --dataset_name ./medmat \\
+        --configs subset_28 subset_03 --mode likelihood --batch_size 16 --output_dir runs/eval
+    accelerate launch --num_processes 8 eval/evaluate.py ...      # data-parallel, one shard per process
+    python eval/evaluate.py --predictions runs/eval/predictions.jsonl --output_dir runs/rescored
+
+Writes ``OUT/results.json`` and ``OUT/predictions.jsonl`` (see docs/eval.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+_ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a script: import the package `eval` from the repo root
+    if sys.path and Path(sys.path[0]).resolve() == _ROOT / "eval":
+        sys.path.pop(0)
+    sys.path.insert(0, str(_ROOT))
+
+from eval.items import load_items  # noqa: E402
+from eval.runner import MODES, gather_predictions, load_scorer, score_items, shard  # noqa: E402
+from eval.scoring import Prediction, overall, read_predictions, tally, write_predictions  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_name_or_path", help="checkpoint folder or Hub id (AutoModelForImageTextToText)")
+    p.add_argument("--dataset_name", help="export folder from `medmat build` or a Hub dataset id")
+    p.add_argument("--configs", nargs="+", help="config names, e.g. subset_28 subset_03")
+    p.add_argument("--split", default="test")
+    p.add_argument("--mode", choices=MODES, default="generate")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each config")
+    p.add_argument("--max_new_tokens", type=int, default=16, help="generate mode only")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    p.add_argument("--predictions", help="re-score this predictions.jsonl without a model")
+    p.add_argument("--output_dir", required=True)
+    return p
+
+
+def write_results(
+    out_dir: Path, preds: list[Prediction], meta: dict[str, Any], info: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Tally ``preds`` and write results.json and predictions.jsonl into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_config = tally(preds)
+    for config, data in (info or {}).items():
+        if config in per_config:
+            per_config[config].update(
+                split=data["split"], split_size=data["split_size"], dataset_fingerprint=data["fingerprint"]
+            )
+    results = {**meta, "configs": per_config, "overall": overall(per_config)}
+    write_predictions(preds, out_dir / "predictions.jsonl")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return results
+
+
+def rescore(args: argparse.Namespace) -> dict[str, Any]:
+    preds = read_predictions(args.predictions, reparse=True)
+    meta = {"model": None, "mode": "rescore", "predictions_source": str(Path(args.predictions).resolve())}
+    return write_results(Path(args.output_dir), preds, meta)
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
+    from accelerate import PartialState
+
+    missing = [f"--{k}" for k in ("model_name_or_path", "dataset_name", "configs") if not getattr(args, k)]
+    if missing:
+        raise SystemExit(f"error: {', '.join(missing)} required (or pass --predictions FILE to re-score)")
+    state = PartialState()
+    items, info = load_items(args.dataset_name, args.configs, split=args.split, limit=args.limit)
+    mine = shard(items, state.process_index, state.num_processes)
+    scorer = load_scorer(args.model_name_or_path, device=state.device, dtype=args.dtype)
+    start = time.perf_counter()
+    local = score_items(scorer, mine, mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    preds = gather_predictions(local, total=len(items), state=state)
+    elapsed = time.perf_counter() - start
+    if not state.is_main_process:
+        return None
+    meta = {
+        "model": args.model_name_or_path,
+        "mode": args.mode,
+        "dataset": args.dataset_name,
+        "split": args.split,
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "num_processes": state.num_processes,
+        "dataset_fingerprint": {c: d["fingerprint"] for c, d in info.items()},
+        "seconds": round(elapsed, 3),
+    }
+    return write_results(Path(args.output_dir), preds, meta, info)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    results = rescore(args) if args.predictions else evaluate(args)
+    if results is not None:
+        for config, r in results["configs"].items():
+            print(f"{config}: accuracy {r['accuracy']:.4f} ({r['correct']}/{r['n']}), unparseable {r['unparseable']}")
+        print(f"wrote {Path(args.output_dir) / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""``medmat fetch [KEY ...] --data-dir RAW``: download, verify and unpack the openly downloadable sources.
+
+Sources that need a login, an application or a manual download get their steps printed instead.
+Exit status: 0 when every requested download is in place, 1 when one failed (the message says why
+and what to do), 2 for an unknown key or subset or an invalid registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from medmat_builder.fetch import FetchError, fetch_source
+from medmat_builder.registry import RegistryError, load_registry
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fetch",
+        help="download the sources that have a direct open download (sha256-checked, unpacked safely)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("keys", nargs="*", metavar="KEY", help="source keys (default: every source)")
+    p.add_argument("--subset", action="append", default=[], metavar="subset_NN",
+                   help="also fetch the sources of this config (repeatable)")
+    p.add_argument("--data-dir", required=True, type=Path, metavar="RAW", help="raw data folder")
+    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
+    p.add_argument("--allow-unpinned", action="store_true",
+                   help="download files whose sha256 is not pinned in the registry (the hash is printed)")
+    p.add_argument("--retries", type=int, default=3, help="resumed attempts after a dropped connection")
+    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        reg = load_registry(args.registry)
+    except RegistryError as exc:
+        print(f"registry is invalid:\n{exc}")
+        return 2
+    try:
+        chosen = [reg.source(k) for k in args.keys]
+        for name in args.subset:
+            chosen += reg.sources_of(name)
+    except KeyError as exc:
+        print(exc.args[0])
+        return 2
+    if not args.keys and not args.subset:
+        chosen = sorted(reg.sources, key=lambda s: s.number)
+    seen: set[str] = set()
+    sources = [s for s in chosen if not (s.key in seen or seen.add(s.key))]
+
+    manual, failed, ok = [], [], []
+    for src in sources:
+        try:
+            result = fetch_source(src, args.data_dir, allow_unpinned=args.allow_unpinned,
+                                  retries=args.retries, timeout=args.timeout, log=print)
+        except FetchError as exc:
+            print(f"error: {exc}")
+            failed.append(src.key)
+            continue
+        if result.status == "manual":
+            print(result.message)
+            manual.append(src.key)
+        else:
+            print(f"{src.key}: {result.status} ({args.data_dir / src.folder}/)")
+            ok.append(src.key)
+    print(f"\nfetched or present: {len(ok)}; need manual steps: {len(manual)}; failed: {len(failed)}")
+    if manual:
+        print("manual: " + " ".join(manual) + "  (`medmat sources show KEY` repeats the steps)")
+    if failed:
+        print("failed: " + " ".join(failed) + "  (rerun to resume; see the errors above)")
+        return 1
+    return 0

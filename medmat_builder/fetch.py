@@ -1,0 +1,444 @@
+"""Download the sources that have a direct open download, check them, unpack them safely.
+
+For each ``Source.downloads`` entry (``url``, ``filename``, ``sha256``, ``extract``):
+
+1. download to ``RAW/.medmat/downloads/<key>/<filename>.part``, resuming with an HTTP ``Range``
+   request when a partial file is there (also after a dropped connection, a few times per call);
+2. check the sha256 *before* anything uses the file. A mismatch deletes the partial file and raises
+   :class:`FetchError` naming the source and both hashes; only a verified file is renamed (atomic
+   ``os.replace``) to its final name, so no corrupt file is ever left where it could be used;
+3. ``extract: true``: unpack the zip or tar into ``RAW/<folder>/`` after checking *every* member
+   first: absolute paths, ``..``, drive letters, links whose target leaves the folder, device files,
+   FIFOs and sockets are refused, and nothing is written when one member is unsafe. Members are
+   unpacked into a temporary folder and then moved in; permissions and owners from the archive are
+   ignored. ``extract: false``: the verified file is moved to ``RAW/<folder>/<filename>``.
+
+A download without a pinned sha256 is refused unless ``allow_unpinned=True`` (the hash is then
+printed so that a maintainer can pin it). Sources without downloads (login, application, Kaggle)
+get their ``obtain`` steps printed instead; see :func:`obtain_steps`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import posixpath
+import shutil
+import socket
+import stat
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from medmat_builder import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medmat_builder.registry import Download, Source
+
+STATE_DIR = ".medmat"
+CHUNK = 1 << 20
+USER_AGENT = f"medmat/{__version__} (+https://github.com/; dataset fetcher)"
+
+Log = Callable[[str], None]
+
+
+class FetchError(RuntimeError):
+    """A download or an archive that cannot be used; the message says which source and what to do."""
+
+
+@dataclass
+class FetchResult:
+    """What happened to one source."""
+
+    key: str
+    status: Literal["fetched", "present", "manual", "failed"]
+    files: list[Path] = field(default_factory=list)
+    message: str = ""
+
+
+# --------------------------------------------------------------------------- hashing
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- download
+def download(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None,
+    source: str = "?",
+    retries: int = 3,
+    timeout: float = 60.0,
+    log: Log | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` (resuming ``dest.part``), verify ``sha256``, rename into place.
+
+    With ``sha256=None`` the file is not verified (the caller decided that). Raises
+    :class:`FetchError` on a hash mismatch (the partial file is deleted) or when the server keeps
+    failing after ``retries`` resumed attempts.
+    """
+    log = log or (lambda _msg: None)
+    if not url.startswith(("https://", "http://")):
+        raise FetchError(f"{source}: download URL {url!r} is not http(s); fix its entry in sources.yaml")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            _download_once(url, part, timeout=timeout, log=log)
+            break
+        except _Incomplete as exc:  # connection dropped: resume from what arrived
+            last_error = exc
+            log(f"{source}: {dest.name}: {exc}; resuming ({attempt + 1}/{retries})")
+        except FetchError:
+            raise
+    else:
+        raise FetchError(
+            f"{source}: {dest.name}: download from {url} kept failing ({last_error}); "
+            f"run `medmat fetch {source}` again to resume from {part.stat().st_size if part.exists() else 0} bytes"
+        )
+    actual = file_sha256(part)
+    if sha256 is not None and actual != sha256.lower():
+        part.unlink(missing_ok=True)
+        raise FetchError(
+            f"{source}: {dest.name}: sha256 mismatch: expected {sha256.lower()}, got {actual}. "
+            f"The download was deleted. If the upstream file changed on purpose, update the pinned sha256 "
+            f"in sources.yaml after checking it; otherwise run `medmat fetch {source}` again."
+        )
+    os.replace(part, dest)
+    return dest
+
+
+class _Incomplete(Exception):
+    pass
+
+
+def _download_once(url: str, part: Path, *, timeout: float, log: Log) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - scheme checked by caller
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # nothing left to send: the partial file is complete
+            return
+        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
+        raise _Incomplete(f"cannot connect ({getattr(exc, 'reason', exc)})") from None
+    with resp:
+        status = resp.status
+        mode = "ab"
+        if have and status == 206:
+            start = _content_range_start(resp.headers.get("Content-Range"))
+            if start != have:
+                part.unlink(missing_ok=True)
+                raise _Incomplete(f"server resumed at byte {start}, not {have}; starting over")
+        elif status == 200:
+            if have:
+                log(f"{url}: server does not resume; starting over")
+            mode, have = "wb", 0
+        else:
+            raise FetchError(f"{url}: unexpected HTTP status {status}")
+        length = resp.headers.get("Content-Length")
+        expected_total = have + int(length) if length and length.isdigit() else None
+        got = have
+        try:
+            with open(part, mode) as fh:
+                while True:
+                    block = resp.read(CHUNK)
+                    if not block:
+                        break
+                    fh.write(block)
+                    got += len(block)
+        except (http.client.IncompleteRead, ConnectionError, socket.timeout, OSError) as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, socket.timeout)) and exc.errno:
+                raise FetchError(f"cannot write {part}: {exc.strerror}") from None
+            raise _Incomplete(f"connection dropped after {got} bytes") from None
+        if expected_total is not None and got < expected_total:
+            raise _Incomplete(f"connection dropped after {got} of {expected_total} bytes")
+
+
+def _content_range_start(value: str | None) -> int | None:
+    # "bytes 100-199/200"
+    if not value or not value.startswith("bytes "):
+        return None
+    try:
+        return int(value[6:].split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- safe extraction
+def _clean_member_name(name: str, archive: str) -> str:
+    """Validate an archive member name and return it as a normalised relative POSIX path."""
+    raw = name.replace("\\", "/")
+    if not raw or "\x00" in raw:
+        raise FetchError(f"{archive}: refusing member with an empty or NUL-containing name")
+    if raw.startswith("/") or (len(raw) >= 2 and raw[1] == ":"):
+        raise FetchError(f"{archive}: refusing member {name!r}: absolute path")
+    parts = [p for p in raw.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise FetchError(f"{archive}: refusing member {name!r}: '..' leaves the extraction folder")
+    return "/".join(parts)
+
+
+def _link_stays_inside(member: str, target: str) -> bool:
+    """True when a symlink at ``member`` pointing at ``target`` resolves inside the folder (lexically)."""
+    target = target.replace("\\", "/")
+    if not target or target.startswith("/") or (len(target) >= 2 and target[1] == ":"):
+        return False
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(member), target))
+    return not (joined == ".." or joined.startswith("../"))
+
+
+@dataclass
+class _Member:
+    name: str
+    kind: Literal["file", "dir", "symlink", "hardlink"]
+    size: int = 0
+    target: str = ""
+    ref: object = None
+
+
+def _plan_zip(zf: zipfile.ZipFile, archive: str) -> list[_Member]:
+    plan = []
+    for info in zf.infolist():
+        name = _clean_member_name(info.filename, archive)
+        mode = (info.external_attr >> 16) & 0xFFFF
+        ftype = stat.S_IFMT(mode)
+        if ftype and ftype not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+            raise FetchError(f"{archive}: refusing member {info.filename!r}: special file (device, FIFO or socket)")
+        if not name:
+            continue
+        if info.is_dir() or ftype == stat.S_IFDIR:
+            plan.append(_Member(name, "dir"))
+        elif ftype == stat.S_IFLNK:
+            target = zf.read(info).decode("utf-8", "replace")
+            if not _link_stays_inside(name, target):
+                raise FetchError(f"{archive}: refusing symlink {info.filename!r} -> {target!r}: it leaves the folder")
+            plan.append(_Member(name, "symlink", target=target))
+        else:
+            plan.append(_Member(name, "file", size=info.file_size, ref=info))
+    return plan
+
+
+def _plan_tar(tf: tarfile.TarFile, archive: str) -> list[_Member]:
+    plan = []
+    for m in tf.getmembers():
+        name = _clean_member_name(m.name, archive)
+        if m.ischr() or m.isblk() or m.isfifo() or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            raise FetchError(f"{archive}: refusing member {m.name!r}: special file (device, FIFO or socket)")
+        if not name:
+            continue
+        if m.isdir():
+            plan.append(_Member(name, "dir"))
+        elif m.issym():
+            if not _link_stays_inside(name, m.linkname):
+                raise FetchError(f"{archive}: refusing symlink {m.name!r} -> {m.linkname!r}: it leaves the folder")
+            plan.append(_Member(name, "symlink", target=m.linkname))
+        elif m.islnk():
+            try:
+                target = _clean_member_name(m.linkname, archive)
+            except FetchError:
+                raise FetchError(f"{archive}: refusing hard link {m.name!r} -> {m.linkname!r}: it leaves the folder") from None
+            plan.append(_Member(name, "hardlink", target=target))
+        else:
+            plan.append(_Member(name, "file", size=m.size, ref=m))
+    return plan
+
+
+def _inside(root_real: str, path: Path) -> bool:
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real + os.sep)
+
+
+def safe_extract(archive: Path, dest: Path, *, label: str | None = None) -> list[str]:
+    """Unpack a zip or tar archive into ``dest`` after checking every member; return member paths.
+
+    Raises :class:`FetchError` (and writes nothing) when any member is unsafe, when the archive is
+    neither zip nor tar, or when the disk cannot hold the unpacked files.
+    """
+    archive = Path(archive)
+    label = label or archive.name
+    if zipfile.is_zipfile(archive):
+        opener = "zip"
+    elif tarfile.is_tarfile(archive):
+        opener = "tar"
+    else:
+        raise FetchError(f"{label}: not a zip or tar archive; set `extract: false` for it in sources.yaml")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / STATE_DIR / "tmp" / f"{dest.name}-{archive.name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        if opener == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                plan = _plan_zip(zf, label)
+                _check_space(plan, tmp, label)
+                _materialise(plan, tmp, lambda m: zf.open(m.ref), label)
+        else:
+            with tarfile.open(archive) as tf:
+                plan = _plan_tar(tf, label)
+                _check_space(plan, tmp, label)
+                _materialise(plan, tmp, lambda m: tf.extractfile(m.ref), label)
+        dest.mkdir(parents=True, exist_ok=True)
+        _merge(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [m.name for m in plan]
+
+
+def _check_space(plan: list[_Member], where: Path, label: str) -> None:
+    need = sum(m.size for m in plan if m.kind == "file")
+    free = shutil.disk_usage(where).free
+    if need > free:
+        raise FetchError(f"{label}: unpacking needs {need:,} bytes but only {free:,} are free under {where.parent}")
+
+
+def _materialise(plan: list[_Member], root: Path, open_member, label: str) -> None:
+    root_real = os.path.realpath(root)
+    for m in sorted(plan, key=lambda m: (m.kind in ("symlink", "hardlink"), m.name)):
+        try:
+            _materialise_one(m, root, root_real, open_member, label)
+        except OSError as exc:
+            raise FetchError(f"{label}: cannot unpack member {m.name!r}: {exc.strerror or exc}") from None
+
+
+def _materialise_one(m: _Member, root: Path, root_real: str, open_member, label: str) -> None:
+    """Write one planned member under ``root``, re-checking that nothing goes through a link."""
+    path = root / m.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not _inside(root_real, path.parent) or path.is_symlink():
+        raise FetchError(f"{label}: refusing member {m.name!r}: it would be written through a link")
+    if m.kind == "dir":
+        path.mkdir(exist_ok=True)
+    elif m.kind == "file":
+        src = open_member(m)
+        if src is None:
+            raise FetchError(f"{label}: member {m.name!r} cannot be read")
+        with src, open(path, "wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
+        os.chmod(path, 0o644)
+    elif m.kind == "symlink":
+        if path.exists():
+            raise FetchError(f"{label}: refusing symlink {m.name!r}: another member already uses that path")
+        os.symlink(m.target, path)
+        if not _inside(root_real, path):
+            path.unlink()
+            raise FetchError(f"{label}: refusing symlink {m.name!r} -> {m.target!r}: it leaves the folder")
+    else:  # hardlink: copy the already unpacked target (no link to anything outside)
+        source = root / m.target
+        if path.exists():
+            raise FetchError(f"{label}: refusing hard link {m.name!r}: another member already uses that path")
+        if not source.is_file() or not _inside(root_real, source):
+            raise FetchError(f"{label}: hard link {m.name!r} -> {m.target!r} points at no unpacked file")
+        shutil.copyfile(source, path)
+        os.chmod(path, 0o644)
+
+
+def _merge(src: Path, dest: Path) -> None:
+    """Move the unpacked tree into ``dest``, merging folders that already exist."""
+    for entry in sorted(os.listdir(src)):
+        s, d = src / entry, dest / entry
+        if s.is_dir() and not s.is_symlink() and d.is_dir() and not d.is_symlink():
+            _merge(s, d)
+        else:
+            if d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d)
+            elif d.exists() or d.is_symlink():
+                d.unlink()
+            os.replace(s, d)
+
+
+# --------------------------------------------------------------------------- per source
+def obtain_steps(source: "Source", data_dir: Path | str = "RAW") -> str:
+    """Human steps to get a source that cannot be downloaded directly."""
+    lines = [f"{source.key} ({source.name}): no direct download (access: {source.access}).",
+             f"  homepage: {source.homepage}"]
+    lines += ["  " + line for line in source.obtain.strip().splitlines()]
+    lines.append(f"  then unpack it into {Path(data_dir) / source.folder}/")
+    return "\n".join(lines)
+
+
+def _done_marker(data_dir: Path, source: "Source", dl: "Download") -> Path:
+    return data_dir / STATE_DIR / "done" / source.key / f"{dl.filename}.json"
+
+
+def fetch_source(
+    source: "Source",
+    data_dir: Path | str,
+    *,
+    allow_unpinned: bool = False,
+    retries: int = 3,
+    timeout: float = 60.0,
+    log: Log = print,
+) -> FetchResult:
+    """Fetch, verify and unpack every download of one source into ``data_dir/<folder>``."""
+    data_dir = Path(data_dir)
+    if not source.downloads:
+        return FetchResult(source.key, "manual", message=obtain_steps(source, data_dir))
+    files: list[Path] = []
+    fetched_any = False
+    for dl in source.downloads:
+        name = dl.filename
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise FetchError(f"{source.key}: download filename {name!r} must be a plain file name")
+        if dl.sha256 is None and not allow_unpinned:
+            raise FetchError(
+                f"{source.key}: {name} has no pinned sha256 in sources.yaml, so it cannot be verified. "
+                f"Pin it, or pass --allow-unpinned to download it anyway (its sha256 is then printed)."
+            )
+        marker = _done_marker(data_dir, source, dl)
+        final = data_dir / source.folder / name
+        cached = data_dir / STATE_DIR / "downloads" / source.key / name
+        target = cached if dl.extract else final
+        if marker.exists() and _marker_matches(marker, dl) and target.exists() and (data_dir / source.folder).is_dir():
+            files.append(target)
+            continue
+        if target.exists() and (dl.sha256 is None or file_sha256(target) != dl.sha256):
+            log(f"{source.key}: {name}: existing copy does not match the pinned sha256; downloading again")
+            target.unlink()
+        if not target.exists():
+            tmp_dest = cached if dl.extract else cached.with_name(name + ".verified")
+            log(f"{source.key}: downloading {dl.url}")
+            download(dl.url, tmp_dest, sha256=dl.sha256, source=source.key, retries=retries, timeout=timeout, log=log)
+            if dl.sha256 is None:
+                log(f"{source.key}: {name}: sha256 {file_sha256(tmp_dest)} (not pinned; add it to sources.yaml)")
+            if not dl.extract:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_dest, final)
+            fetched_any = True
+        if dl.extract:
+            log(f"{source.key}: unpacking {name} into {data_dir / source.folder}/")
+            members = safe_extract(cached, data_dir / source.folder, label=f"{source.key}: {name}")
+            log(f"{source.key}: {len(members)} entries unpacked")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"url": dl.url, "sha256": dl.sha256 or file_sha256(target)}, sort_keys=True))
+        files.append(target)
+    return FetchResult(source.key, "fetched" if fetched_any else "present", files)
+
+
+def _marker_matches(marker: Path, dl: "Download") -> bool:
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("url") == dl.url and (dl.sha256 is None or data.get("sha256") == dl.sha256)

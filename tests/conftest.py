@@ -1,0 +1,42 @@
+"""Shared fixtures: the mini registry, its synthetic raw sources and a built export (session-wide)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from medmat_builder.demo import write_demo_sources
+from medmat_builder.registry import Registry, load_registry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def mini_registry() -> Registry:
+    return load_registry(FIXTURES / "mini_registry.yaml")
+
+
+@pytest.fixture(scope="session")
+def mini_raw(tmp_path_factory, mini_registry) -> Path:
+    raw = tmp_path_factory.mktemp("mini") / "raw"
+    write_demo_sources(raw, mini_registry, per_label=20)
+    return raw
+
+
+@pytest.fixture()
+def mini_raw_copy(tmp_path, mini_raw) -> Path:
+    """A private copy of the mini raw sources that a test may damage."""
+    dst = tmp_path / "raw"
+    shutil.copytree(mini_raw, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def mini_export(tmp_path_factory, mini_raw, mini_registry) -> Path:
+    from medmat_builder.export import build
+
+    out = tmp_path_factory.mktemp("mini_out") / "medmat"
+    build(None, mini_raw, out, registry=mini_registry)
+    return out

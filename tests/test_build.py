@@ -1,0 +1,198 @@
+"""End to end on the mini registry: raw synthetic sources -> export -> load_dataset, and the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import pytest
+from PIL import Image
+
+from medmat_builder.export import BuildError, MissingSourcesError, build, build_lock
+from medmat_builder.sampling import BuildSettings, UnknownLabelError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def pixels(example) -> str:
+    return hashlib.sha256(example["image"].convert("RGB").tobytes()).hexdigest()
+
+
+def test_export_loads_by_name_and_records_are_valid(mini_export):
+    for config in ("subset_01", "subset_02"):
+        ds = datasets.load_dataset(str(mini_export), config)
+        assert set(ds) == {"train", "test"}
+        for split in ds.values():
+            for ex in split:
+                assert 2 <= len(ex["options"]) <= 4
+                assert ex["answer"] in "ABCD"[: len(ex["options"])]
+                assert ex["options"]["ABCD".index(ex["answer"])] == ex["answer_label"]
+                assert ex["question"].endswith("Answer with the option's letter from the given choices directly.")
+                assert ex["subset"] == config and ex["id"].startswith(config + "-")
+                assert ex["license"] in {"CC-BY-4.0", "CC-BY-NC-4.0", "CC0-1.0"}
+        assert ds["train"][0]["modality"] in ("X-ray", "FP")
+
+
+def test_single_label_test_split_is_balanced_and_no_leak(mini_export):
+    ds = datasets.load_dataset(str(mini_export), "subset_01")
+    counts = Counter(ds["test"]["answer_label"])
+    assert len(set(counts.values())) == 1 and set(counts) == {"Normal", "COVID-19", "Pneumonia"}
+    train = {pixels(e) for e in ds["train"]}
+    test = {pixels(e) for e in ds["test"]}
+    assert not train & test
+
+
+def test_ledger_accounts_for_every_raw_record(mini_export, mini_raw):
+    report = json.loads((mini_export / "build_report.json").read_text())
+    led = report["configs"]["subset_01"]["sources"]
+    # toy_folders: 3 raw labels, 20 each except the dropped OTHER (1) -> 41 files
+    assert led["toy_folders"]["raw"] == 41 == len(list((mini_raw / "toy_folders").rglob("*.jpeg")))
+    assert led["toy_folders"]["dropped"]["unused_label"] == 1
+    for conf in report["configs"].values():
+        for src in conf["sources"].values():
+            assert src["raw"] == sum(src["kept"].values()) + sum(src["dropped"].values())
+    ds = datasets.load_dataset(str(mini_export), "subset_01")
+    assert report["configs"]["subset_01"]["num_examples"] == {"train": ds["train"].num_rows, "test": ds["test"].num_rows}
+
+
+def test_multilabel_answers_are_label_sets(mini_export):
+    ds = datasets.load_dataset(str(mini_export), "subset_02")
+    multi = [e for e in ds["train"] if len(e["labels"]) > 1]
+    for e in ds["train"]:
+        assert e["answer_label"] == ", ".join(e["labels"])
+    assert all("," in e["answer_label"] for e in multi)
+
+
+def test_builds_are_byte_identical_across_runs_and_num_proc(tmp_path, mini_raw, mini_registry, mini_export):
+    out = tmp_path / "again"
+    build(None, mini_raw, out, BuildSettings(num_proc=2), registry=mini_registry)
+    assert digest_tree(out) == digest_tree(mini_export)
+
+
+def test_missing_sources_stop_the_build_unless_partial(tmp_path, mini_raw_copy, mini_registry):
+    shutil.rmtree(mini_raw_copy / "toy_table")
+    with pytest.raises(MissingSourcesError) as err:
+        build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
+    assert "toy_table (Toy table; needed by subset_01; access: registration)" in str(err.value)
+    assert "--partial" in str(err.value)
+    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", partial=True, registry=mini_registry)
+    rep = res.report["configs"]["subset_01"]
+    assert rep["missing_sources"] == ["toy_table"] and rep["sources"]["toy_table"]["raw"] == 0
+    assert res.built == ["subset_01"]
+
+
+def test_unknown_raw_label_is_an_error_or_counted_with_lenient(tmp_path, mini_raw_copy, mini_registry):
+    src = next((mini_raw_copy / "toy_folders" / "train" / "NORMAL").iterdir())
+    (mini_raw_copy / "toy_folders" / "train" / "EDEMA").mkdir()
+    shutil.copy(src, mini_raw_copy / "toy_folders" / "train" / "EDEMA" / "x.jpeg")
+    with pytest.raises(UnknownLabelError) as err:
+        build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
+    assert "source toy_folders: raw label 'EDEMA' (1 records, e.g. train/EDEMA/x.jpeg)" in str(err.value)
+    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", BuildSettings(lenient=True), registry=mini_registry)
+    assert res.report["configs"]["subset_01"]["sources"]["toy_folders"]["dropped"]["unknown_label"] == 1
+
+
+def test_corrupt_truncated_and_duplicate_images_are_counted(tmp_path, mini_raw_copy, mini_registry):
+    # Train is under the cap, so every train candidate is opened: damage train files.
+    normal = sorted((mini_raw_copy / "toy_folders" / "train" / "NORMAL").iterdir())
+    normal[0].write_bytes(b"")
+    data = normal[1].read_bytes()
+    normal[1].write_bytes(data[: len(data) // 2])
+    normal[2].write_bytes(b"not an image at all, just text")
+    (normal[3].parent / "copy.jpeg").write_bytes(normal[3].read_bytes())  # same bytes, other name
+    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
+    led = res.report["configs"]["subset_01"]["sources"]["toy_folders"]
+    assert led["raw"] == 42
+    assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values())
+    assert led["dropped"]["empty"] == 1 and led["dropped"]["truncated"] == 1 and led["dropped"]["corrupt"] == 1
+    assert led["dropped"]["duplicate"] == 1
+    assert led["examples"]["empty"][0][0] == "train/NORMAL/" + normal[0].name
+    ds = datasets.load_dataset(str(tmp_path / "out"), "subset_01")
+    assert not {pixels(e) for e in ds["train"]} & {pixels(e) for e in ds["test"]}
+    assert len(set(Counter(ds["test"]["answer_label"]).values())) == 1
+
+
+def test_duplicate_across_splits_never_leaks_into_train(tmp_path, mini_raw_copy, mini_registry):
+    test_dir = mini_raw_copy / "toy_folders" / "test" / "PNEUMONIA"
+    train_dir = mini_raw_copy / "toy_folders" / "train" / "PNEUMONIA"
+    for f in sorted(test_dir.iterdir()):  # every test image also sits in train, re-encoded as PNG
+        buf = io.BytesIO()
+        Image.open(f).convert("RGB").save(buf, format="PNG")
+        (train_dir / f"dup_{f.stem}.jpeg").write_bytes(buf.getvalue())
+    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
+    led = res.report["configs"]["subset_01"]["sources"]["toy_folders"]
+    kept_test = res.report["configs"]["subset_01"]["label_counts"]["test"]["Pneumonia"]
+    assert led["dropped"]["duplicate"] >= kept_test
+    ds = datasets.load_dataset(str(tmp_path / "out"), "subset_01")
+    assert not {pixels(e) for e in ds["train"]} & {pixels(e) for e in ds["test"]}
+
+
+def test_rebuilding_one_config_keeps_the_others(tmp_path, mini_raw, mini_registry):
+    out = tmp_path / "out"
+    build(None, mini_raw, out, registry=mini_registry)
+    before = digest_tree(out / "subset_02")
+    build(["subset_01"], mini_raw, out, registry=mini_registry)
+    assert digest_tree(out / "subset_02") == before
+    assert set(json.loads((out / "build_report.json").read_text())["configs"]) == {"subset_01", "subset_02"}
+    assert datasets.load_dataset(str(out), "subset_02")["test"].num_rows > 0
+
+
+def test_concurrent_build_into_one_folder_is_refused(tmp_path, mini_raw, mini_registry):
+    out = tmp_path / "out"
+    with build_lock(out.absolute()):
+        with pytest.raises(BuildError, match="another medmat build is writing to"):
+            build(None, mini_raw, out, registry=mini_registry)
+
+
+def test_killed_build_leaves_previous_output_and_rerun_completes(tmp_path, mini_raw, mini_registry, mini_export):
+    out = tmp_path / "out"
+    shutil.copytree(mini_export, out)
+    before = digest_tree(out)
+    script = (
+        "import sys; from medmat_builder.export import build; from medmat_builder.registry import load_registry;"
+        f"build(None, {str(mini_raw)!r}, {str(out)!r}, registry=load_registry({str(REPO / 'tests/fixtures/mini_registry.yaml')!r}))"
+    )
+    killed_at = []
+    for delay in (0.05, 0.6, 1.5):
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+        deadline = time.time() + 60
+        while time.time() < deadline and not list(tmp_path.glob(".out.tmp-*")) and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at.append(delay)
+        proc.wait()
+        assert digest_tree(out) == before  # intact, whatever the moment
+    assert killed_at, "the build finished before it could be killed"
+    build(None, mini_raw, out, registry=mini_registry)
+    assert digest_tree(out) == before
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_cli_demo_build_on_mini_registry(tmp_path):
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "medmat_builder.cli", "build", "--demo", "--data-dir", str(tmp_path / "raw"),
+           "--out", str(tmp_path / "out"), "--registry", str(REPO / "tests/fixtures/mini_registry.yaml")]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "subset_01" in proc.stdout and "wrote" in proc.stdout
+    assert datasets.load_dataset(str(tmp_path / "out"), "subset_02")["train"].num_rows > 0

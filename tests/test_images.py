@@ -1,0 +1,459 @@
+"""load_image on hostile and odd inputs; DICOM rendering and de-identification; hashes and ids."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from medmat_builder.deid import identifying_values, identifying_values_of_file, leaked_values
+from medmat_builder.images import (
+    IMAGE_ERROR_REASONS,
+    NEAR_DUPLICATE_MAX_DISTANCE,
+    ImageError,
+    fake_pixels,
+    image_id,
+    is_near_duplicate,
+    load_image,
+    phash_distance,
+    write_fake_image,
+)
+
+
+# --------------------------------------------------------------------------- helpers
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, types = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        types.append(data[pos + 4 : pos + 8])
+        pos += 12 + length
+    return types
+
+
+def _chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
+
+
+def _reason(path: Path, **kw) -> str:
+    with pytest.raises(ImageError) as info:
+        load_image(path, **kw)
+    err = info.value
+    assert err.reason in IMAGE_ERROR_REASONS
+    assert path.name in str(err), "the message must name the file"
+    assert str(path) not in err.detail, "detail (what the report stores) must not hold the path"
+    return err.reason
+
+
+@pytest.fixture
+def gray() -> np.ndarray:
+    return fake_pixels(7, (96, 80))
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    return fake_pixels(11, (96, 80), color=True)
+
+
+# --------------------------------------------------------------------------- broken files
+def test_zero_byte(tmp_path):
+    assert _reason(_write(tmp_path, "empty.png", b"")) == "empty"
+
+
+def test_missing_file_is_an_image_error(tmp_path):
+    assert _reason(tmp_path / "nope.png") == "corrupt"
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_truncated_jpeg(tmp_path, rgb, progressive):
+    data = _encode(Image.fromarray(rgb), "JPEG", quality=90, progressive=progressive)
+    assert _reason(_write(tmp_path, "half.jpg", data[: len(data) // 2])) == "truncated"
+    assert _reason(_write(tmp_path, "no_eoi.jpg", data[:-2])) == "truncated"
+
+
+def test_truncated_png(tmp_path, rgb):
+    data = _encode(Image.fromarray(rgb), "PNG")
+    assert _reason(_write(tmp_path, "half.png", data[: len(data) // 2])) == "truncated"
+    # Pillow decodes a PNG without IEND happily; we must not.
+    assert _reason(_write(tmp_path, "no_iend.png", data[:-12])) == "truncated"
+
+
+def test_png_crc_damage_is_corrupt(tmp_path, rgb):
+    data = bytearray(_encode(Image.fromarray(rgb), "PNG"))
+    data[40] ^= 0xFF  # inside the first IDAT
+    assert _reason(_write(tmp_path, "bitflip.png", bytes(data))) == "corrupt"
+
+
+def test_garbage_with_image_extension_is_corrupt(tmp_path):
+    assert _reason(_write(tmp_path, "noise.jpg", bytes(range(256)) * 8)) == "corrupt"
+    assert _reason(_write(tmp_path, "text.png", b"<html>not found</html>")) == "corrupt"
+
+
+def test_image_error_pickles_with_reason(tmp_path):
+    with pytest.raises(ImageError) as info:
+        load_image(_write(tmp_path, "empty.png", b""))
+    again = pickle.loads(pickle.dumps(info.value))
+    assert (again.reason, again.detail, str(again)) == (info.value.reason, info.value.detail, str(info.value))
+
+
+# --------------------------------------------------------------------------- kept as they are
+def test_png_and_jpeg_are_kept_byte_for_byte(tmp_path, gray, rgb):
+    for arr in (gray, rgb):
+        png = _encode(Image.fromarray(arr), "PNG")
+        out = load_image(_write(tmp_path, "a.png", png))
+        assert (out.data, out.format, out.kept_original) == (png, "png", True)
+        assert (out.width, out.height) == (96, 80)
+        jpg = _encode(Image.fromarray(arr), "JPEG", quality=90)
+        out = load_image(_write(tmp_path, "a.jpg", jpg))
+        assert (out.data, out.format, out.kept_original) == (jpg, "jpeg", True)
+
+
+def test_wrong_extension_follows_content(tmp_path, rgb):
+    jpg = _encode(Image.fromarray(rgb), "JPEG", quality=90)
+    out = load_image(_write(tmp_path, "really_a_jpeg.png", jpg))
+    assert (out.format, out.source_format, out.data) == ("jpeg", "JPEG", jpg)
+    png = _encode(Image.fromarray(rgb), "PNG")
+    out = load_image(_write(tmp_path, "really_a_png.jpg", png))
+    assert (out.format, out.data) == ("png", png)
+    bmp = _encode(Image.fromarray(rgb), "BMP")
+    out = load_image(_write(tmp_path, "really_a_bmp.jpg", bmp))
+    assert (out.format, out.source_format, out.kept_original) == ("png", "BMP", False)
+    assert np.array_equal(_decode(out.data), rgb)
+
+
+# --------------------------------------------------------------------------- converted
+def test_cmyk_jpeg_becomes_rgb_png(tmp_path):
+    cmyk = np.zeros((32, 32, 4), np.uint8)
+    cmyk[:, :16, 0] = 255  # cyan on the left
+    cmyk[:, 16:, 2] = 255  # yellow on the right
+    data = _encode(Image.fromarray(cmyk, mode="CMYK"), "JPEG", quality=95)
+    out = load_image(_write(tmp_path, "cmyk.jpg", data))
+    assert (out.format, out.kept_original, out.source_format) == ("png", False, "JPEG")
+    px = _decode(out.data).astype(int)
+    assert px.shape == (32, 32, 3)
+    assert np.allclose(px[16, 4], [0, 255, 255], atol=12)
+    assert np.allclose(px[16, 28], [255, 255, 0], atol=12)
+
+
+def test_16bit_gray_png_is_stretched_to_8bit(tmp_path):
+    ramp = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (8, 1))  # a 12-bit detector in 16-bit PNG
+    data = write_fake_image(ramp, ".png")
+    assert data[24] == 16  # IHDR bit depth
+    out = load_image(_write(tmp_path, "ct16.png", data))
+    px = _decode(out.data)
+    assert (out.format, out.kept_original, px.dtype) == ("png", False, np.uint8)
+    assert px.min() == 0 and px.max() == 255
+    assert np.all(np.diff(px[0].astype(int)) >= 0)
+
+
+def test_16bit_rgb_png_is_converted(tmp_path):
+    w, h = 4, 3
+    raw = b"".join(b"\x00" + bytes(range(w * 6)) for _ in range(h))
+    png = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+           + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    out = load_image(_write(tmp_path, "rgb16.png", png))
+    assert (out.kept_original, out.format) == (False, "png")
+    assert _png_chunks(out.data)[0] == b"IHDR" and out.data[24] == 8
+
+
+def test_palette_png_with_transparency(tmp_path):
+    idx = np.zeros((16, 16), np.uint8)
+    idx[4:12, 4:12] = 1
+    pal = Image.fromarray(idx, mode="P")
+    pal.putpalette([255, 255, 255, 200, 30, 30] + [0] * (254 * 3))
+    data = _encode(pal, "PNG", transparency=0)  # index 0 (white) is transparent
+    out = load_image(_write(tmp_path, "pal.png", data))
+    px = _decode(out.data)
+    assert (out.kept_original, px.shape) == (False, (16, 16, 3))
+    assert px[0, 0].tolist() == [0, 0, 0]  # transparent over black
+    assert px[8, 8].tolist() == [200, 30, 30]
+
+
+def test_palette_png_without_transparency_and_rgba(tmp_path, rgb):
+    pal = Image.fromarray(rgb).quantize(16)
+    out = load_image(_write(tmp_path, "p.png", _encode(pal, "PNG")))
+    assert not out.kept_original
+    assert np.array_equal(_decode(out.data), np.asarray(pal.convert("RGB")))
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    out = load_image(_write(tmp_path, "opaque_rgba.png", _encode(Image.fromarray(rgba), "PNG")))
+    assert np.array_equal(_decode(out.data), rgb)  # opaque alpha changes nothing
+
+
+def test_tiff_bmp_webp_gif_convert_to_identical_pixels(tmp_path, gray, rgb):
+    ref = {"L": load_image(_write(tmp_path, "g.png", write_fake_image(gray, ".png"))),
+           "RGB": load_image(_write(tmp_path, "c.png", write_fake_image(rgb, ".png")))}
+    for ext in (".tif", ".bmp", ".webp", ".gif"):
+        for mode, arr in (("L", gray), ("RGB", rgb)):
+            if ext == ".gif" and mode == "RGB":
+                continue  # GIF quantises colour; grey levels fit its palette exactly
+            out = load_image(_write(tmp_path, f"x{ext}", write_fake_image(arr, ext)))
+            assert (out.format, out.kept_original) == ("png", False), ext
+            assert np.array_equal(_decode(out.data), arr), ext
+            assert out.sha256 == ref[mode].sha256, f"{ext} {mode}: same pixels must share the pixel hash"
+            assert out.file_sha256 != ref[mode].file_sha256
+
+
+def test_16bit_tiff(tmp_path):
+    arr = (np.arange(64 * 32, dtype=np.uint16).reshape(32, 64) * 13) % 40000
+    out = load_image(_write(tmp_path, "x.tif", write_fake_image(arr, ".tif")))
+    px = _decode(out.data)
+    assert px.dtype == np.uint8 and px.min() == 0 and px.max() == 255
+
+
+def test_converted_png_is_deterministic_and_metadata_free(tmp_path, rgb):
+    img = Image.fromarray(rgb)
+    img.info["dpi"] = (300, 300)
+    tif = _encode(img, "TIFF", compression="tiff_lzw", dpi=(300, 300), description="Patient DOE^JOHN")
+    p = _write(tmp_path, "meta.tif", tif)
+    a, b = load_image(p), load_image(p)
+    assert a.data == b.data and a == b
+    assert set(_png_chunks(a.data)) == {b"IHDR", b"IDAT", b"IEND"}
+    assert b"DOE" not in a.data
+
+
+# --------------------------------------------------------------------------- limits and frames
+def test_decompression_bomb_header_is_refused_before_decoding(tmp_path):
+    # 100,000 x 100,000 grey PNG claimed by the header; the IDAT is tiny. Decoding would need 10 GB.
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    png = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+           + _chunk(b"IEND", b""))
+    assert _reason(_write(tmp_path, "bomb.png", png)) == "too_large"
+
+
+def test_real_compressed_bomb_with_a_small_limit(tmp_path):
+    data = _encode(Image.new("L", (3000, 3000)), "PNG", optimize=True)
+    assert len(data) < 50_000  # tiny file, 9 Mpx of pixels
+    p = _write(tmp_path, "zeros.png", data)
+    assert _reason(p, max_pixels=1_000_000) == "too_large"
+    assert load_image(p).width == 3000  # under the default limit it is a normal image
+
+
+def test_animated_gif_and_multipage_tiff_are_refused(tmp_path):
+    frames = [Image.fromarray(fake_pixels(s, (32, 32))) for s in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert _reason(_write(tmp_path, "anim.gif", buf.getvalue())) == "multiframe"
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
+    assert _reason(_write(tmp_path, "pages.tif", buf.getvalue())) == "multiframe"
+    buf = io.BytesIO()
+    frames[0].save(buf, format="PNG", save_all=True, append_images=frames[1:])
+    assert _reason(_write(tmp_path, "anim.png", buf.getvalue())) == "multiframe"
+
+
+def test_single_frame_gif_is_converted(tmp_path, gray):
+    out = load_image(_write(tmp_path, "one.gif", write_fake_image(gray, ".gif")))
+    assert out.format == "png" and np.array_equal(_decode(out.data), gray)
+
+
+def test_exif_orientation_is_applied_to_size_and_hashes(tmp_path, rgb):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    data = _encode(Image.fromarray(rgb), "JPEG", quality=95, exif=exif)
+    out = load_image(_write(tmp_path, "rot.jpg", data))
+    assert out.kept_original and out.data == data
+    assert (out.width, out.height) == (80, 96)  # stored 96 wide, shown 80 wide
+
+
+# --------------------------------------------------------------------------- duplicates
+def test_pixel_identical_detection_across_encodings(tmp_path, rgb):
+    png_a = _encode(Image.fromarray(rgb), "PNG", compress_level=1)
+    png_b = _encode(Image.fromarray(rgb), "PNG", compress_level=9)
+    assert png_a != png_b
+    a = load_image(_write(tmp_path, "a.png", png_a))
+    b = load_image(_write(tmp_path, "b.png", png_b))
+    assert a.sha256 == b.sha256 and a.file_sha256 != b.file_sha256
+    # A JPEG and a lossless PNG of its decoded pixels are the same picture.
+    jpg = _encode(Image.fromarray(rgb), "JPEG", quality=80)
+    j = load_image(_write(tmp_path, "c.jpg", jpg))
+    p = load_image(_write(tmp_path, "c.png", _encode(Image.open(io.BytesIO(jpg)), "PNG")))
+    assert j.sha256 == p.sha256
+    assert j.sha256 != a.sha256
+
+
+def test_gray_stored_as_rgb_has_the_gray_pixel_hash(tmp_path, gray):
+    a = load_image(_write(tmp_path, "g.png", write_fake_image(gray, ".png")))
+    b = load_image(_write(tmp_path, "g3.png", write_fake_image(np.dstack([gray] * 3), ".png")))
+    assert a.sha256 == b.sha256
+
+
+def test_near_duplicates_by_perceptual_hash(tmp_path):
+    base_arr = fake_pixels(3, (256, 256))
+    base = load_image(_write(tmp_path, "base.png", write_fake_image(base_arr, ".png")))
+    small = Image.fromarray(base_arr).resize((160, 160), Image.Resampling.BILINEAR)
+    copy = load_image(_write(tmp_path, "copy.jpg", _encode(small, "JPEG", quality=70)))
+    assert copy.sha256 != base.sha256
+    d_copy = phash_distance(base.phash, copy.phash)
+    assert d_copy <= NEAR_DUPLICATE_MAX_DISTANCE and is_near_duplicate(base.phash, copy.phash)
+    other = load_image(_write(tmp_path, "other.png", write_fake_image(4, ".png", size=(256, 256))))
+    assert phash_distance(base.phash, other.phash) > NEAR_DUPLICATE_MAX_DISTANCE
+    assert 0 <= base.phash < 2**64
+
+
+# --------------------------------------------------------------------------- DICOM
+def _ct(tmp_path: Path, stored: np.ndarray, **kw) -> np.ndarray:
+    out = load_image(_write(tmp_path, "ct.dcm", write_fake_image(stored, ".dcm", **kw)))
+    assert (out.format, out.source_format, out.kept_original) == ("png", "DICOM", False)
+    return _decode(out.data)
+
+
+def test_dicom_ct_rescale_then_window(tmp_path):
+    hu = np.array([[-1000, -160, -100, 40, 180, 240, 1000, 3000]], dtype=np.int32)
+    stored = ((hu + 1024) // 2).astype(np.uint16)  # slope 2, intercept -1024
+    px = _ct(tmp_path, stored, rescale_slope=2, rescale_intercept=-1024, window=(40, 400)).astype(int)[0]
+    assert px[0] == 0 and px[1] == 0  # at or below center - width/2
+    assert px[6] == 255 and px[7] == 255 and px[5] == 255
+    assert abs(px[3] - 128) <= 1  # the window center is mid-grey
+    expected = np.clip(np.rint(((hu[0] - 39.5) / 399 + 0.5) * 255), 0, 255)
+    assert np.array_equal(px, expected)
+
+
+def test_dicom_without_window_uses_min_max_and_monochrome1_inverts(tmp_path):
+    stored = np.array([[100, 200, 300, 400]], dtype=np.uint16)
+    m2 = _ct(tmp_path, stored)[0]
+    assert m2.tolist() == [0, 85, 170, 255]
+    m1 = _ct(tmp_path, stored, photometric="MONOCHROME1")[0]
+    assert m1.tolist() == [255, 170, 85, 0]
+
+
+def test_pydicom_ct_and_mr_samples(tmp_path):
+    ct_path = get_testdata_file("CT_small.dcm")
+    ds = pydicom.dcmread(ct_path)
+    out = load_image(ct_path)
+    px = _decode(out.data)
+    assert px.shape == (ds.Rows, ds.Columns) and px.min() == 0 and px.max() == 255  # no window: min-max
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    expected = np.rint((hu - hu.min()) * 255.0 / (hu.max() - hu.min()))
+    assert np.array_equal(px, expected)
+
+    mr_path = get_testdata_file("MR_small.dcm")
+    mr = pydicom.dcmread(mr_path)
+    c, w = float(mr.WindowCenter), float(mr.WindowWidth)
+    px = _decode(load_image(mr_path).data).astype(int)
+    expected = np.clip(np.rint(((mr.pixel_array.astype(float) - (c - 0.5)) / (w - 1) + 0.5) * 255), 0, 255)
+    assert np.array_equal(px, expected)
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_rle_2frame.dcm", "rtdose.dcm"])
+def test_multiframe_dicom_is_refused(name):
+    with pytest.raises(ImageError) as info:
+        load_image(get_testdata_file(name))
+    assert info.value.reason == "multiframe" and name in str(info.value)
+
+
+def test_truncated_and_non_image_dicom():
+    with pytest.raises(ImageError) as info:
+        load_image(get_testdata_file("MR_truncated.dcm"))
+    assert info.value.reason == "truncated"
+    with pytest.raises(ImageError) as info:
+        load_image(get_testdata_file("rtplan.dcm"))
+    assert info.value.reason == "unsupported"
+
+
+def test_dicom_colour_and_palette(tmp_path):
+    out = load_image(get_testdata_file("SC_rgb_rle.dcm"))
+    assert _decode(out.data).shape == (100, 100, 3)
+    out = load_image(get_testdata_file("examples_palette.dcm"))
+    assert _decode(out.data).ndim == 3
+
+
+def test_burned_in_annotation_is_refused(tmp_path):
+    ds = pydicom.dcmread(io.BytesIO(write_fake_image(1, ".dcm")))
+    ds.BurnedInAnnotation = "YES"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    assert _reason(_write(tmp_path, "burned.dcm", buf.getvalue())) == "unsupported"
+
+
+def test_fake_dicom_carries_no_identifiers_and_is_deterministic():
+    a, b = write_fake_image(5, ".dcm"), write_fake_image(5, ".dcm")
+    assert a == b
+    ds = pydicom.dcmread(io.BytesIO(a))
+    assert str(ds.PatientName) == "" and str(ds.PatientID) == ""
+    assert "SYNTHETIC" in ds.ImageComments
+
+
+DEID_SAMPLES = ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm", "examples_palette.dcm",
+                "liver_1frame.dcm", "rtdose_1frame.dcm"]
+REFUSED_SAMPLES = ["rtdose.dcm", "SC_rgb_rle_2frame.dcm", "MR_truncated.dcm", "rtplan.dcm"]
+
+
+@pytest.mark.parametrize("name", DEID_SAMPLES + REFUSED_SAMPLES)
+def test_no_identifying_dicom_value_reaches_any_output(name, tmp_path):
+    path = Path(get_testdata_file(name))
+    secrets = identifying_values_of_file(path)
+    if name in ("CT_small.dcm", "MR_small.dcm"):
+        assert {"CompressedSamples^CT1", "CompressedSamples^MR1"} & secrets  # the sample really carries them
+    # Copy under a file name that is itself a patient id: ids and details must not show it.
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    patient = str(ds.get("PatientID", "")) or "PAT0042"
+    copy = _write(tmp_path, f"{patient}_{name}", path.read_bytes())
+    secrets |= {patient}
+    outputs: list[bytes | str] = [image_id("some_source", f"scans/{copy.name}")]
+    try:
+        out = load_image(copy)
+    except ImageError as exc:
+        assert name in REFUSED_SAMPLES, f"{name}: {exc}"
+        outputs.append(exc.detail)
+    else:
+        assert name in DEID_SAMPLES
+        assert set(_png_chunks(out.data)) == {b"IHDR", b"IDAT", b"IEND"}
+        outputs += [out.data, out.sha256, out.file_sha256, str(out.phash)]
+    assert leaked_values(outputs, secrets) == []
+
+
+def test_identifying_values_sees_names_dates_and_sequences():
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    found = identifying_values(ds)
+    assert str(ds.PatientName) in found and str(ds.StudyDate) in found and str(ds.SOPInstanceUID) in found
+
+
+# --------------------------------------------------------------------------- ids
+def test_image_id_is_stable_hash_without_file_name():
+    a = image_id("kvasir_v2", "train/polyps/PAT123456_img.dcm")
+    assert a == image_id("kvasir_v2", "./train/polyps/PAT123456_img.dcm")
+    assert a == image_id("kvasir_v2", "train\\polyps\\PAT123456_img.dcm")
+    assert len(a) == 20 and all(c in "0123456789abcdef" for c in a)
+    assert "PAT" not in a and "123456" not in a
+    assert a != image_id("kvasir_v1", "train/polyps/PAT123456_img.dcm")
+    assert a != image_id("kvasir_v2", "train/polyps/PAT123457_img.dcm")
+    assert a != image_id("kvasir_v2", "train/polyps/PAT123456_img.dcm", salt="secret")
+    # Length-prefixed parts: moving a character between key and path changes the id.
+    assert image_id("ab", "c/d.png") != image_id("a", "bc/d.png")
+    with pytest.raises(ValueError):
+        image_id("kvasir_v2", "/home/me/raw/kvasir_v2/x.png")
+
+
+def test_write_fake_image_every_extension_is_deterministic_and_loadable(tmp_path):
+    for ext in (".png", ".jpg", ".tif", ".bmp", ".gif", ".webp", ".dcm"):
+        a = write_fake_image(9, ext, size=(40, 30))
+        assert a == write_fake_image(9, ext, size=(40, 30)), ext
+        out = load_image(_write(tmp_path, f"f{ext}", a))
+        assert (out.width, out.height) == (40, 30), ext
+    assert write_fake_image(9, ".png") != write_fake_image(10, ".png")
+    with pytest.raises(ValueError):
+        write_fake_image(1, ".xyz")

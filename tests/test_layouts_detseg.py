@@ -1,0 +1,364 @@
+"""Detection/segmentation layouts (masks, json_boxes, rle_table) and the box helpers."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import TypeAdapter
+
+from medmat_builder.boxes import (
+    ANY_FOREGROUND,
+    MASK_SEPARATOR,
+    NO_BOX_ANSWER,
+    boxes_from_array,
+    color_value,
+    decode_rle,
+    encode_rle,
+    format_box_answer,
+    mask_boxes,
+    min_component_area,
+    normalize_boxes,
+    resolve_boxes,
+)
+from medmat_builder.layouts import Box, FakeSample, Layout, RawRecord
+
+SRC = SimpleNamespace(key="demo_src")
+W, H = 64, 48
+
+
+def make_layout(cfg: dict):
+    return TypeAdapter(Layout).validate_python({"evidence": "unit test layout", **cfg})
+
+
+def png(mode: str = "RGB", size=(W, H), fill=(10, 20, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, fill).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def sample(i: int, labels, split=None, boxes=(), mask=None) -> FakeSample:
+    return FakeSample(index=i, labels=tuple(labels), split=split, image=png(), ext=".png",
+                      width=W, height=H, mask=mask, boxes=tuple(boxes))
+
+
+def boxes_of(layout, root: Path, rec: RawRecord):
+    return sorted((b.label, b.x1, b.y1, b.x2, b.y2) for b in resolve_boxes(rec, root, (W, H)))
+
+
+# ---------------------------------------------------------------- boxes from masks
+def two_blob_mask() -> np.ndarray:
+    m = np.zeros((H, W), dtype=np.uint8)
+    m[5:15, 4:20] = 255  # 16 x 10 blob
+    m[30:40, 40:60] = 255  # 20 x 10 blob
+    m[45, 2] = 255  # a one-pixel speck
+    return m
+
+
+def test_two_components_give_two_boxes_and_specks_are_ignored():
+    boxes = boxes_from_array(two_blob_mask(), [(ANY_FOREGROUND, "lesion")])
+    got = sorted((b.x1, b.y1, b.x2, b.y2) for b in boxes)
+    assert got == [(4, 5, 20, 15), (40, 30, 60, 40)]
+    assert all(b.label == "lesion" for b in boxes)
+
+
+def test_min_component_area_is_relative_with_a_floor():
+    assert min_component_area(10, 10) == 16
+    assert min_component_area(1000, 1000) == 500
+
+
+def test_multiclass_grey_and_colour_masks():
+    grey = np.zeros((H, W), dtype=np.uint8)
+    grey[0:10, 0:10] = 1
+    grey[20:30, 20:30] = 2
+    got = {b.label: (b.x1, b.y1, b.x2, b.y2) for b in boxes_from_array(grey, [(1, "a"), (2, "b")])}
+    assert got == {"a": (0, 0, 10, 10), "b": (20, 20, 30, 30)}
+    rgb = np.zeros((H, W, 3), dtype=np.uint8)
+    rgb[2:12, 30:50] = (0, 85, 170)
+    rgb[30:44, 0:8] = (255, 0, 0)
+    pairs = [(color_value("#0055AA"), "grasper"), (color_value((255, 0, 0)), "blood")]
+    got = {b.label: (b.x1, b.y1, b.x2, b.y2) for b in boxes_from_array(rgb, pairs)}
+    assert got == {"grasper": (30, 2, 50, 12), "blood": (0, 30, 8, 44)}
+
+
+def test_inverted_mask_where_zero_is_the_structure():
+    m = np.full((H, W), 255, dtype=np.uint8)
+    m[10:20, 10:30] = 0
+    (box,) = boxes_from_array(m, [(0, "optic disc")])
+    assert (box.x1, box.y1, box.x2, box.y2) == (10, 10, 30, 20)
+
+
+def test_lossy_jpeg_mask_is_thresholded(tmp_path):
+    Image.fromarray(two_blob_mask()).save(tmp_path / "m.jpg", quality=70)
+    boxes = mask_boxes(tmp_path, "m.jpg", [(ANY_FOREGROUND, "polyp")])
+    assert len(boxes) == 2
+    for b, (x1, y1, x2, y2) in zip(sorted(boxes, key=lambda b: b.x1), [(4, 5, 20, 15), (40, 30, 60, 40)]):
+        assert abs(b.x1 - x1) <= 1 and abs(b.y1 - y1) <= 1 and abs(b.x2 - x2) <= 1 and abs(b.y2 - y2) <= 1
+
+
+def test_several_mask_files_and_scaling_to_the_image(tmp_path):
+    a = np.zeros((H, W), dtype=np.uint8)
+    a[0:10, 0:10] = 255
+    b = np.zeros((H, W), dtype=np.uint8)
+    b[20:30, 40:50] = 1
+    Image.fromarray(a).save(tmp_path / "left.png")
+    Image.fromarray(b).save(tmp_path / "right.png")
+    rec = RawRecord("s", "r", "img.png", mask=f"left.png{MASK_SEPARATOR}right.png",
+                    mask_labels=((ANY_FOREGROUND, "left lung"), (ANY_FOREGROUND, "right lung")))
+    got = sorted((b.label, b.x1, b.y1, b.x2, b.y2) for b in resolve_boxes(rec, tmp_path, (2 * W, 2 * H)))
+    assert got == [("left lung", 0, 0, 20, 20), ("right lung", 80, 40, 100, 60)]
+
+
+def test_record_boxes_win_and_no_annotation_gives_no_box(tmp_path):
+    rec = RawRecord("s", "r", "x.png", boxes=(Box("Mass", 1, 2, 3, 4),))
+    assert resolve_boxes(rec, tmp_path, (W, H)) == [Box("Mass", 1, 2, 3, 4)]
+    assert resolve_boxes(RawRecord("s", "r", "x.png"), tmp_path, (W, H)) == []
+
+
+def test_missing_mask_names_file_and_source(tmp_path):
+    rec = RawRecord("kvasir_seg", "r", "x.png", mask="masks/x.jpg", mask_labels=((ANY_FOREGROUND, "polyp"),))
+    with pytest.raises(RuntimeError, match=r"kvasir_seg.*masks/x.jpg"):
+        resolve_boxes(rec, tmp_path, (W, H))
+
+
+# ---------------------------------------------------------------- normalization and answer text
+def test_normalize_rounds_clamps_and_orders_corners():
+    boxes = [Box("a", 0, 0, 64, 48), Box("b", 70, -5, 32, 24), Box("c", 6.4, 4.8, 12.8, 9.6)]
+    assert normalize_boxes(boxes, 64, 48) == [
+        ("a", 0, 0, 1000, 1000),
+        ("b", 500, 0, 1000, 500),
+        ("c", 100, 100, 200, 200),
+    ]
+    with pytest.raises(ValueError):
+        normalize_boxes(boxes, 0, 48)
+
+
+def test_answer_format_is_sorted_and_documented():
+    norm = [("polyp", 600, 40, 720, 180), ("polyp", 102, 220, 380, 515), ("adenoma", 5, 5, 9, 9)]
+    assert format_box_answer(norm) == (
+        "adenoma: [5, 5, 9, 9]; polyp: [600, 40, 720, 180]; polyp: [102, 220, 380, 515]"
+    )
+    assert format_box_answer(norm, with_labels=False).startswith("[5, 5, 9, 9]; [600, 40")
+    assert format_box_answer([]) == NO_BOX_ANSWER
+
+
+# ---------------------------------------------------------------- run-length masks
+def test_rle_decode_row_major_one_based():
+    m = decode_rle("2 3 9 2", width=4, height=3)
+    expected = np.zeros((3, 4), dtype=bool)
+    expected.flat[1:4] = True
+    expected.flat[8:10] = True
+    assert (m == expected).all()
+
+
+def test_rle_decode_column_major_relative_siim_style():
+    # pixels (0-based, column-major) 1,2 then 2 pixels after a gap of 3 -> 6,7
+    m = decode_rle("1 2 3 2", width=3, height=3, order="column", starts="relative")
+    expected = np.zeros((3, 3), dtype=bool)
+    for p in (1, 2, 6, 7):
+        expected[p % 3, p // 3] = True
+    assert (m == expected).all()
+
+
+@pytest.mark.parametrize("order,starts,base", [("row", "absolute", 1), ("column", "relative", 0), ("column", "absolute", 0)])
+def test_rle_encode_is_the_inverse(order, starts, base):
+    m = two_blob_mask() > 0
+    assert (decode_rle(encode_rle(m, order, starts, base), W, H, order, starts, base) == m).all()
+
+
+def test_rle_outside_the_image_is_an_error():
+    with pytest.raises(ValueError, match="outside"):
+        decode_rle("10 5", width=3, height=3)
+
+
+# ---------------------------------------------------------------- masks layout round trips
+def test_masks_layout_split_folders_roundtrip(tmp_path):
+    layout = make_layout({
+        "kind": "masks",
+        "images": "ISIC-2017_{split}_Data/{id}.jpg",
+        "masks": "ISIC-2017_{split}_Part1_GroundTruth/{id}_segmentation.png",
+        "exclude": ["*_superpixels.png"],
+        "mask_values": {"nonzero": "lesion"},
+        "split_map": {"Training": "train", "Test_v2": "test"},
+    })
+    samples = [sample(1, ["lesion"], "train", boxes=[Box("lesion", 4, 4, 20, 20)]), sample(2, ["lesion"], "test")]
+    layout.write_fake(SRC, tmp_path, samples)
+    recs = sorted(layout.scan(SRC, tmp_path), key=lambda r: r.split == "test")
+    assert [(r.split, r.labels, r.drop_reason) for r in recs] == [("train", ("lesion",), None), ("test", ("lesion",), None)]
+    assert all(r.mask and r.mask.endswith("_segmentation.png") for r in recs)
+    assert boxes_of(layout, tmp_path, recs[0]) == [("lesion", 4, 4, 20, 20)]
+    assert len(boxes_of(layout, tmp_path, recs[1])) == 1
+
+
+def test_masks_layout_label_folders_several_masks_and_missing(tmp_path):
+    layout = make_layout({
+        "kind": "masks",
+        "images": "{label}/{id}.png",
+        "masks": "{label}/{id}_mask*.png",
+        "split_map": {},
+    })
+    layout.write_fake(SRC, tmp_path, [sample(1, ["benign"]), sample(2, ["malignant"])])
+    # a second mask of the first image, and an image without mask
+    extra = np.zeros((H, W), dtype=np.uint8)
+    extra[30:40, 40:60] = 255
+    Image.fromarray(extra).save(tmp_path / "benign" / "fake00001_mask_1.png")
+    (tmp_path / "normal").mkdir()
+    (tmp_path / "normal" / "lonely.png").write_bytes(png())
+    recs = {r.image: r for r in layout.scan(SRC, tmp_path)}
+    assert set(recs) == {"benign/fake00001.png", "malignant/fake00002.png", "normal/lonely.png"}
+    assert recs["normal/lonely.png"].drop_reason == "missing_mask"
+    first = recs["benign/fake00001.png"]
+    assert first.labels == ("benign",) and first.mask.count(MASK_SEPARATOR) == 1
+    assert [b[0] for b in boxes_of(layout, tmp_path, first)] == ["benign", "benign"]
+    assert recs["malignant/fake00002.png"].labels == ("malignant",)
+
+
+def test_masks_layout_missing_mask_keep(tmp_path):
+    layout = make_layout({"kind": "masks", "images": "{label}/{id}.png", "masks": "{label}/{id}_mask.png",
+                          "missing_mask": "keep"})
+    (tmp_path / "normal").mkdir()
+    (tmp_path / "normal" / "a.png").write_bytes(png())
+    (rec,) = layout.scan(SRC, tmp_path)
+    assert rec.drop_reason is None and rec.mask is None and rec.labels == ("normal",)
+
+
+def test_masks_layout_one_file_per_class(tmp_path):
+    layout = make_layout({
+        "kind": "masks",
+        "images": "CXR_png/{id}.png",
+        "masks": "ManualMask/{class}Mask/{id}.png",
+        "classes": {"left": "left lung", "right": "right lung"},
+    })
+    layout.write_fake(SRC, tmp_path, [sample(1, ["left lung", "right lung"]), sample(2, ["left lung"])])
+    assert (tmp_path / "ManualMask/leftMask/fake00001.png").exists()
+    recs = sorted(layout.scan(SRC, tmp_path), key=lambda r: r.image)
+    assert [r.labels for r in recs] == [("left lung", "right lung"), ("left lung",)]
+    assert [b[0] for b in boxes_of(layout, tmp_path, recs[0])] == ["left lung", "right lung"]
+
+
+def test_masks_layout_colour_values_roundtrip(tmp_path):
+    layout = make_layout({
+        "kind": "masks",
+        "images": "{split}/images/{id}.jpg",
+        "masks": "{split}/groundtruth/{id}.png",
+        "mask_values": {"#0055AA": "grasper", "#55AA00": "liver"},
+        "split_map": {"train": "train", "test": "test"},
+    })
+    s = sample(1, ["grasper", "liver"], "train",
+               boxes=[Box("grasper", 2, 2, 10, 10), Box("liver", 30, 20, 60, 40)])
+    layout.write_fake(SRC, tmp_path, [s])
+    (rec,) = layout.scan(SRC, tmp_path)
+    assert rec.labels == ("grasper", "liver") and rec.split == "train"
+    assert boxes_of(layout, tmp_path, rec) == [("grasper", 2, 2, 10, 10), ("liver", 30, 20, 60, 40)]
+
+
+def test_masks_layout_uses_given_mask_bytes(tmp_path):
+    layout = make_layout({"kind": "masks", "images": "images/{id}.jpg", "masks": "masks/{id}.jpg",
+                          "mask_values": {"nonzero": "polyp"}})
+    buf = io.BytesIO()
+    Image.fromarray(two_blob_mask()).save(buf, format="PNG")
+    layout.write_fake(SRC, tmp_path, [sample(1, ["polyp"], mask=buf.getvalue())])
+    (rec,) = layout.scan(SRC, tmp_path)
+    assert len(boxes_of(layout, tmp_path, rec)) == 2
+
+
+def test_masks_layout_rejects_unusable_configs():
+    with pytest.raises(Exception, match="mask_values"):
+        make_layout({"kind": "masks", "images": "i/{id}.png", "masks": "m/{id}.png"})
+    with pytest.raises(Exception, match="nonzero"):
+        make_layout({"kind": "masks", "images": "i/{id}.png", "masks": "m/{id}.png", "mask_values": {"white": "x"}})
+
+
+# ---------------------------------------------------------------- json_boxes round trips
+@pytest.mark.parametrize("cfg", [
+    {"format": "list", "id_field": "file_name", "boxes_field": "boxes", "labels_field": "syms",
+     "empty_label": "No Finding"},
+    {"format": "dict", "boxes_field": "bbox", "box_keys": ["xmin", "ymin", "xmax", "ymax"], "label_key": "label"},
+    {"format": "coco"},
+    {"format": "list", "items_field": "items", "boxes_field": "b", "box_format": "xywh", "label": "polyp"},
+])
+def test_json_boxes_roundtrip(tmp_path, cfg):
+    layout = make_layout({
+        "kind": "json_boxes",
+        "annotations": [{"path": "ann_train.json", "split": "train"}, {"path": "ann_test.json", "split": "test"}],
+        "images": "{split}/{id}.png",
+        "split_map": {"train": "train", "test": "test"},
+        **cfg,
+    })
+    lab = cfg.get("label", "Mass")
+    samples = [sample(1, [lab], "train", boxes=[Box(lab, 3, 4, 30, 40)]), sample(2, [lab], "test")]
+    layout.write_fake(SRC, tmp_path, samples)
+    recs = sorted(layout.scan(SRC, tmp_path), key=lambda r: r.image)
+    assert [(r.split, r.labels, r.drop_reason) for r in recs] == [("test", (lab,), None), ("train", (lab,), None)]
+    assert [(b.label, b.x1, b.y1, b.x2, b.y2) for b in recs[1].boxes] == [(lab, 3, 4, 30, 40)]
+    assert len(recs[0].boxes) == 1
+
+
+def test_json_boxes_empty_entry_and_missing_image(tmp_path):
+    layout = make_layout({"kind": "json_boxes", "annotations": [{"path": "train.json"}], "format": "list",
+                          "images": "train/{id}.png", "labels_field": "syms", "empty_label": "No Finding"})
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "00000042_006.png").write_bytes(png())
+    (tmp_path / "train.json").write_text(json.dumps([
+        {"file_name": "00000042_006.png", "syms": [], "boxes": []},
+        {"file_name": "gone.png", "syms": ["Mass"], "boxes": [[1, 2, 3, 4]]},
+    ]))
+    recs = {r.ref.split(":")[-1]: r for r in layout.scan(SRC, tmp_path)}
+    assert recs["00000042_006.png"].labels == ("No Finding",) and recs["00000042_006.png"].boxes == ()
+    assert recs["gone.png"].drop_reason == "missing_image"
+
+
+# ---------------------------------------------------------------- rle_table round trips
+def test_rle_table_fixed_size_siim_style(tmp_path):
+    layout = make_layout({
+        "kind": "rle_table",
+        "tables": [{"path": "train-rle.csv"}],
+        "images": "dicom-images-train/**/{id}.png",
+        "id_column": "ImageId",
+        "rle_column": " EncodedPixels",
+        "label": "Pneumothorax",
+        "empty_label": "No pneumothorax",
+        "image_size": [W, H],
+        "rle_order": "column",
+        "rle_starts": "relative",
+    })
+    samples = [sample(1, ["Pneumothorax"], boxes=[Box("Pneumothorax", 5, 6, 25, 30)]), sample(2, ["No pneumothorax"])]
+    layout.write_fake(SRC, tmp_path, samples)
+    header = (tmp_path / "train-rle.csv").read_text().splitlines()[0]
+    assert header == "ImageId, EncodedPixels"
+    recs = sorted(layout.scan(SRC, tmp_path), key=lambda r: r.image)
+    assert [r.labels for r in recs] == [("Pneumothorax",), ("No pneumothorax",)]
+    assert [(b.x1, b.y1, b.x2, b.y2) for b in recs[0].boxes] == [(5, 6, 25, 30)]
+    assert recs[1].boxes == ()
+
+
+def test_rle_table_size_from_file_name_uw_style(tmp_path):
+    layout = make_layout({
+        "kind": "rle_table",
+        "tables": [{"path": "train.csv"}],
+        "images": "{case}/{caseday}/scans/slice_{slice:\\d+}_{width:\\d+}_{height:\\d+}_{sx}_{sy}.png",
+        "image_id": "{caseday}_slice_{slice}",
+        "id_column": "id",
+        "rle_column": "segmentation",
+        "label_column": "class",
+        "empty_label": "empty",
+    })
+    samples = [sample(1, ["stomach", "large_bowel"]), sample(2, ["empty"])]
+    layout.write_fake(SRC, tmp_path, samples)
+    recs = sorted(layout.scan(SRC, tmp_path), key=lambda r: r.image)
+    assert [r.labels for r in recs] == [("stomach", "large_bowel"), ("empty",)]
+    assert sorted(b.label for b in recs[0].boxes) == ["large_bowel", "stomach"]
+
+
+def test_rle_table_bad_run_is_counted_not_lost(tmp_path):
+    layout = make_layout({"kind": "rle_table", "tables": [{"path": "t.csv"}], "images": "{id}.png",
+                          "id_column": "id", "rle_column": "rle", "label": "x", "image_size": [4, 4]})
+    (tmp_path / "a.png").write_bytes(png(size=(4, 4)))
+    (tmp_path / "t.csv").write_text("id,rle\na,100 5\n")
+    (rec,) = layout.scan(SRC, tmp_path)
+    assert rec.drop_reason == "unreadable_row" and "t.csv" in rec.detail
