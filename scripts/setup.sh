@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv at the repository root and install medmat with its training, evaluation and test extras.
+# Idempotent: rerunning only installs what is missing. CPU build of torch by default (override TORCH_SPEC).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+# torch first and pinned, so that no dependency pulls a multi-GB CUDA build.
+.venv/bin/python -m pip install -q --disable-pip-version-check "$TORCH_SPEC"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[train,dev]"
+# DeepSpeed without compiling its CUDA ops (ZeRO-2/3 run on CPU for the tests; GPUs JIT-build what they need).
+if ! .venv/bin/python -c "import deepspeed" >/dev/null 2>&1; then
+  DS_BUILD_OPS=0 .venv/bin/python -m pip install -q --disable-pip-version-check "deepspeed>=0.15"
+fi
+.venv/bin/python -c "import medmat_builder, datasets, torch, transformers, trl; print('medmat ready: torch', torch.__version__, '| datasets', datasets.__version__, '| transformers', transformers.__version__, '| trl', trl.__version__)"
