@@ -52,16 +52,6 @@ def encode_image(pixels: np.ndarray, ext: str) -> bytes:
     return write_fake_image(pixels, ext if ext in FAKE_EXTENSIONS else ".png")
 
 
-def _mask_png(size: tuple[int, int], boxes: Iterable[Box]) -> bytes:
-    w, h = size
-    mask = np.zeros((h, w), dtype=np.uint8)
-    for b in boxes:
-        mask[int(b.y1) : int(b.y2), int(b.x1) : int(b.x2)] = 255
-    buf = io.BytesIO()
-    Image.fromarray(mask, "L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def fake_samples(source: Source, registry: Registry, per_label: int = DEMO_PER_LABEL, seed: int = 0) -> list[FakeSample]:
     """The synthetic records to write for one source."""
     layout = source.layout
@@ -81,19 +71,19 @@ def fake_samples(source: Source, registry: Registry, per_label: int = DEMO_PER_L
             elif has_train:
                 split = "train"
             rng = _rng(seed, source.key, raw_label, j)
-            size = DETECTION_SIZE if detection else CLASSIFICATION_SIZE
+            size = layout.fake_image_size() or (DETECTION_SIZE if detection else CLASSIFICATION_SIZE)
             pixels = synthetic_pixels(rng, size, tint)
             boxes: tuple[Box, ...] = ()
-            mask = None
             if detection:
-                x1, y1 = (int(v) for v in rng.integers(4, 24, size=2))
-                x2, y2 = x1 + int(rng.integers(12, 32)), y1 + int(rng.integers(12, 32))
+                w, h = size
+                x1, y1 = int(rng.integers(w // 16, w * 3 // 8)), int(rng.integers(h // 16, h * 3 // 8))
+                x2, y2 = x1 + int(rng.integers(w // 5, w // 2)), y1 + int(rng.integers(h // 5, h // 2))
                 boxes = (Box(raw_label, float(x1), float(y1), float(x2), float(y2)),)
                 pixels[y1:y2, x1:x2, :] = np.clip(pixels[y1:y2, x1:x2, :].astype(int) + 60, 0, 255).astype(np.uint8)
-                mask = _mask_png(size, boxes)
+                # No ready-made mask: each mask layout paints `boxes` in its own pixel convention.
             samples.append(
                 FakeSample(index=index, labels=(raw_label,), split=split, image=encode_image(pixels, ext), ext=ext,
-                           width=size[0], height=size[1], mask=mask, boxes=boxes)
+                           width=size[0], height=size[1], boxes=boxes)
             )
     return samples
 

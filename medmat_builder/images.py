@@ -245,7 +245,7 @@ def _check_png_chunks(data: bytes, name: str | Path) -> tuple[int, int, bool]:
         if length > 0x7FFFFFFF:
             raise _fail("corrupt", name, "PNG chunk length is invalid")
         if end > n:
-            raise _fail("truncated", name, f"PNG chunk {ctype!r} is cut short")
+            raise _fail("truncated", name, f"PNG chunk {ctype.decode('latin-1')!r} is cut short")
         body = data[pos + 8 : pos + 8 + length]
         (crc,) = struct.unpack(">I", data[pos + 8 + length : end])
         if zlib.crc32(ctype + body) & 0xFFFFFFFF != crc:
@@ -259,12 +259,30 @@ def _check_png_chunks(data: bytes, name: str | Path) -> tuple[int, int, bool]:
         pos = end
 
 
+_SIGNATURES = (
+    (b"\xff\xd8", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
+    (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+)
+
+
 def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int) -> LoadedImage:
+    png_info = _check_png_chunks(data, name) if data.startswith(_PNG_SIGNATURE) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like: decoding decides
         try:
             im = Image.open(io.BytesIO(data), formats=_pil_formats())
         except UnidentifiedImageError:
+            if png_info is not None:
+                raise _fail("corrupt", name, "PNG header cannot be parsed") from None
+            for sig, fmt in _SIGNATURES:
+                if data.startswith(sig):
+                    if fmt == "JPEG" and b"\xff\xd9" not in data:
+                        raise _fail("truncated", name, "JPEG file is cut short (no end-of-image marker)") from None
+                    if fmt == "TIFF" and (len(data) < 8 or struct.unpack(
+                            "<I" if data[:2] == b"II" else ">I", data[4:8])[0] >= len(data)):
+                        raise _fail("truncated", name, "TIFF file is cut short (its directory is missing)") from None
+                    raise _fail("corrupt", name, f"{fmt} header cannot be parsed") from None
             raise _NotPillow() from None
         except Image.DecompressionBombError:
             raise _fail("too_large", name, "image dimensions exceed the decompression-bomb limit") from None
@@ -278,9 +296,7 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
         if width * height > max_pixels:
             raise _fail("too_large", name, f"{fmt} is {width}x{height} pixels, over the limit of {max_pixels:,}")
 
-        png_info = None
-        if fmt == "PNG":
-            png_info = _check_png_chunks(data, name)
+        if fmt == "PNG" and png_info is not None:
             if png_info[2]:
                 raise _fail("multiframe", name, "animated PNG (APNG); refusing to pick a frame")
         try:
@@ -436,6 +452,9 @@ def _load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, 
             if len(ds) == 0 or "SOPClassUID" not in ds and "Rows" not in ds:
                 raise _NotDicom()
         if "PixelData" not in ds:
+            sop = ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+            if len(ds) == 0 or "Image Storage" in str(getattr(sop, "name", "")):
+                raise _fail("truncated", name, "DICOM image file ends before its pixel data")
             raise _fail("unsupported", name, "DICOM object has no (integer) pixel data (not an image object)")
         if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
             raise _fail("unsupported", name, "DICOM says Burned In Annotation = YES: its pixels may show patient data")

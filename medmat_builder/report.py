@@ -22,6 +22,8 @@ DROP_REASONS: dict[str, str] = {
     "unreadable_row": "its table row could not be parsed",
     "missing_image": "the table names an image that is not on disk",
     "ambiguous_image": "the table id matches several files",
+    "missing_mask": "a segmentation image has no mask file",
+    "ambiguous_mask": "several mask files match one image where one is expected",
     "unknown_split": "its split folder/value is not declared in the layout",
     "unused_split": "it belongs to a split the paper does not use",
     "empty": "zero-byte image file",

@@ -195,16 +195,16 @@ class _LoadResult:
 def _load(job: _LoadJob) -> _LoadResult:
     try:
         img = load_image(Path(job.path))
-    except ImageError as exc:
-        return _LoadResult(None, error=exc.reason, detail=str(exc))
+    except ImageError as exc:  # detail never holds a path or a DICOM header value
+        return _LoadResult(None, error=exc.reason, detail=exc.detail)
     boxes: tuple[Box, ...] = ()
     if job.detection:
-        from medmat_builder.boxes import resolve_boxes
+        from medmat_builder.boxes import MaskError, resolve_boxes
 
         try:
             boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height)))
-        except ImageError as exc:
-            return _LoadResult(None, error=exc.reason, detail=f"mask: {exc}")
+        except (ImageError, MaskError) as exc:
+            return _LoadResult(None, error=getattr(exc, "reason", "corrupt"), detail=f"mask: {getattr(exc, 'detail', exc)}")
     return _LoadResult(img.data, img.width, img.height, img.sha256, img.phash, boxes)
 
 

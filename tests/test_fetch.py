@@ -74,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     _Handler.files, _Handler.behaviour, _Handler.log = {}, {}, []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     yield SimpleNamespace(base=base, files=_Handler.files, behaviour=_Handler.behaviour, log=_Handler.log)

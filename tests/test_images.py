@@ -102,6 +102,19 @@ def test_truncated_png(tmp_path, rgb):
     assert _reason(_write(tmp_path, "no_iend.png", data[:-12])) == "truncated"
 
 
+@pytest.mark.parametrize("ext,keep", [(".png", 8), (".png", 40), (".jpg", 3), (".tif", 0), (".bmp", 0), (".gif", 0)])
+def test_files_cut_anywhere_are_truncated(tmp_path, ext, keep):
+    data = write_fake_image(5, ext, size=(64, 64))
+    cut = data[:keep] if keep else data[: len(data) // 2]
+    assert _reason(_write(tmp_path, f"cut{ext}", cut)) == "truncated"
+
+
+def test_dicom_cut_in_its_header_is_truncated(tmp_path):
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    for keep in (132, 400, len(data) // 2):
+        assert _reason(_write(tmp_path, "cut.dcm", data[:keep])) == "truncated"
+
+
 def test_png_crc_damage_is_corrupt(tmp_path, rgb):
     data = bytearray(_encode(Image.fromarray(rgb), "PNG"))
     data[40] ^= 0xFF  # inside the first IDAT
@@ -381,6 +394,25 @@ def test_dicom_colour_and_palette(tmp_path):
     assert _decode(out.data).ndim == 3
 
 
+def test_dicom_without_preamble_is_read(tmp_path):
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_dataset(fp, pydicom.Dataset(ds))  # no preamble, no "DICM", no file meta
+    raw = fp.getvalue()
+    assert raw[128:132] != b"DICM"
+    out = load_image(_write(tmp_path, "IMG0001", raw))  # no extension, as many PACS exports
+    assert out.sha256 == load_image(get_testdata_file("MR_small.dcm")).sha256
+
+
+def test_non_images_are_not_mistaken_for_dicom(tmp_path):
+    assert _reason(_write(tmp_path, "notes.txt", b"patient list\n" * 50)) == "corrupt"
+    assert _reason(_write(tmp_path, "junk.dcm", bytes(range(256)) * 4)) == "corrupt"
+
+
 def test_burned_in_annotation_is_refused(tmp_path):
     ds = pydicom.dcmread(io.BytesIO(write_fake_image(1, ".dcm")))
     ds.BurnedInAnnotation = "YES"
@@ -402,6 +434,7 @@ DEID_SAMPLES = ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm"
 REFUSED_SAMPLES = ["rtdose.dcm", "SC_rgb_rle_2frame.dcm", "MR_truncated.dcm", "rtplan.dcm"]
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR")
 @pytest.mark.parametrize("name", DEID_SAMPLES + REFUSED_SAMPLES)
 def test_no_identifying_dicom_value_reaches_any_output(name, tmp_path):
     path = Path(get_testdata_file(name))

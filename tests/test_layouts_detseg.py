@@ -362,3 +362,25 @@ def test_rle_table_bad_run_is_counted_not_lost(tmp_path):
     (tmp_path / "t.csv").write_text("id,rle\na,100 5\n")
     (rec,) = layout.scan(SRC, tmp_path)
     assert rec.drop_reason == "unreadable_row" and "t.csv" in rec.detail
+
+
+def test_dicom_mask_is_read_with_pydicom(tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    arr = np.zeros((H, W), dtype=np.uint16)
+    arr[10:20, 30:50] = 1
+    ds.Rows, ds.Columns = H, W
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = arr.tobytes()
+    ds.save_as(tmp_path / "m.dicom", enforce_file_format=True)
+    (box,) = mask_boxes(tmp_path, "m.dicom", [(ANY_FOREGROUND, "liver")])
+    assert (box.label, box.x1, box.y1, box.x2, box.y2) == ("liver", 30, 10, 50, 20)

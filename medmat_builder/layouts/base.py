@@ -241,6 +241,10 @@ class LayoutBase(BaseModel):
     def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def fake_image_size(self) -> tuple[int, int] | None:
+        """Pixel size the demo must give its images when the layout fixes one (else ``None``)."""
+        return None
+
     def fake_extension(self) -> str:
         """Image extension the demo writes for this layout (from its image pattern)."""
         pattern = getattr(self, "images", "") or ""

@@ -253,7 +253,9 @@ class MasksLayout(LayoutBase):
 
 def _mask_path(pattern: PathPattern, values: dict[str, str]) -> str:
     rel = pattern.fill(values, star="")
-    if not os.path.splitext(rel)[1]:
+    if rel.endswith("."):  # "{id}.*": any extension
+        rel += "png"
+    elif not os.path.splitext(rel)[1]:
         rel += ".png"
     return rel
 

@@ -188,6 +188,9 @@ class RleTableLayout(LayoutBase):
         ext = os.path.splitext(self.images)[1].lower()
         return ext if ext in IMAGE_EXTENSIONS else ".png"
 
+    def fake_image_size(self) -> tuple[int, int] | None:
+        return tuple(self.image_size) if self.image_size is not None else None  # type: ignore[return-value]
+
     def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
         import numpy as np
 
