@@ -25,6 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
+from tqdm.auto import tqdm
+
 from medmat_builder.registry import Registry, Source, load_registry
 from medmat_builder.sampling import BuildSettings
 
@@ -99,6 +102,8 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         only_sources=only,
     )
     prep = work / "prep" / name
+    bars = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one bar per config is enough
     try:
         builder.download_and_prepare(
             output_dir=str(prep),
@@ -108,6 +113,8 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         )
     finally:
         builder.close()
+        if bars:
+            datasets.enable_progress_bars()
     dest.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         files = sorted(prep.glob(f"medmat-{split}*.parquet"))
@@ -125,6 +132,7 @@ def build(
     settings: BuildSettings | None = None,
     partial: bool = False,
     registry: Registry | None = None,
+    progress: bool = False,
 ) -> BuildResult:
     """Build ``configs`` (all 53 by default) from ``raw`` into ``out`` (Hub layout), atomically."""
     from medmat_builder import cards
@@ -163,7 +171,7 @@ def build(
                 if name not in names and (out / name).is_dir():
                     _link_tree(out / name, staging / name)
                     report["configs"][name] = old_report["configs"][name]
-            for name in names:
+            for name in tqdm(names, desc="building", unit="config", disable=not progress):
                 if not present[name]:
                     result.skipped[name] = "no source present"
                     logger.warning("%s: skipped, none of its sources is in %s", name, raw)

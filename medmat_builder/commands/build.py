@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 from pathlib import Path
 
 from medmat_builder.export import BuildError, build
@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = BuildSettings(seed=args.seed, num_proc=max(1, args.num_proc), lenient=args.lenient)
     try:
-        result = build(args.configs or None, raw, args.out, settings, partial=args.partial, registry=registry)
+        result = build(args.configs or None, raw, args.out, settings, partial=args.partial, registry=registry,
+                       progress=sys.stderr.isatty())
     except (BuildError, UnknownLabelError, LayoutError) as exc:
         print(f"error: {exc}")
         return 1
