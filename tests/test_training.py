@@ -25,9 +25,20 @@ pytest.importorskip("trl")
 REPO = Path(__file__).resolve().parent.parent
 SFT = REPO / "training" / "sft.py"
 TINY_RECIPE = REPO / "training" / "recipes" / "tiny_cpu.yaml"
-sys.path.insert(0, str(REPO / "training"))
 
-import sft  # noqa: E402  (training/sft.py)
+
+def _load_sft():
+    """training/sft.py is a script, not a package module: load it under a unique name."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("medmat_training_sft", SFT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses need their module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+sft = _load_sft()
 
 DIRECTIVE = "Answer with the option's letter from the given choices directly."
 CONFIGS = {  # config -> (labels, n_train, n_test); subset_28 is the mixture target of the tests
@@ -244,12 +255,48 @@ def test_records_become_prompt_completion_pairs(export, tiny_models, tmp_path):
     assert again["id"] == train["id"]  # seeded
 
 
+def test_general_mcq_mix_in(export, tiny_models, tmp_path):
+    from datasets import Dataset, Image
+
+    rng = np.random.default_rng(1)
+    general = Dataset.from_dict({
+        "image": [{"bytes": _png(rng, gray=False), "path": None} for _ in range(6)],
+        "question": ["Which animal is shown?"] * 6,
+        "options": [["cat", "dog", "owl", "fox"]] * 6,
+        "answer": ["owl"] * 3 + ["B"] * 3,  # option text or letter
+        "source_page": ["wiki"] * 6,
+    }).cast_column("image", Image())
+    general.to_parquet(str(tmp_path / "general.parquet"))
+    script_args, _, _ = _args(export, tiny_models["llava"], tmp_path, "--samples_per_config", "2",
+                              "--general_mcq_dataset", str(tmp_path / "general.parquet"),
+                              "--general_mcq_samples", "4")
+    train, manifest = sft.build_train_dataset(script_args, seed=0)
+    assert manifest["records"] == {"subset_25": 2, "subset_26": 2, "general": 4}
+    rows = [r for r in train if r["config"] == "general"]
+    assert len(rows) == 4
+    for row in rows:
+        assert row["prompt"][0]["content"] == ("Which animal is shown?\nA. cat\nB. dog\nC. owl\nD. fox\n" + DIRECTIVE)
+        assert row["completion"][0]["content"] in {"B", "C"}
+
+
 def test_mixture_file_is_read_without_planner(tmp_path):
     path = tmp_path / "mix.yaml"
     path.write_text("target: subset_28\nseed: 42\nrule: related\n"
                     "configs:\n- {config: subset_25, samples: 10}\n- {config: subset_26, samples: 8}\n")
     plan = sft._read_mixture_file(path)
     assert plan == sft.MixturePlan(target="subset_28", configs=[("subset_25", 10), ("subset_26", 8)], seed=42)
+
+
+def test_real_planner_mixture_by_name_and_file(tmp_path):
+    planner = pytest.importorskip("medmat_builder.planner")
+    plan = sft.resolve_mixture("related:subset_28")
+    names = [c for c, _ in plan.configs]
+    assert plan.target == "subset_28" and names and "subset_28" not in names
+    assert all(isinstance(n, int) and n >= 0 for _, n in plan.configs) and plan.seed == 42
+    path = planner.resolve_mixture("related:subset_28").save(tmp_path / "mix.yaml")
+    assert sft.resolve_mixture(str(path)) == plan
+    with pytest.raises(SystemExit, match="no-such-rule"):
+        sft.resolve_mixture("no-such-rule:subset_28")
 
 
 def test_target_test_split_never_enters_training(leaky_export, tiny_models, tmp_path, fake_planner):
@@ -333,6 +380,25 @@ def test_mixture_by_name_trains(export, tiny_models, tmp_path, fake_planner):
     assert manifest["records"] == {"subset_25": 10, "subset_26": 8, "subset_28": 6}
     assert manifest["total"] == 24 and manifest["dropped_as_target_test"] == 0
     assert trainer.state.global_step == 2
+
+
+def test_resume_from_last_checkpoint(export, tiny_models, tmp_path):
+    out = tmp_path / "resume"
+    common = ("--train_configs", "subset_26", "--save_strategy", "steps", "--save_steps", "2")
+    sft.main(*_args(export, tiny_models["llava"], out, *common, "--max_steps", "2"))
+    assert (out / "checkpoint-2").is_dir()
+    trainer = sft.main(*_args(export, tiny_models["llava"], out, *common, "--max_steps", "3",
+                              "--resume_from_checkpoint", "true"))
+    assert trainer.state.global_step == 3
+    assert len([log for log in trainer.state.log_history if "loss" in log]) == 3  # 2 restored + 1 new
+
+
+def test_lora_adapter_trains(export, tiny_models, tmp_path):
+    pytest.importorskip("peft")
+    out = tmp_path / "lora"
+    sft.main(*_args(export, tiny_models["llava"], out, "--train_configs", "subset_26", "--max_steps", "2",
+                    "--use_peft", "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj"))
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
 
 
 def test_global_batch_size_sets_accumulation(export, tiny_models, tmp_path):

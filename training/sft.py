@@ -19,8 +19,8 @@ Arguments are TRL's (``SFTConfig``, ``ModelConfig``, ``ScriptArguments``) plus t
 
 Data. ``--dataset_name`` is a folder written by ``medmat build`` or a Hub dataset id; the data are
 ``--train_configs`` (or one ``--dataset_config``) or a ``--mixture``, which takes precedence over a
-recipe's ``train_configs``. Only the ``train`` split of each named config is read. Every record becomes TRL's vision-language
-prompt/completion form::
+recipe's ``train_configs``. Only the ``train`` split of each named config is read. Every record
+becomes TRL's vision-language prompt/completion form::
 
     {"image": <PIL.Image>, "prompt": [{"role": "user", "content": question}],
      "completion": [{"role": "assistant", "content": answer}]}
@@ -141,7 +141,10 @@ def resolve_mixture(spec: str) -> MixturePlan:
             f"--mixture {spec!r} needs the planner (medmat_builder.planner), which could not be imported ({err}). "
             "Pass a mixture file written by `medmat plan --out FILE`, or use --train_configs."
         ) from err
-    mix = plan_mixture(spec)
+    try:
+        mix = plan_mixture(spec)
+    except ValueError as err:  # the planner's errors say what is wrong with the name or file
+        raise SystemExit(f"--mixture {spec!r}: {err}") from err
     configs = []
     for item in mix.configs:
         config, samples = _config_and_samples(item)
@@ -225,7 +228,8 @@ def _to_training_form(ds, config: str | None):
     if "id" not in ds.column_names:
         ds = ds.add_column("id", [f"{config}-{i}" for i in range(len(ds))])
     ds = ds.select_columns(["id", "image", "question", "answer"])
-    ds = ds.map(_format_batch, batched=True, input_columns=["question", "answer"], remove_columns=["question", "answer"])
+    qa = ["question", "answer"]
+    ds = ds.map(_format_batch, batched=True, input_columns=qa, remove_columns=qa)
     ds = ds.add_column("config", [config or "general"] * len(ds))
     return ds.cast_column("image", Image(mode="RGB"))
 
@@ -421,6 +425,12 @@ def main(script_args: MedmatScriptArguments, training_args: SFTConfig, model_arg
         peft_config=get_peft_config(model_args),
         quantization_config=get_quantization_config(model_args),
     )
+    if (model_args.dtype in ("bfloat16", "float16") and not model_args.use_peft
+            and not getattr(trainer, "is_deepspeed_enabled", False)):
+        logger.warning(
+            "Full fine-tuning with %s weights and no DeepSpeed keeps no fp32 master copy: small updates (lr %.0e) "
+            "are lost to rounding. Launch with a DeepSpeed config (training/accelerate/deepspeed_zero*.yaml), "
+            "use --dtype float32, or train LoRA adapters (--use_peft).", model_args.dtype, training_args.learning_rate)
     if script_args.freeze_vision_tower and not model_args.use_peft:
         n = freeze_vision(trainer.model)
         logger.info("Froze %d vision-encoder tensors.", n)
