@@ -70,18 +70,33 @@ def rescore(args: argparse.Namespace) -> dict[str, Any]:
     return write_results(Path(args.output_dir), preds, meta)
 
 
+def _want_cpu() -> bool:
+    """CPU data-parallel: ``use_cpu`` requested, or several processes launched without a GPU.
+
+    ``accelerate launch --multi_gpu --num_processes 2`` with ``use_cpu: true`` sets WORLD_SIZE but
+    PartialState() alone would then fall back to one process per rank (each scoring everything).
+    """
+    import torch
+
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+        return True
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
     from accelerate import PartialState
 
     missing = [f"--{k}" for k in ("model_name_or_path", "dataset_name", "configs") if not getattr(args, k)]
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} required (or pass --predictions FILE to re-score)")
-    state = PartialState()
+    state = PartialState(cpu=_want_cpu())
     items, info = load_items(args.dataset_name, args.configs, split=args.split, limit=args.limit)
     mine = shard(items, state.process_index, state.num_processes)
     scorer = load_scorer(args.model_name_or_path, device=state.device, dtype=args.dtype)
     start = time.perf_counter()
     local = score_items(scorer, mine, mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    for _, pred in local:
+        pred.process = state.process_index
     preds = gather_predictions(local, total=len(items), state=state)
     elapsed = time.perf_counter() - start
     if not state.is_main_process:

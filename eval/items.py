@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -30,6 +34,28 @@ def fingerprint_rows(ids: Sequence[str], answers: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def _private_cache() -> str:
+    path = tempfile.mkdtemp(prefix="medmat-eval-cache-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def load_split(dataset_name: str, config: str, split: str) -> Any:
+    """One split of one config. A local export folder is read through a private, throw-away cache.
+
+    ``datasets`` keys its cache for a local folder by the folder *name* and README ``configs:`` block,
+    not by file contents, so two exports both called ``medmat`` would share (stale) cached tables.
+    Evaluation must see exactly the files on disk, hence the private cache (also race-free when
+    several processes load at once).
+    """
+    import datasets
+
+    kwargs: dict[str, Any] = {}
+    if Path(dataset_name).is_dir():
+        kwargs["cache_dir"] = _private_cache()
+    return datasets.load_dataset(dataset_name, config, split=split, **kwargs)
+
+
 def load_items(
     dataset_name: str, configs: Sequence[str], split: str = "test", limit: int | None = None
 ) -> tuple[list[EvalItem], dict[str, dict[str, Any]]]:
@@ -39,13 +65,11 @@ def load_items(
     ``fingerprint`` (see :func:`fingerprint_rows`). Detection/segmentation configs are rejected: their
     answers are boxes, not letters.
     """
-    import datasets
-
     items: list[EvalItem] = []
     info: dict[str, dict[str, Any]] = {}
     for config in configs:
         try:
-            ds = datasets.load_dataset(dataset_name, config, split=split)
+            ds = load_split(dataset_name, config, split)
         except ValueError as exc:
             raise ValueError(
                 f"cannot load config {config!r} split {split!r} from {dataset_name!r}: {exc}. "

@@ -127,15 +127,19 @@ def _continuation_ids(scorer: Scorer, prompt: str, cont: str) -> list[int]:
     return tok(cont, add_special_tokens=False)["input_ids"]
 
 
-def likelihood_batch(scorer: Scorer, items: Sequence[EvalItem]) -> list[Prediction]:
-    """Score every option letter of each item by log-probability; the best letter is the answer."""
+def likelihood_batch(scorer: Scorer, items: Sequence[EvalItem], per_option: bool = False) -> list[Prediction]:
+    """Score every option letter of each item by log-probability; the best letter is the answer.
+
+    ``per_option`` forces one sequence per (item, option) even when letters are single tokens (the
+    general path, used for multi-token continuations; tests check both paths agree).
+    """
     import torch
 
     prompts = [scorer.prompt(it.question) for it in items]
     conts = [[scorer.continuation(p, L) for L in LETTERS[: len(it.options)]] for it, p in zip(items, prompts)]
     cont_ids = [[_continuation_ids(scorer, p, c) for c in cs] for p, cs in zip(prompts, conts)]
     scores: list[dict[str, float]] = []
-    single = all(len(ids) == 1 for row in cont_ids for ids in row)
+    single = not per_option and all(len(ids) == 1 for row in cont_ids for ids in row)
     with torch.inference_mode():
         if single:  # one forward per item; next-token distribution at the last prompt token
             batch = scorer.encode(prompts, [_rgb(it.image) for it in items], padding_side="right")

@@ -29,6 +29,7 @@ class Prediction:
     gold_label: str = ""
     options: list[str] = field(default_factory=list)
     scores: dict[str, float] | None = None  # likelihood mode: log-prob per letter
+    process: int | None = None  # rank of the process that scored the item (data-parallel audit)
 
     @property
     def correct(self) -> bool:
@@ -55,7 +56,7 @@ def prediction_from_json(obj: dict[str, Any], reparse: bool = True) -> Predictio
     return Prediction(
         id=str(obj["id"]), config=str(obj["config"]), prompt=obj.get("prompt", ""), raw_output=raw,
         parsed=parsed, gold=str(obj["gold"]), gold_label=obj.get("gold_label", ""), options=options,
-        scores=obj.get("scores"),
+        scores=obj.get("scores"), process=obj.get("process"),
     )
 
 

@@ -108,24 +108,16 @@ def make_tiny_llava(path: str | Path, seed: int = 0) -> Path:
 
 
 def tiny_model(path: str | Path, seed: int = 0) -> Path:
-    """A tiny model at ``path``: the project's tiny LLaVA if available, else :func:`make_tiny_llava`."""
+    """A tiny LLaVA at ``path``: :func:`medmat_builder.tiny_models.create_tiny_model` if available,
+    else the local :func:`make_tiny_llava`. An existing model at ``path`` is reused."""
     path = Path(path)
     if (path / "config.json").exists():
         return path
-    try:  # prefer the project's shared helper once it exists
-        from medmat_builder import tiny_models  # type: ignore[attr-defined]
+    try:
+        from medmat_builder.tiny_models import create_tiny_model
     except ImportError:
         return make_tiny_llava(path, seed=seed)
-    for name in ("make_tiny_model", "create_tiny_model", "make_tiny_llava", "build_tiny_model"):
-        fn = getattr(tiny_models, name, None)
-        if callable(fn):
-            try:
-                fn("llava", path)
-            except TypeError:
-                fn(path)
-            if (path / "config.json").exists():
-                return path
-    return make_tiny_llava(path, seed=seed)
+    return create_tiny_model("llava", path, seed=seed)
 
 
 def make_tiny_export(
