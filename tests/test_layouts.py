@@ -220,3 +220,14 @@ def test_table_inverse_round_trips_splits(tmp_path, spec):
     layout.write_fake(_Src(), tmp_path, samples)
     recs = records(layout, tmp_path)
     assert sorted((r.labels, r.split) for r in recs) == sorted((s.labels, s.split) for s in samples)
+
+
+def test_table_label_from_several_columns_and_dotted_names(tmp_path):
+    (tmp_path / "meta.csv").write_text("name,Label_1,Label_2\n1-s2.0-a.jpg,Virus,COVID-19\nb.jpeg,bacteria,\nc.png,,\n")
+    for f in ("1-s2.0-a.jpg", "b.jpeg", "c.png"):
+        touch(tmp_path, "train/" + f)
+    layout = table(tables=[{"path": "meta.csv"}], images="train/{id}.*", id_column="name",
+                   label_column=["Label_1", "Label_2"], empty_label="Normal")
+    recs = records(layout, tmp_path)
+    assert [(r.image, r.labels) for r in recs] == [
+        ("train/1-s2.0-a.jpg", ("Virus / COVID-19",)), ("train/b.jpeg", ("bacteria",)), ("train/c.png", ("Normal",))]

@@ -13,7 +13,8 @@ matches the *end* of a path on a folder boundary, so ``"{split}/{label}/*.jpg"``
 folder). Tokens:
 
 - ``{name}``: captures one non-empty piece of a single path segment (``{label}``, ``{split}``,
-  ``{id}``, or any other name); ``{name:REGEX}`` captures with a custom regex (no ``/``);
+  ``{id}``, or any other name), as long as the rest still matches (``{id}.*`` keeps dotted names
+  like ``1-s2.0-x.jpg`` whole up to the last dot); ``{name:REGEX}`` captures with a custom regex;
 - ``*``: any characters inside one segment; ``**``: any number of whole segments (also none);
 - everything else is literal; matching ignores case (``.JPG`` and ``.jpg`` are the same).
 """
@@ -117,7 +118,7 @@ def _pattern_to_regex(pattern: str) -> re.Pattern[str]:
                 out.append(f"(?P={name})")
             else:
                 names.add(name)
-                out.append(f"(?P<{name}>{rx or '[^/]+?'})")
+                out.append(f"(?P<{name}>{rx or '[^/]+'})")
             i = end + 1
         else:
             out.append(re.escape(c))
@@ -150,6 +151,8 @@ class PathPattern:
                 raise KeyError(f"pattern {self.pattern!r} needs a value for {{{name}}}")
             return str(values[name])
 
+        if path.endswith(".*"):  # an extension wildcard: the caller appends the real extension
+            path = path[:-2]
         path = re.sub(r"\{([^}]*)\}", sub, path)
         return path.replace("*", star)
 

@@ -91,7 +91,11 @@ class TableLayout(LayoutBase):
     id_regex: str | None = Field(
         default=None, description="Regex whose group 'id' (or first group) extracts the id from the cell."
     )
-    label_column: str | None = None
+    label_column: str | list[str] | None = Field(
+        default=None,
+        description="Label column; a list joins the non-empty values of several columns with ' / ' "
+        "(e.g. 'Virus / COVID-19' from a category and a sub-category column).",
+    )
     label_columns: list[str] | None = Field(default=None, description="One-hot label columns.")
     label_separator: str | None = None
     empty_label: str | None = Field(
@@ -168,6 +172,11 @@ class TableLayout(LayoutBase):
             f"source {source}: table {table} has no column {name!r} (columns: {', '.join(map(repr, header))})"
         )
 
+    def _label_source_columns(self) -> list[str]:
+        if self.label_columns is not None:
+            return list(self.label_columns)
+        return list(self.label_column) if isinstance(self.label_column, list) else [self.label_column]  # type: ignore[list-item]
+
     def _normalize_id(self, value: str) -> str:
         v = value.strip().replace("\\", "/")
         if self.id_regex:
@@ -211,7 +220,8 @@ class TableLayout(LayoutBase):
         if self.label_columns is not None:
             labels = tuple(c for c in self.label_columns if cells[cols[c]].strip().lower() in TRUTHY)
         else:
-            value = cells[cols[self.label_column]].strip()  # type: ignore[index]
+            names = self.label_column if isinstance(self.label_column, list) else [self.label_column]
+            value = " / ".join(v for v in (cells[cols[n]].strip() for n in names) if v)  # type: ignore[index]
             if self.label_separator:
                 labels = tuple(x.strip() for x in value.split(self.label_separator) if x.strip())
             else:
@@ -234,8 +244,7 @@ class TableLayout(LayoutBase):
             for tpath, tgroups in index.matching(tpattern):
                 n_tables += 1
                 header, rows = self._read_rows(root / tpath, spec, source.key)
-                needed = [self.id_column]
-                needed += self.label_columns or [self.label_column]  # type: ignore[list-item]
+                needed = [self.id_column, *self._label_source_columns()]
                 needed += [self.split_column] if self.split_column else []
                 needed += self.box_columns or []
                 cols = {name: self._column(header, name, tpath, source.key) for name in needed}
@@ -334,7 +343,7 @@ class TableLayout(LayoutBase):
         listed: dict[str, list[str]] = {}
         for (t_idx, raw_split), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
             spec = self.tables[t_idx]
-            needed = [self.id_column, *(self.label_columns or [self.label_column])]  # type: ignore[list-item]
+            needed = [self.id_column, *self._label_source_columns()]
             needed += [self.split_column] if self.split_column else []
             needed += self.box_columns or []
             header = list(spec.columns) if spec.columns else needed
@@ -361,7 +370,10 @@ class TableLayout(LayoutBase):
                         cells.update({c: "1" if c in s.labels else "0" for c in self.label_columns})
                     else:
                         labs = [b.label] if b is not None else list(s.labels)
-                        cells[self.label_column] = "" if labs == [self.empty_label] else (self.label_separator or "").join(labs)  # type: ignore[index]
+                        text = "" if labs == [self.empty_label] else (self.label_separator or "").join(labs)
+                        names = self._label_source_columns()
+                        parts = text.split(" / ") if len(names) > 1 else [text]
+                        cells.update(zip(names, parts + [""] * (len(names) - len(parts))))
                     if self.split_column:
                         cells[self.split_column] = self.raw_split_for(s.split) or ""
                     if self.box_columns:
@@ -378,8 +390,9 @@ class TableLayout(LayoutBase):
                                          star="labels")
             lead = [] if spec.columns else [[""] * len(header)] * spec.header_row + [header]
             _write_table(tpath, lead + rows, spec)
-        for path, names in listed.items():
-            write_bytes(root / PathPattern(path).fill({}, star="list"), ("\n".join(names) + "\n").encode())
+        for spec in self.split_lists:  # every list is written, an empty one too
+            names = listed.get(spec.path, [])
+            write_bytes(root / PathPattern(spec.path).fill({}, star="list"), "".join(n + "\n" for n in names).encode())
 
     def _table_for(self, s: FakeSample) -> int:
         if self.split_column is None and not self.split_lists:
