@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import atexit
 import hashlib
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 
@@ -34,26 +30,11 @@ def fingerprint_rows(ids: Sequence[str], answers: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def _private_cache() -> str:
-    path = tempfile.mkdtemp(prefix="medmat-eval-cache-")
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
-
-
 def load_split(dataset_name: str, config: str, split: str) -> Any:
-    """One split of one config. A local export folder is read through a private, throw-away cache.
+    """One split of one config; a local export is read through a content-fingerprinted cache."""
+    from medmat_builder.loading import load_split as _load
 
-    ``datasets`` keys its cache for a local folder by the folder *name* and README ``configs:`` block,
-    not by file contents, so two exports both called ``medmat`` would share (stale) cached tables.
-    Evaluation must see exactly the files on disk, hence the private cache (also race-free when
-    several processes load at once).
-    """
-    import datasets
-
-    kwargs: dict[str, Any] = {}
-    if Path(dataset_name).is_dir():
-        kwargs["cache_dir"] = _private_cache()
-    return datasets.load_dataset(dataset_name, config, split=split, **kwargs)
+    return _load(dataset_name, config, split)
 
 
 def load_items(

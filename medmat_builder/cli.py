@@ -15,13 +15,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"medmat_builder.commands.{name}")
-        except ModuleNotFoundError as exc:  # DEV-ONLY: commands still being written
-            if exc.name != f"medmat_builder.commands.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+        importlib.import_module(f"medmat_builder.commands.{name}").add_parser(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ Output (``DIR``, default ``./medmat``)::
     DIR/subset_NN/{train,test}-00000-of-0000K.parquet
     DIR/build_report.json         the ledger (see medmat_builder.report)
     DIR/licenses.csv              one row per source: license, access, redistributable
+    DIR/croissant.json            Croissant metadata of the export
 
 The build writes into a temporary sibling folder and swaps it in with renames, so a build killed at
 any moment leaves the previous output intact; a lock file refuses a second concurrent build into the

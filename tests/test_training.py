@@ -87,8 +87,9 @@ def _records(config: str, split: str, labels: list[str], n: int, rng: np.random.
 def write_tiny_export(out: str | Path, leak_target_test: bool = False) -> Path:
     """A Med-MAT-shaped export (README configs + parquet per split) with a few dozen random records.
 
-    With ``leak_target_test``, two records of subset_28's test split are planted in other configs'
-    train splits: one with its id unchanged, one with a new id but the same image bytes.
+    With ``leak_target_test``, three records of subset_28's test split are planted in other configs'
+    train splits: one with its id unchanged, one with a new id but the same image bytes, and one with
+    a new id and the image resized to twice its size (a near duplicate).
     """
     from datasets import Dataset, Image
 
@@ -112,6 +113,19 @@ def write_tiny_export(out: str | Path, leak_target_test: bool = False) -> Path:
                 if key == "id" and new_id:
                     value = new_id
                 values.append(value)
+        from PIL import Image as PILImage
+
+        near = PILImage.open(io.BytesIO(test["image"][2]["bytes"]))
+        near = near.resize((near.width * 2, near.height * 2), PILImage.Resampling.NEAREST)
+        buf = io.BytesIO()
+        near.save(buf, format="PNG")
+        for key, values in tables["subset_25", "train"].items():
+            value = test[key][2]
+            if key == "id":
+                value = "subset_25-train-resized-copy"
+            elif key == "image":
+                value = {"bytes": buf.getvalue(), "path": None}
+            values.append(value)
     for (config, split), cols in tables.items():
         ds = Dataset.from_dict(cols).cast_column("image", Image())
         (out / config).mkdir(parents=True, exist_ok=True)
@@ -188,7 +202,7 @@ def _lm_head(state: dict):
 
 def _test_records(export: Path) -> tuple[set[str], set[str]]:
     test = sft.load_split(str(export), "subset_28", "test")
-    return set(test["id"]), set(sft._image_fingerprints(test))
+    return set(test["id"]), set(sft._image_keys(test)[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,7 +315,8 @@ def test_real_planner_mixture_by_name_and_file(tmp_path):
 
 def test_target_test_split_never_enters_training(leaky_export, tiny_models, tmp_path, fake_planner):
     """A mixture for subset_28 that includes subset_28's own train data (as in RQ2), on an export where
-    two of subset_28's test records were planted in other configs' train splits (same id / same image)."""
+    three of subset_28's test records were planted in other configs' train splits (same id / same image /
+    resized copy)."""
     test_ids, test_prints = _test_records(leaky_export)
     script_args, _, _ = _args(leaky_export, tiny_models["llava"], tmp_path)
     script_args.train_configs = None
@@ -309,14 +324,15 @@ def test_target_test_split_never_enters_training(leaky_export, tiny_models, tmp_
 
     script_args.leakage_check = False  # without the guard the planted records get in: the test can see leaks
     unguarded, _ = sft.build_train_dataset(script_args, seed=0)
-    assert test_ids & set(unguarded["id"]) and test_prints & set(sft._image_fingerprints(unguarded))
+    assert test_ids & set(unguarded["id"]) and test_prints & set(sft._image_keys(unguarded)[0])
 
     script_args.leakage_check = True
     guarded, manifest = sft.build_train_dataset(script_args, seed=0)
     assert manifest["target"] == "subset_28" and fake_planner == ["all:subset_28"] * 2
     assert not test_ids & set(guarded["id"])
-    assert not test_prints & set(sft._image_fingerprints(guarded))
-    assert manifest["dropped_as_target_test"] == 2 and len(unguarded) - len(guarded) == 2
+    assert not test_prints & set(sft._image_keys(guarded)[0])
+    assert "subset_25-train-resized-copy" not in set(guarded["id"])  # the near duplicate
+    assert manifest["dropped_as_target_test"] == 3 and len(unguarded) - len(guarded) == 3
     # the target's own train records stay (RQ2 trains on them); only its test split is protected
     assert set(guarded["config"]) == {"subset_25", "subset_26", "subset_28"}
 

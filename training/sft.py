@@ -27,7 +27,8 @@ becomes TRL's vision-language prompt/completion form::
 
 and the loss is computed on the completion only (the answer letter, or the box text for detection).
 With ``--mixture``, the records of the mixture target's ``test`` split can never enter training:
-training records whose id or image bytes equal a target test record are dropped and counted.
+training records with a target test record's id, decoded pixels or (within the builder's
+threshold) perceptual hash are dropped and counted.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config
 
 logger = logging.getLogger("medmat.sft")
@@ -108,7 +110,7 @@ class MedmatScriptArguments(ScriptArguments):
     )
     leakage_check: bool = field(
         default=True,
-        metadata={"help": "Drop training records equal (by id or image bytes) to a record of the target's test split."},
+        metadata={"help": "Drop training records equal (id, pixels, or perceptual hash) to a record of the target's test split."},
     )
 
 
@@ -190,23 +192,19 @@ def _format_batch(question: list[str], answer: list[str]) -> dict[str, list]:
 
 
 def load_split(dataset_name: str, config: str | None, split: str):
-    """Load one split of one config from an export folder, a data file, or the Hub."""
-    from datasets import load_dataset
+    """Load one split of one config from an export folder, a data file, or the Hub (never a stale cache)."""
+    from medmat_builder.loading import load_split as _load
 
-    path = Path(dataset_name)
-    if path.is_file():
-        kind = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}.get(path.suffix)
-        if kind is None:
-            raise SystemExit(f"Cannot read {path}: use a folder, a .parquet/.json/.jsonl/.csv file or a Hub id.")
-        return load_dataset(kind, data_files={split: str(path)}, split=split)
     try:
-        return load_dataset(dataset_name, config, split=split)
+        return _load(dataset_name, config, split)
     except ValueError as err:
         if "BuilderConfig" in str(err) or "not found" in str(err).lower():
             raise SystemExit(
                 f"Config {config!r} is not in {dataset_name}. Build it first (`medmat build {config} --out "
                 f"{dataset_name}`) or check the name (subset_01 .. subset_53). Details: {err}"
             ) from err
+        if str(err).startswith("cannot read"):
+            raise SystemExit(str(err)) from err
         raise
 
 
@@ -255,34 +253,56 @@ def load_general_mcq(args: MedmatScriptArguments, seed: int):
     return _to_training_form(ds, "general")
 
 
-def _image_fingerprints(ds) -> list[str]:
+def _image_keys(ds) -> tuple[list[str], np.ndarray]:
+    """Decoded-pixel sha256 and 64-bit perceptual hash of every image (the builder's dedup keys)."""
     from datasets import Image
 
+    from medmat_builder.images import ImageError, load_image_bytes
+
     raw = ds.cast_column("image", Image(decode=False))
-    prints = []
-    for item in raw["image"]:
+    pixels: list[str] = []
+    phashes = np.zeros(len(raw), dtype=np.uint64)
+    for i, item in enumerate(raw["image"]):
         data = item.get("bytes")
         if data is None and item.get("path"):
             data = Path(item["path"]).read_bytes()
-        prints.append(hashlib.sha256(data or b"").hexdigest())
-    return prints
+        try:
+            img = load_image_bytes(data or b"", name=f"record {i}")
+            pixels.append(img.sha256)
+            phashes[i] = np.uint64(img.phash)
+        except ImageError:  # unreadable: compare by file bytes only
+            pixels.append("file:" + hashlib.sha256(data or b"").hexdigest())
+    return pixels, phashes
 
 
 def drop_target_test_records(train, dataset_name: str, target: str):
-    """Remove training records equal (same id or same image bytes) to a record of ``target``'s test split.
+    """Remove training records that are, or look like, a record of ``target``'s test split.
 
-    Returns ``(train, n_dropped)``. A target without a test split protects nothing and drops nothing.
+    A record is removed when it has the same id, the same decoded pixels, or a perceptual hash within
+    :data:`medmat_builder.images.NEAR_DUPLICATE_MAX_DISTANCE` bits of a test image (re-encoded or
+    resized copies, e.g. the same image shipped by two sources of different subsets). Returns
+    ``(train, n_dropped)``. A target without a test split protects nothing and drops nothing.
     """
+    from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE
+
     try:
         test = load_split(dataset_name, target, "test")
     except (SystemExit, ValueError, FileNotFoundError) as err:
         logger.warning("No test split found for target %s (%s); nothing to protect.", target, err)
         return train, 0
     test_ids = set(test["id"]) if "id" in test.column_names else set()
-    test_prints = set(_image_fingerprints(test))
-    train_prints = _image_fingerprints(train)
-    keep = [i for i, (rid, fp) in enumerate(zip(train["id"], train_prints, strict=True))
-            if rid not in test_ids and fp not in test_prints]
+    test_pixels, test_phashes = _image_keys(test)
+    test_pixel_set = set(test_pixels)
+    train_pixels, train_phashes = _image_keys(train)
+    keep = []
+    for i, (rid, px) in enumerate(zip(train["id"], train_pixels, strict=True)):
+        if rid in test_ids or px in test_pixel_set:
+            continue
+        if len(test_phashes):
+            distance = np.bitwise_count(np.bitwise_xor(test_phashes, train_phashes[i])).min()
+            if int(distance) <= NEAR_DUPLICATE_MAX_DISTANCE:
+                continue
+        keep.append(i)
     dropped = len(train) - len(keep)
     if dropped:
         logger.warning("Dropped %d training records that equal records of %s's test split.", dropped, target)

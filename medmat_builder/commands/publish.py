@@ -1,0 +1,46 @@
+"""``medmat publish DIR --repo-id ORG/NAME``: license-gated upload of an export to the Hub."""
+
+from __future__ import annotations
+
+import argparse
+
+from medmat_builder.publish import RESTRICTED_MODES, PublishError, publish
+from medmat_builder.registry import RegistryError, load_registry
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "publish",
+        help="upload an export to the Hugging Face Hub; images of non-redistributable sources never leave",
+    )
+    p.add_argument("dir", help="export folder written by `medmat build`")
+    p.add_argument("--repo-id", required=True, help="dataset repo, ORG/NAME")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--dry-run", action="store_true", help="print every file, row and image count; upload nothing")
+    p.add_argument("--restricted", choices=RESTRICTED_MODES, default="text-only",
+                   help="configs with sources that forbid redistribution: publish them without those images "
+                        "(text-only, default) or leave them out (skip)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="do not turn on the Hub's access gate when sources carry non-commercial/unknown terms")
+    p.add_argument("--registry", default=None, help="registry the export was built with (default: sources.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        registry = load_registry(args.registry)
+    except RegistryError as exc:
+        print(f"registry is invalid:\n{exc}")
+        return 1
+    try:
+        result = publish(args.dir, args.repo_id, registry, private=args.private, restricted=args.restricted,
+                         dry_run=args.dry_run, gate=not args.no_gate)
+    except PublishError as exc:
+        print(f"error: {exc}")
+        return 1
+    if args.dry_run:
+        print("dry run: nothing uploaded; would " + result.plan.describe())
+        return 0
+    print(result.plan.describe())
+    print(f"committed {result.commit_oid}: {result.commit_url}")
+    return 0

@@ -1,0 +1,52 @@
+"""Load one split of one config from a ``medmat build`` export folder, a data file or the Hub, never stale.
+
+``datasets`` keys its cache for a local folder by the folder's *name* and its README ``configs:``
+block, not by the files' contents: after a rebuild into ``./medmat`` (or another export that is also
+called ``medmat``), a plain ``load_dataset("medmat", ...)`` can return the old tables. Here a local
+folder is read through a cache directory named after a fingerprint of the config's files (path,
+size, modification time), so a rebuilt export is always read afresh and an unchanged one is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+FILE_KINDS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
+def cache_root() -> Path:
+    """Where fingerprinted caches live (``MEDMAT_CACHE``, default ``~/.cache/medmat/datasets``)."""
+    return Path(os.environ.get("MEDMAT_CACHE", Path.home() / ".cache" / "medmat" / "datasets"))
+
+
+def folder_fingerprint(folder: Path, config: str | None) -> str:
+    """sha256 over (relative path, size, mtime) of the README and the config's data files."""
+    h = hashlib.sha256()
+    paths = [folder / "README.md"]
+    sub = folder / config if config else folder
+    if sub.is_dir():
+        paths += sorted(p for p in sub.rglob("*") if p.is_file())
+    for p in paths:
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(folder).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def load_split(dataset_name: str, config: str | None, split: str):
+    """One split (``train``/``test``) of one config as a ``datasets.Dataset``."""
+    import datasets
+
+    path = Path(dataset_name)
+    if path.is_file():
+        kind = FILE_KINDS.get(path.suffix)
+        if kind is None:
+            raise ValueError(f"cannot read {path}: use an export folder, a .parquet/.json/.jsonl/.csv file or a Hub id")
+        cache = cache_root() / f"file-{folder_fingerprint(path.parent, path.name)}"
+        return datasets.load_dataset(kind, data_files={split: str(path)}, split=split, cache_dir=str(cache))
+    if path.is_dir():
+        cache = cache_root() / f"{path.resolve().name}-{folder_fingerprint(path, config)}"
+        return datasets.load_dataset(str(path), config, split=split, cache_dir=str(cache))
+    return datasets.load_dataset(dataset_name, config, split=split)
