@@ -140,7 +140,9 @@ def make_tiny_export(
                 k = rng.choice([2, 3, 4])
                 options = rng.sample(_LABELS, k)
                 gold = rng.randrange(k)
-                img = Image.new("RGB", (32, 32), tuple(rng.randrange(256) for _ in range(3)))
+                # random blocks, not a flat colour: distinct perceptual hashes, as real images have
+                img = Image.frombytes("RGB", (8, 8), bytes(rng.randrange(256) for _ in range(192)))
+                img = img.resize((32, 32), Image.Resampling.NEAREST)
                 q = "Which condition does this chest X-ray show?\n" + "\n".join(
                     f"{'ABCD'[j]}. {o}" for j, o in enumerate(options)
                 ) + "\nAnswer with the option's letter from the given choices directly."

@@ -1,0 +1,568 @@
+"""Benchmark ``medmat build`` against the I/O floor and ``load_dataset("imagefolder")``-then-select.
+
+Run from the repository root::
+
+    python bench/build_bench.py                      # N = 20,000, RSS scan at N = 1k and 10k
+    python bench/build_bench.py --sizes 1000,10000,100000
+    python bench/build_bench.py --quick              # smoke run: a few hundred images, seconds
+
+What is measured (one table, every figure from the same run):
+
+* a synthetic class-folder source (``{label}/*``, four imbalanced labels, PNG grey / JPEG colour mix,
+  sides drawn from 448..576 px) is generated once into ``--cache`` (default ``/tmp/medmat-bench``)
+  and reused; trees of several sizes are hard links into one image pool;
+* every contender runs in its own subprocess. **Wall** is the operation itself (after imports).
+  **Bytes read** is ``read_bytes`` of ``/proc/<pid>/io`` (block-device reads of the process and its
+  reaped children, so the pool workers count); before each contender the raw tree is evicted from
+  the page cache file by file with ``posix_fadvise(DONTNEED)`` (no root, no system-wide cache drop),
+  so the count is the data really fetched from disk, page-rounded. **Peak RSS** is the largest sum
+  of the PSS of the process tree (forked workers' shared pages count once), sampled every 50 ms
+  with psutil (``ru_maxrss``, the RSS of the largest single process, is shown beside it);
+* contenders: the medmat build of one config; the I/O floor (read exactly the kept files once,
+  sequentially); the copy floor (read them and write one parquet, no decoding); the decode floor
+  (read and fully decode them once, the least a build that drops corrupt files can do); ImageFolder-then-
+  select (``load_dataset("imagefolder", data_dir=...)``, select the kept files by path, embed their
+  bytes and write parquet, i.e. what ``push_to_hub`` does); ImageFolder + decode (the same, after
+  decoding every image once, which a user needs to drop corrupt files and duplicates as medmat does);
+* the full offline demo build (all configs of ``sources.yaml``) and a multi-config build with
+  ``--num-proc 1`` vs ``2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE_KEY = "bench_src"
+#: Raw label -> share of the images (imbalanced, like most medical sources).
+LABEL_SHARES = {"normal": 0.4, "benign": 0.3, "malignant": 0.2, "other": 0.1}
+CANONICAL = {"normal": "Normal", "benign": "Benign", "malignant": "Malignant", "other": "Other"}
+MB = 1_000_000
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def _pixels(index: int, noise_bank: list) -> tuple[object, bool]:
+    """Image ``index`` of the pool: unique low-frequency pattern (distinct perceptual hash) + noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng([7, index])
+    w, h = int(rng.integers(448, 577)), int(rng.integers(448, 577))
+    blocks = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    base = np.asarray(Image.fromarray(blocks).resize((w, h), Image.BILINEAR), dtype=np.float32)
+    noise = noise_bank[index % len(noise_bank)]
+    dx, dy = int(rng.integers(0, noise.shape[1] - w + 1)), int(rng.integers(0, noise.shape[0] - h + 1))
+    grey = np.clip(base * 0.8 + 25 + noise[dy : dy + h, dx : dx + w] * 12, 0, 255).astype(np.uint8)
+    png = index % 2 == 0
+    if png:  # grey PNG, like most X-ray / CT exports
+        return Image.fromarray(grey), True
+    rgb = np.stack([grey, (grey * 0.8).astype(np.uint8), (255 - grey) // 2 + grey // 3], axis=-1)
+    return Image.fromarray(rgb), False  # colour JPEG, like dermoscopy / fundus photos
+
+
+def pool_label(index: int) -> str:
+    """Deterministic, imbalanced label of pool image ``index``."""
+    u = ((index * 2654435761) % 2**32) / 2**32
+    acc = 0.0
+    for label, share in LABEL_SHARES.items():
+        acc += share
+        if u < acc:
+            return label
+    return label
+
+
+def pool_name(index: int) -> str:
+    return f"{pool_label(index)}/img{index:06d}.{'png' if index % 2 == 0 else 'jpg'}"
+
+
+def _write_range(args: tuple[str, int, int]) -> int:
+    import numpy as np
+
+    pool, start, stop = args
+    rng = np.random.default_rng(1234)
+    bank = [rng.normal(0, 1, (600, 600)).astype(np.float32) for _ in range(4)]
+    for i in range(start, stop):
+        path = Path(pool) / pool_name(i)
+        if path.exists():
+            continue
+        img, png = _pixels(i, bank)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=1) if png else img.save(buf, format="JPEG", quality=90)
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+    return stop - start
+
+
+def ensure_pool(cache: Path, n: int, workers: int) -> Path:
+    """Generate pool images 0..n-1 once (missing ones only)."""
+    pool = cache / "pool"
+    for label in LABEL_SHARES:
+        (pool / label).mkdir(parents=True, exist_ok=True)
+    marker = pool / "complete.json"
+    have = json.loads(marker.read_text())["n"] if marker.is_file() else 0
+    if have >= n:
+        return pool
+    print(f"[bench] generating synthetic images {have}..{n - 1} into {pool} (once)", file=sys.stderr)
+    step = 500
+    ranges = [(str(pool), s, min(s + step, n)) for s in range(have, n, step)]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as ex:
+            list(ex.map(_write_range, ranges))
+    else:
+        for r in ranges:
+            _write_range(r)
+    marker.write_text(json.dumps({"n": n}))
+    return pool
+
+
+def ensure_tree(cache: Path, n: int, workers: int) -> Path:
+    """RAW folder holding ``bench_src/{label}/*`` with the first ``n`` pool images (hard links)."""
+    pool = ensure_pool(cache, n, workers)
+    raw = cache / f"raw_{n}"
+    src = raw / SOURCE_KEY
+    done = raw / "complete"
+    if done.is_file():
+        return raw
+    for label in LABEL_SHARES:
+        (src / label).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        dst = src / pool_name(i)
+        if not dst.exists():
+            try:
+                os.link(pool / pool_name(i), dst)
+            except OSError:
+                dst.write_bytes((pool / pool_name(i)).read_bytes())
+    done.write_text("ok")
+    return raw
+
+
+def write_registry(path: Path, n_configs: int) -> Path:
+    """A registry with ``n_configs`` single-label subsets, all drawn from the bench source."""
+    import yaml
+
+    labels = [CANONICAL[k] for k in LABEL_SHARES]
+    names = [f"subset_{i:02d}" for i in range(1, n_configs + 1)]
+    subsets = [
+        {
+            "name": name, "title": f"Bench tissue state {i}", "modality": "X-ray", "area": "Lung",
+            "task": "Diseases", "task_group": "Diseases", "kind": "single-label", "paper_distribution": "id",
+            "labels": labels,
+            "instructions": [f"Question {j} about this synthetic image." for j in range(1, 7)],
+            "sources": [SOURCE_KEY],
+        }
+        for i, name in enumerate(names, 1)
+    ]
+    source = {
+        "number": 1, "key": SOURCE_KEY, "name": "Synthetic bench source", "homepage": "https://example.org/bench",
+        "license": "CC0-1.0", "access": "open", "redistributable": True,
+        "citation": "@misc{bench, title={Synthetic bench source}}", "subsets": names,
+        "obtain": "Generated by bench/build_bench.py.",
+        "layout": {"kind": "folders", "images": "{label}/*", "evidence": "synthetic benchmark"},
+        "labels": dict(CANONICAL),
+    }
+    path.write_text(yaml.safe_dump({"version": 1, "subsets": subsets, "sources": [source]}, sort_keys=False))
+    return path
+
+
+def evict(root: Path) -> None:
+    """Drop the page-cache pages of every file under ``root`` (posix_fadvise DONTNEED; no root needed)."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fdatasync(fd)  # freshly generated files are dirty, and dirty pages are not evicted
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+# ----------------------------------------------------------------------------------------- workers
+
+
+def _io() -> dict[str, int]:
+    out = {}
+    with open("/proc/self/io") as fh:
+        for line in fh:
+            k, v = line.split(":")
+            out[k] = int(v)
+    return out
+
+
+def _worker(task: dict) -> dict:
+    """Run one contender in this (fresh) process; return wall and I/O of the operation only."""
+    kind = task["kind"]
+    if kind in ("medmat", "demo"):
+        from medmat_builder.export import build
+        from medmat_builder.registry import load_registry
+        from medmat_builder.sampling import BuildSettings
+    if kind.startswith("imagefolder") or kind in ("copy_floor", "decode_floor"):
+        import datasets  # noqa: F401
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+        from PIL import Image  # noqa: F401
+    before, t0 = _io(), time.perf_counter()
+    extra: dict = {}
+    if kind in ("medmat", "demo"):
+        registry = load_registry(task["registry"]) if task.get("registry") else None
+        res = build(task.get("configs"), task["raw"], task["out"], BuildSettings(num_proc=task["num_proc"]),
+                    registry=registry)
+        extra["built"] = len(res.built)
+    elif kind == "floor":
+        total = 0
+        for p in task["files"]:
+            with open(p, "rb") as fh:
+                total += len(fh.read())
+        extra["bytes"] = total
+    elif kind == "decode_floor":  # the least a build that verifies images can do: read + decode once
+        from PIL import Image
+
+        for p in task["files"]:
+            with open(p, "rb") as fh, Image.open(fh) as im:
+                im.load()
+    elif kind == "copy_floor":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        for start in range(0, len(task["files"]), 256):
+            chunk = task["files"][start : start + 256]
+            data = [Path(p).read_bytes() for p in chunk]
+            table = pa.table({"path": chunk, "bytes": pa.array(data, pa.binary())})
+            writer = writer or pq.ParquetWriter(task["out"], table.schema)
+            writer.write_table(table)
+        if writer:
+            writer.close()
+    elif kind.startswith("imagefolder"):
+        extra.update(_imagefolder(task, decode_all=kind == "imagefolder_decode"))
+    else:
+        raise ValueError(kind)
+    wall = time.perf_counter() - t0
+    after = _io()
+    return {"wall": wall, "read_bytes": after["read_bytes"] - before["read_bytes"],
+            "rchar": after["rchar"] - before["rchar"], **extra}
+
+
+def _imagefolder(task: dict, decode_all: bool) -> dict:
+    import hashlib
+
+    import datasets
+    from datasets.table import embed_table_storage
+
+    datasets.disable_progress_bars()
+    ds = datasets.load_dataset("imagefolder", data_dir=task["data_dir"], split="train", cache_dir=task["cache_dir"])
+    if decode_all:  # what a user must do to drop corrupt files and duplicates: decode every image once
+        def digest(batch):
+            return {"pixel_sha256": [hashlib.sha256(im.tobytes()).hexdigest() for im in batch["image"]]}
+
+        ds = ds.map(digest, batched=True, batch_size=64)
+    paths = ds.cast_column("image", datasets.Image(decode=False))["image"]
+    wanted = set(task["files"])
+    idx = [i for i, im in enumerate(paths) if im["path"] in wanted]
+    sel = ds.select(idx)
+    sel = sel.with_format("arrow").map(embed_table_storage, batched=True, batch_size=256).with_format(None)
+    sel.to_parquet(task["out"])
+    return {"rows": len(idx)}
+
+
+@dataclass
+class Measure:
+    wall: float
+    read_bytes: int
+    peak_rss: int  # PSS summed over the process tree (shared pages of forked workers count once), sampled
+    max_rss: int  # RSS of the largest single process (ru_maxrss)
+    extra: dict
+
+
+def _pss(proc) -> int:
+    """Proportional set size (RSS where the kernel gives no PSS)."""
+    try:
+        return proc.memory_full_info().pss
+    except (AttributeError, OSError):
+        return proc.memory_info().rss
+
+
+class ContenderError(RuntimeError):
+    pass
+
+
+def run_contender(task: dict, evict_root: Path | None) -> Measure:
+    """Run ``task`` in a subprocess after evicting ``evict_root``; sample the tree's RSS."""
+    import psutil
+
+    if evict_root is not None:
+        evict(evict_root)
+    fd, result_path = tempfile.mkstemp(prefix="medmat-bench-", suffix=".json")
+    os.close(fd)
+    task = {**task, "result": result_path}
+    Path(result_path).write_text(json.dumps(task))  # the task goes in by file (file lists are long)
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_worker", result_path],
+                            cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=err)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            total = 0
+            try:
+                for p in [root, *root.children(recursive=True)]:
+                    try:
+                        total += _pss(p)
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        pass
+            except psutil.NoSuchProcess:
+                break
+            peak = max(peak, total)
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stop.set()
+    thread.join()
+    err.seek(0)
+    tail = err.read().decode(errors="replace").strip().splitlines()
+    err.close()
+    if proc.returncode != 0:
+        sys.stderr.write("\n".join(tail[-25:]) + "\n")
+        last = next((ln for ln in reversed(tail) if ln and not ln.startswith(" ")), "no message")
+        raise ContenderError(f"{task['kind']} exited {proc.returncode}: {last[:120]}")
+    res = json.loads(Path(result_path).read_text())
+    os.unlink(result_path)
+    return Measure(res.pop("wall"), res.pop("read_bytes"), peak, usage.ru_maxrss * 1024, res)
+
+
+# ----------------------------------------------------------------------------------------- table
+
+
+@dataclass
+class Row:
+    measure: str
+    n: str
+    value: str
+    target: str = ""
+    met: str = ""
+
+
+def _ok(flag: bool | None) -> str:
+    return "" if flag is None else ("yes" if flag else "NO")
+
+
+def kept_files(out: Path, config: str, raw: Path) -> list[str]:
+    """Absolute paths of the raw files a medmat export kept (ids are hashes of the relative paths)."""
+    import pyarrow.parquet as pq
+
+    from medmat_builder.images import image_id
+
+    ids = set()
+    for f in sorted((out / config).glob("*.parquet")):
+        ids.update(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+    src = raw / SOURCE_KEY
+    by_id = {}
+    for p in src.rglob("*"):
+        if p.is_file():
+            by_id[f"{config}-{image_id(SOURCE_KEY, p.relative_to(src).as_posix())}"] = str(p)
+    missing = ids - by_id.keys()
+    if missing:
+        raise RuntimeError(f"{len(missing)} kept ids do not map back to raw files")
+    return sorted(by_id[i] for i in ids)
+
+
+def bench_size(n: int, args, work: Path, registry1: Path, imagefolder: bool) -> list[Row]:
+    raw = ensure_tree(args.cache, n, args.gen_workers)
+    src = raw / SOURCE_KEY
+    raw_files = [p for p in src.rglob("*") if p.is_file()]
+    raw_bytes = sum(p.stat().st_size for p in raw_files)
+    out = work / f"medmat_{n}"
+    print(f"[bench] N={n}: medmat build", file=sys.stderr)
+    med = run_contender({"kind": "medmat", "registry": str(registry1), "configs": ["subset_01"], "raw": str(raw),
+                         "out": str(out), "num_proc": 1}, src)
+    kept = kept_files(out, "subset_01", raw)
+    kept_bytes = sum(os.path.getsize(p) for p in kept)
+    print(f"[bench] N={n}: I/O floor", file=sys.stderr)
+    floor = run_contender({"kind": "floor", "files": kept}, src)
+    copy = run_contender({"kind": "copy_floor", "files": kept, "out": str(work / f"copy_{n}.parquet")}, src)
+    decode = run_contender({"kind": "decode_floor", "files": kept}, src)
+    N = str(n)
+    rows = [
+        Row("raw images (MB)", N, f"{len(raw_files)} ({raw_bytes / MB:.0f})"),
+        Row("kept images (MB)", N, f"{len(kept)} ({kept_bytes / MB:.0f})"),
+        Row("floor: wall s (read kept files once)", N, f"{floor.wall:.2f}"),
+        Row("floor: MB read", N, f"{floor.read_bytes / MB:.1f}"),
+        Row("copy floor: wall s (read + write parquet)", N, f"{copy.wall:.2f}"),
+        Row("decode floor: wall s (read + decode kept files once)", N, f"{decode.wall:.2f}"),
+        Row("medmat: wall s", N, f"{med.wall:.2f}"),
+        Row("medmat: MB read", N, f"{med.read_bytes / MB:.1f}"),
+        Row("medmat: peak RSS MB (tree; largest proc)", N, f"{med.peak_rss / MB:.0f}; {med.max_rss / MB:.0f}",
+            "<= 1000, flat in N", _ok(med.peak_rss <= 1e9)),
+        Row("ratio medmat/kept bytes read", N, f"{med.read_bytes / max(kept_bytes, 1):.2f}", "<= 1.1",
+            _ok(med.read_bytes <= 1.1 * kept_bytes)),
+        Row("ratio floor/kept bytes read (eviction check)", N, f"{floor.read_bytes / max(kept_bytes, 1):.2f}"),
+        Row("ratio medmat/floor wall", N, f"{med.wall / max(floor.wall, 1e-9):.1f}", "<= 2",
+            _ok(med.wall <= 2 * floor.wall)),
+        Row("ratio medmat/copy floor wall", N, f"{med.wall / max(copy.wall, 1e-9):.1f}"),
+        Row("ratio medmat/decode floor wall", N, f"{med.wall / max(decode.wall, 1e-9):.1f}"),
+    ]
+    if imagefolder:
+        target = {20000: 4, 100000: 15}.get(n)
+        for kind, label in (("imagefolder", "ImageFolder-then-select"), ("imagefolder_decode", "ImageFolder+decode")):
+            if kind == "imagefolder_decode" and n > args.decode_max_n:
+                continue
+            print(f"[bench] N={n}: {label}", file=sys.stderr)
+            cache_dir = tempfile.mkdtemp(prefix="hfcache-", dir=work)
+            m = run_contender({"kind": kind, "data_dir": str(src), "cache_dir": cache_dir, "files": kept,
+                               "out": str(work / f"{kind}_{n}.parquet")}, src)
+            if m.extra.get("rows") != len(kept):
+                raise RuntimeError(f"{label} selected {m.extra.get('rows')} rows, expected {len(kept)}")
+            ratio = m.wall / max(med.wall, 1e-9)
+            rows += [
+                Row(f"{label}: wall s", N, f"{m.wall:.2f}"),
+                Row(f"{label}: MB read", N, f"{m.read_bytes / MB:.1f}"),
+                Row(f"{label}: peak RSS MB (tree; largest proc)", N, f"{m.peak_rss / MB:.0f}; {m.max_rss / MB:.0f}"),
+                Row(f"ratio {label}/medmat wall", N, f"{ratio:.1f}",
+                    f">= {target}" if target else "", _ok(ratio >= target) if target else ""),
+            ]
+    return rows
+
+
+def bench_demo(args, work: Path) -> list[Row]:
+    from medmat_builder.demo import write_demo_sources
+    from medmat_builder.registry import load_registry
+
+    reg = load_registry()
+    names = reg.subset_names[: args.demo_configs] if args.demo_configs else reg.subset_names
+    raw = args.cache / ("demo_raw" if len(names) == len(reg.subset_names) else f"demo_raw_{len(names)}")
+    if not (raw / "complete").is_file():
+        keys = {k for name in names for k in reg.subset(name).sources}
+        write_demo_sources(raw, reg, keys=keys)
+        (raw / "complete").write_text("ok")
+    print(f"[bench] demo build of {len(names)} configs", file=sys.stderr)
+    try:
+        m = run_contender({"kind": "demo", "configs": names, "raw": str(raw), "out": str(work / "demo"),
+                           "num_proc": 1}, None)
+    except ContenderError as exc:
+        return [Row(f"demo build ({len(names)} configs)", "demo", f"FAILED: {exc}", "builds", _ok(False))]
+    return [
+        Row(f"demo build ({len(names)} configs): wall s", "demo", f"{m.wall:.2f}"),
+        Row(f"demo build ({len(names)} configs): peak RSS MB (tree; largest proc)", "demo",
+            f"{m.peak_rss / MB:.0f}; {m.max_rss / MB:.0f}", "<= 1000", _ok(m.peak_rss <= 1e9)),
+    ]
+
+
+def bench_num_proc(args, work: Path) -> list[Row]:
+    n, k = args.multi_n, args.multi_configs
+    raw = ensure_tree(args.cache, n, args.gen_workers)
+    registry = write_registry(work / f"registry_{k}.yaml", k)
+    configs = [f"subset_{i:02d}" for i in range(1, k + 1)]
+    walls = {}
+    for num_proc in (1, 2):
+        print(f"[bench] {k}-config build, --num-proc {num_proc}", file=sys.stderr)
+        m = run_contender({"kind": "medmat", "registry": str(registry), "configs": configs, "raw": str(raw),
+                           "out": str(work / f"multi_{num_proc}"), "num_proc": num_proc}, raw / SOURCE_KEY)
+        walls[num_proc] = m
+    label = f"{k}-config build (N={n})"
+    speed = walls[1].wall / max(walls[2].wall, 1e-9)
+    return [
+        Row(f"{label} --num-proc 1: wall s", str(n), f"{walls[1].wall:.2f}"),
+        Row(f"{label} --num-proc 2: wall s", str(n), f"{walls[2].wall:.2f}"),
+        Row(f"{label} --num-proc 2: peak RSS MB (tree; largest proc)", str(n),
+            f"{walls[2].peak_rss / MB:.0f}; {walls[2].max_rss / MB:.0f}"),
+        Row("speed-up num-proc 2 vs 1", str(n), f"{speed:.2f}", "> 1", _ok(speed > 1)),
+    ]
+
+
+def format_table(rows: list[Row]) -> str:
+    head = ("measure", "N", "value", "target", "met")
+    cells = [head] + [(r.measure, r.n, r.value, r.target, r.met) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    line = lambda c: "| " + " | ".join(x.ljust(w) for x, w in zip(c, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(head), sep, *(line(c) for c in cells[1:])])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=20000, help="images in the main synthetic source (default 20000)")
+    p.add_argument("--sizes", default="1000,10000",
+                   help="extra N values for the peak-RSS scan, comma-separated (add 100000 for the big one)")
+    p.add_argument("--skip-imagefolder", action="store_true", help="do not run the ImageFolder alternative")
+    p.add_argument("--decode-max-n", type=int, default=20000,
+                   help="run 'ImageFolder+decode' (decodes every image) only up to this N (default 20000)")
+    p.add_argument("--multi-n", type=int, default=2000, help="images in the source of the multi-config build")
+    p.add_argument("--multi-configs", type=int, default=3, help="configs in the --num-proc 1 vs 2 build")
+    p.add_argument("--demo-configs", type=int, default=0, help="build only the first K demo configs (0: all)")
+    p.add_argument("--skip-demo", action="store_true", help="do not run the full demo build")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: N=300, no size scan, 150-image multi-config build, 3 demo configs")
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "medmat-bench",
+                   help="where the synthetic images are generated once and reused (outside the repo)")
+    p.add_argument("--gen-workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes that generate the synthetic images")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.sizes, args.multi_n, args.multi_configs = 300, "", 150, 2
+        args.demo_configs = args.demo_configs or 3
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args._worker is not None:
+        task = json.loads(Path(args._worker).read_text())
+        res = _worker(task)
+        Path(task["result"]).write_text(json.dumps(res))
+        return 0
+    sys.path.insert(0, str(REPO))
+    args.cache.mkdir(parents=True, exist_ok=True)
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | {args.n})
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="medmat-bench-run-") as tmp:
+        work = Path(tmp)
+        registry1 = write_registry(work / "registry_1.yaml", 1)
+        peaks = {}
+        for n in sizes:
+            size_rows = bench_size(n, args, work, registry1, imagefolder=not args.skip_imagefolder)
+            rows += size_rows
+            peaks[n] = next(r for r in size_rows if r.measure.startswith("medmat: peak RSS")).value
+        if len(sizes) > 1:
+            vals = [float(peaks[n].split(";")[0]) for n in sizes]
+            flat = max(vals) <= 1000 and max(vals) <= 1.5 * min(vals)
+            rows.append(Row("medmat peak RSS MB across N", ",".join(map(str, sizes)),
+                            " / ".join(f"{v:.0f}" for v in vals), "<= 1000, flat", _ok(flat)))
+        if not args.skip_demo:
+            rows += bench_demo(args, work)
+        rows += bench_num_proc(args, work)
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Smoke test of bench/build_bench.py: a --quick run produces every row of the table (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_quick_bench_prints_the_full_table(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "build_bench.py"), "--quick", "--cache", str(tmp_path / "cache"),
+         "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    measures = [r["measure"] for r in rows]
+    for expected in (
+        "raw images (MB)",
+        "kept images (MB)",
+        "floor: wall s (read kept files once)",
+        "decode floor: wall s (read + decode kept files once)",
+        "medmat: wall s",
+        "medmat: MB read",
+        "medmat: peak RSS MB (tree; largest proc)",
+        "ratio medmat/kept bytes read",
+        "ratio medmat/floor wall",
+        "ImageFolder-then-select: wall s",
+        "ratio ImageFolder-then-select/medmat wall",
+        "ImageFolder+decode: wall s",
+        "speed-up num-proc 2 vs 1",
+    ):
+        assert expected in measures, (expected, measures)
+    assert any(m.startswith("demo build (3 configs)") for m in measures)
+    assert any("--num-proc 1" in m for m in measures) and any("--num-proc 2" in m for m in measures)
+    # The printed table is the same table.
+    assert "| measure" in proc.stdout and "ratio medmat/floor wall" in proc.stdout
+    kept = next(r for r in rows if r["measure"] == "kept images (MB)")
+    raw = next(r for r in rows if r["measure"] == "raw images (MB)")
+    assert 0 < int(kept["value"].split()[0]) <= int(raw["value"].split()[0]) == 300
+    # Every medmat and floor figure is a number (the run really measured something).
+    for r in rows:
+        if r["measure"].endswith("wall s") and r["n"] != "demo":
+            assert float(r["value"]) >= 0
