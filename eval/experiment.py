@@ -335,4 +335,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from medmat_builder.cli import release_arrow_threads
+
+    try:
+        code = main()
+    finally:
+        release_arrow_threads()
+    raise SystemExit(code)

@@ -30,7 +30,7 @@ import datasets
 from tqdm.auto import tqdm
 
 from medmat_builder.registry import Registry, Source, load_registry
-from medmat_builder.sampling import BuildSettings
+from medmat_builder.sampling import BuildSettings, shutdown_pools
 
 logger = logging.getLogger(__name__)
 REPORT_NAME = "build_report.json"
@@ -186,6 +186,7 @@ def build(
             cards.write_export_metadata(staging, registry, report)
             _swap_in(staging, out, work)
         finally:
+            shutdown_pools()
             shutil.rmtree(work, ignore_errors=True)
     return result
 

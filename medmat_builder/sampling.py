@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,19 +209,46 @@ def _load(job: _LoadJob) -> _LoadResult:
 
 
 class _Loader:
-    """Loads candidates in order, in a process pool when ``num_proc > 1``."""
+    """Loads candidates lazily and in order; with ``num_proc > 1`` at most a small window is in flight.
+
+    The consumer stops as soon as a quota is met, so images past it are (almost) never opened: the
+    over-read is bounded by the window, not by the size of the candidate list. Pools are kept for
+    the whole build (see :func:`shutdown_pools`) instead of being started per config.
+    """
+
+    _pools: dict[int, ProcessPoolExecutor] = {}
 
     def __init__(self, num_proc: int):
-        self.pool = ProcessPoolExecutor(num_proc) if num_proc > 1 else None
+        self.pool = None
+        if num_proc > 1:
+            self.pool = self._pools.get(num_proc)
+            if self.pool is None:
+                self.pool = self._pools[num_proc] = ProcessPoolExecutor(num_proc)
+        self.window = 4 * num_proc
 
-    def map(self, jobs: Sequence[_LoadJob]) -> Iterable[_LoadResult]:
+    def imap(self, jobs: Iterable[_LoadJob]) -> Iterator[_LoadResult]:
         if self.pool is None:
-            return map(_load, jobs)
-        return self.pool.map(_load, jobs, chunksize=4)
+            for job in jobs:
+                yield _load(job)
+            return
+        pending: deque[Future] = deque()
+        try:
+            for job in jobs:
+                pending.append(self.pool.submit(_load, job))
+                if len(pending) >= self.window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:  # the consumer stopped early: drop what has not started
+                fut.cancel()
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+
+def shutdown_pools() -> None:
+    """Stop the worker processes kept between configs (called at the end of a build)."""
+    for pool in _Loader._pools.values():
+        pool.shutdown()
+    _Loader._pools.clear()
 
 
 class _SeenImages:
@@ -345,26 +372,23 @@ def select_subset(
     loader = _Loader(settings.num_proc)
     seen = _SeenImages(settings.near_duplicate_distance)
     selection = Selection()
-    try:
-        # Test first: strictly balanced.
-        test_avail = {k: len(v) for k, v in buckets["test"].items()}
-        if subset.kind == "single-label":
-            per = min([*test_avail.values(), settings.test_max_per_label]) if test_avail else 0
-            test_quota = {k: per for k in test_avail}
-        else:
-            test_quota = balanced_quotas(test_avail, settings.test_cap)
-        kept_test = _fill(buckets["test"], test_quota, loader, seen, spool, report, subset, "balance")
-        if subset.kind == "single-label" and kept_test:
-            floor = min(len(v) for v in kept_test.values())
-            for k, items in kept_test.items():  # a label came up short (duplicates/corrupt): re-level
-                for sel, cand in items[floor:]:
-                    report.ledger(cand.source.key).drop("balance", cand.record.ref, "test re-levelled")
-                kept_test[k] = items[:floor]
-        train_avail = {k: len(v) for k, v in buckets["train"].items()}
-        train_quota = balanced_quotas(train_avail, settings.train_cap)
-        kept_train = _fill(buckets["train"], train_quota, loader, seen, spool, report, subset, "over_cap")
-    finally:
-        loader.close()
+    # Test first: strictly balanced.
+    test_avail = {k: len(v) for k, v in buckets["test"].items()}
+    if subset.kind == "single-label":
+        per = min([*test_avail.values(), settings.test_max_per_label]) if test_avail else 0
+        test_quota = {k: per for k in test_avail}
+    else:
+        test_quota = balanced_quotas(test_avail, settings.test_cap)
+    kept_test = _fill(buckets["test"], test_quota, loader, seen, spool, report, subset, "balance")
+    if subset.kind == "single-label" and kept_test:
+        floor = min(len(v) for v in kept_test.values())
+        for k, items in kept_test.items():  # a label came up short (duplicates/corrupt): re-level
+            for sel, cand in items[floor:]:
+                report.ledger(cand.source.key).drop("balance", cand.record.ref, "test re-levelled")
+            kept_test[k] = items[:floor]
+    train_avail = {k: len(v) for k, v in buckets["train"].items()}
+    train_quota = balanced_quotas(train_avail, settings.train_cap)
+    kept_train = _fill(buckets["train"], train_quota, loader, seen, spool, report, subset, "over_cap")
 
     for split, kept in (("test", kept_test), ("train", kept_train)):
         items = sorted((sel for group in kept.values() for sel, _ in group), key=lambda s: s.id)
@@ -394,17 +418,13 @@ def _fill(
         queue = buckets[key]
         need = quotas.get(key, 0)
         got: list[tuple[Selected, Candidate]] = []
-        pos = 0
-        while len(got) < need and pos < len(queue):
-            want = need - len(got)
-            chunk = queue[pos : pos + max(want + want // 20 + 2, 1)]
-            pos += len(chunk)
-            jobs = [_LoadJob(str(c.root / c.record.image), str(c.root), c.record, detection) for c in chunk]
-            for cand, res in zip(chunk, loader.map(jobs)):
+        consumed = 0
+        if need > 0:
+            jobs = (_LoadJob(str(c.root / c.record.image), str(c.root), c.record, detection) for c in queue)
+            results = loader.imap(jobs)
+            for cand, res in zip(queue, results):
+                consumed += 1
                 ledger = report.ledger(cand.source.key)
-                if len(got) >= need:
-                    ledger.drop(surplus_reason, cand.record.ref)
-                    continue
                 if res.error:
                     ledger.drop(res.error, cand.record.ref, res.detail)
                     continue
@@ -429,7 +449,10 @@ def _fill(
                 got.append(
                     (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes), cand)
                 )
-        for cand in queue[pos:]:
+                if len(got) >= need:
+                    break
+            results.close()
+        for cand in queue[consumed:]:
             report.ledger(cand.source.key).drop(surplus_reason, cand.record.ref)
         kept[key] = got
     return kept

@@ -40,3 +40,10 @@ def mini_export(tmp_path_factory, mini_raw, mini_registry) -> Path:
     out = tmp_path_factory.mktemp("mini_out") / "medmat"
     build(None, mini_raw, out, registry=mini_registry)
     return out
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Join Arrow's reader threads before interpreter teardown (see medmat_builder.cli.release_arrow_threads)."""
+    from medmat_builder.cli import release_arrow_threads
+
+    release_arrow_threads()

@@ -487,4 +487,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[MedmatScriptArguments, SF
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*parse_args(sys.argv[1:]))
+    try:
+        main(*parse_args(sys.argv[1:]))
+    finally:
+        from medmat_builder.cli import release_arrow_threads
+
+        release_arrow_threads()
