@@ -205,7 +205,7 @@ def _load(job: _LoadJob) -> _LoadResult:
             boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height)))
         except (ImageError, MaskError) as exc:
             return _LoadResult(None, error=getattr(exc, "reason", "corrupt"), detail=f"mask: {getattr(exc, 'detail', exc)}")
-    return _LoadResult(img.data, img.width, img.height, img.sha256, img.phash, boxes)
+    return _LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, boxes)
 
 
 class _Loader:

@@ -226,7 +226,7 @@ def test_tiff_bmp_webp_gif_convert_to_identical_pixels(tmp_path, gray, rgb):
             out = load_image(_write(tmp_path, f"x{ext}", write_fake_image(arr, ext)))
             assert (out.format, out.kept_original) == ("png", False), ext
             assert np.array_equal(_decode(out.data), arr), ext
-            assert out.sha256 == ref[mode].sha256, f"{ext} {mode}: same pixels must share the pixel hash"
+            assert out.pixel_hash == ref[mode].pixel_hash, f"{ext} {mode}: same pixels must share the pixel hash"
             assert out.file_sha256 != ref[mode].file_sha256
 
 
@@ -299,19 +299,19 @@ def test_pixel_identical_detection_across_encodings(tmp_path, rgb):
     assert png_a != png_b
     a = load_image(_write(tmp_path, "a.png", png_a))
     b = load_image(_write(tmp_path, "b.png", png_b))
-    assert a.sha256 == b.sha256 and a.file_sha256 != b.file_sha256
+    assert a.pixel_hash == b.pixel_hash and a.file_sha256 != b.file_sha256
     # A JPEG and a lossless PNG of its decoded pixels are the same picture.
     jpg = _encode(Image.fromarray(rgb), "JPEG", quality=80)
     j = load_image(_write(tmp_path, "c.jpg", jpg))
     p = load_image(_write(tmp_path, "c.png", _encode(Image.open(io.BytesIO(jpg)), "PNG")))
-    assert j.sha256 == p.sha256
-    assert j.sha256 != a.sha256
+    assert j.pixel_hash == p.pixel_hash
+    assert j.pixel_hash != a.pixel_hash
 
 
 def test_gray_stored_as_rgb_has_the_gray_pixel_hash(tmp_path, gray):
     a = load_image(_write(tmp_path, "g.png", write_fake_image(gray, ".png")))
     b = load_image(_write(tmp_path, "g3.png", write_fake_image(np.dstack([gray] * 3), ".png")))
-    assert a.sha256 == b.sha256
+    assert a.pixel_hash == b.pixel_hash
 
 
 def test_near_duplicates_by_perceptual_hash(tmp_path):
@@ -319,7 +319,7 @@ def test_near_duplicates_by_perceptual_hash(tmp_path):
     base = load_image(_write(tmp_path, "base.png", write_fake_image(base_arr, ".png")))
     small = Image.fromarray(base_arr).resize((160, 160), Image.Resampling.BILINEAR)
     copy = load_image(_write(tmp_path, "copy.jpg", _encode(small, "JPEG", quality=70)))
-    assert copy.sha256 != base.sha256
+    assert copy.pixel_hash != base.pixel_hash
     d_copy = phash_distance(base.phash, copy.phash)
     assert d_copy <= NEAR_DUPLICATE_MAX_DISTANCE and is_near_duplicate(base.phash, copy.phash)
     other = load_image(_write(tmp_path, "other.png", write_fake_image(4, ".png", size=(256, 256))))
@@ -405,7 +405,7 @@ def test_dicom_without_preamble_is_read(tmp_path):
     raw = fp.getvalue()
     assert raw[128:132] != b"DICM"
     out = load_image(_write(tmp_path, "IMG0001", raw))  # no extension, as many PACS exports
-    assert out.sha256 == load_image(get_testdata_file("MR_small.dcm")).sha256
+    assert out.pixel_hash == load_image(get_testdata_file("MR_small.dcm")).pixel_hash
 
 
 def test_non_images_are_not_mistaken_for_dicom(tmp_path):
@@ -455,7 +455,7 @@ def test_no_identifying_dicom_value_reaches_any_output(name, tmp_path):
     else:
         assert name in DEID_SAMPLES
         assert set(_png_chunks(out.data)) == {b"IHDR", b"IDAT", b"IEND"}
-        outputs += [out.data, out.sha256, out.file_sha256, str(out.phash)]
+        outputs += [out.data, out.pixel_hash, out.file_sha256, str(out.phash)]
     assert leaked_values(outputs, secrets) == []
 
 

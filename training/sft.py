@@ -268,7 +268,7 @@ def _image_keys(ds) -> tuple[list[str], np.ndarray]:
             data = Path(item["path"]).read_bytes()
         try:
             img = load_image_bytes(data or b"", name=f"record {i}")
-            pixels.append(img.sha256)
+            pixels.append(img.pixel_hash)
             phashes[i] = np.uint64(img.phash)
         except ImageError:  # unreadable: compare by file bytes only
             pixels.append("file:" + hashlib.sha256(data or b"").hexdigest())
