@@ -127,10 +127,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from medmat_builder.cli import release_arrow_threads
+    from medmat_builder.cli import run_script
 
-    try:
-        code = main()
-    finally:
-        release_arrow_threads()
-    raise SystemExit(code)
+    run_script(main)

@@ -6,6 +6,9 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
+
+from medmat_builder.registry import RegistryError
 
 COMMANDS = ["sources", "build", "plan", "fetch", "publish", "tiny_model"]
 
@@ -25,8 +28,23 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
+    except RegistryError as exc:
+        print(f"registry is invalid:\n{exc}")
+        return 1
+    except BrokenPipeError:  # `medmat sources list | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
     finally:
         release_arrow_threads()
+
+
+def run_script(main: Callable[[], int]) -> None:
+    """Entry point of the scripts (training/sft.py, eval/*.py): run, join Arrow threads, exit."""
+    try:
+        code = main()
+    finally:
+        release_arrow_threads()
+    raise SystemExit(code)
 
 
 def release_arrow_threads() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medmat_builder.export import BuildError, build
 from medmat_builder.layouts.table import LayoutError
-from medmat_builder.registry import RegistryError, load_registry
+from medmat_builder.registry import load_registry
 from medmat_builder.sampling import BuildSettings, UnknownLabelError
 
 DEMO_RAW = "medmat_demo_raw"
@@ -30,11 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        registry = load_registry(args.registry)
-    except RegistryError as exc:
-        print(f"registry is invalid:\n{exc}")
-        return 1
+    registry = load_registry(args.registry)  # an invalid registry is reported by the CLI
     raw = args.data_dir
     if args.demo:
         from medmat_builder.demo import write_demo_sources

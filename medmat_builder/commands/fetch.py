@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from medmat_builder.fetch import FetchError, fetch_source
-from medmat_builder.registry import RegistryError, load_registry
+from medmat_builder.registry import load_registry
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,11 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        reg = load_registry(args.registry)
-    except RegistryError as exc:
-        print(f"registry is invalid:\n{exc}")
-        return 2
+    reg = load_registry(args.registry)  # an invalid registry is reported by the CLI
     try:
         chosen = [reg.source(k) for k in args.keys]
         for name in args.subset:

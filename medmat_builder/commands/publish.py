@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from medmat_builder.publish import RESTRICTED_MODES, PublishError, publish
-from medmat_builder.registry import RegistryError, load_registry
+from medmat_builder.registry import load_registry
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,11 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        registry = load_registry(args.registry)
-    except RegistryError as exc:
-        print(f"registry is invalid:\n{exc}")
-        return 1
+    registry = load_registry(args.registry)  # an invalid registry is reported by the CLI
     try:
         result = publish(args.dir, args.repo_id, registry, private=args.private, restricted=args.restricted,
                          dry_run=args.dry_run, gate=not args.no_gate)
