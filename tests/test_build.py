@@ -87,6 +87,17 @@ def test_builds_are_byte_identical_across_runs_and_num_proc(tmp_path, mini_raw, 
     assert digest_tree(out) == digest_tree(mini_export)
 
 
+def test_output_does_not_depend_on_where_raw_data_or_output_live(tmp_path, mini_raw, mini_registry, mini_export):
+    elsewhere = tmp_path / "some" / "other" / "place"
+    shutil.copytree(mini_raw, elsewhere)
+    build(None, elsewhere, tmp_path / "out", registry=mini_registry)
+    assert digest_tree(tmp_path / "out") == digest_tree(mini_export)
+    for f in (tmp_path / "out").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert str(tmp_path).encode() not in data and str(mini_raw).encode() not in data, f
+
+
 def test_missing_sources_stop_the_build_unless_partial(tmp_path, mini_raw_copy, mini_registry):
     shutil.rmtree(mini_raw_copy / "toy_table")
     with pytest.raises(MissingSourcesError) as err:
@@ -133,14 +144,16 @@ def test_corrupt_truncated_and_duplicate_images_are_counted(tmp_path, mini_raw_c
 def test_duplicate_across_splits_never_leaks_into_train(tmp_path, mini_raw_copy, mini_registry):
     test_dir = mini_raw_copy / "toy_folders" / "test" / "PNEUMONIA"
     train_dir = mini_raw_copy / "toy_folders" / "train" / "PNEUMONIA"
-    for f in sorted(test_dir.iterdir()):  # every test image also sits in train, re-encoded as PNG
+    for f in sorted(test_dir.iterdir()):  # every test image also sits in train, resized and re-encoded
+        im = Image.open(f).convert("RGB")
+        copy = im.resize((im.width * 2, im.height * 2), Image.Resampling.BILINEAR)  # a near duplicate
         buf = io.BytesIO()
-        Image.open(f).convert("RGB").save(buf, format="PNG")
+        copy.save(buf, format="PNG")
         (train_dir / f"dup_{f.stem}.jpeg").write_bytes(buf.getvalue())
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
     led = res.report["configs"]["subset_01"]["sources"]["toy_folders"]
     kept_test = res.report["configs"]["subset_01"]["label_counts"]["test"]["Pneumonia"]
-    assert led["dropped"]["duplicate"] >= kept_test
+    assert led["dropped"]["near_duplicate"] >= kept_test
     ds = datasets.load_dataset(str(tmp_path / "out"), "subset_01")
     assert not {pixels(e) for e in ds["train"]} & {pixels(e) for e in ds["test"]}
 
