@@ -58,7 +58,7 @@ def test_folders_split_map_exclude_and_unknown_split(tmp_path):
     assert by_image["Top/test/benign/3.png"].split == "test"
     assert by_image["Top/extra/benign/4.png"].drop_reason == "unused_split"
     assert by_image["Top/weird/benign/5.png"].drop_reason == "unknown_split"
-    assert by_image["Top/weird/benign/5.png"].detail == "split folder 'weird' is not in split_map"
+    assert by_image["Top/weird/benign/5.png"].detail == "split 'weird' is not in split_map"
 
 
 def test_folders_label_in_file_name(tmp_path):

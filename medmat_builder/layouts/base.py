@@ -224,6 +224,17 @@ class LayoutBase(BaseModel):
                 return (None, True) if v == "drop" else (v, False)  # type: ignore[return-value]
         raise KeyError(raw)
 
+    def resolve_split(self, raw: str | None) -> tuple[Split | None, str | None, str | None]:
+        """``(split, drop_reason, detail)`` for a raw split value: a record with an undeclared or an
+        unused split is still yielded, with ``unknown_split`` / ``unused_split``, so it is counted."""
+        try:
+            split, dropped = self.map_split(raw)
+        except KeyError:
+            return None, "unknown_split", f"split {raw!r} is not in split_map"
+        if dropped:
+            return None, "unused_split", f"split {raw!r} is not used by the paper"
+        return split, None, None
+
     def raw_split_for(self, split: Split | None) -> str | None:
         """Inverse of :meth:`map_split`: a raw split name that maps to ``split``."""
         if split is None:
@@ -253,6 +264,13 @@ class LayoutBase(BaseModel):
         pattern = getattr(self, "images", "") or ""
         ext = os.path.splitext(pattern)[1].lower()
         return ext if ext in IMAGE_EXTENSIONS else ".png"
+
+
+def accepts_image(path: str, extensions: Iterable[str] = ()) -> bool:
+    """Does ``path`` end in one of ``extensions`` (default: any known image extension)?"""
+    ext = os.path.splitext(path)[1].lower()
+    allowed = [e.lower() if e.startswith(".") else "." + e.lower() for e in extensions]
+    return ext in (allowed or IMAGE_EXTENSIONS)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -26,6 +26,7 @@ from medmat_builder.layouts.base import (
     LayoutBase,
     PathPattern,
     RawRecord,
+    accepts_image,
     write_bytes,
 )
 
@@ -52,9 +53,7 @@ class FoldersLayout(LayoutBase):
         return v
 
     def _accepts(self, path: str) -> bool:
-        ext = os.path.splitext(path)[1].lower()
-        allowed = [e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions]
-        return ext in (allowed or IMAGE_EXTENSIONS)
+        return accepts_image(path, self.extensions)
 
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
         pattern = PathPattern(self.images)
@@ -67,17 +66,8 @@ class FoldersLayout(LayoutBase):
                 if self.label_separator
                 else (raw_label,)
             )
-            try:
-                split, dropped = self.map_split(groups.get("split"))
-            except KeyError:
-                yield RawRecord(source.key, path, path, labels, drop_reason="unknown_split",
-                                detail=f"split folder {groups.get('split')!r} is not in split_map")
-                continue
-            if dropped:
-                yield RawRecord(source.key, path, path, labels, drop_reason="unused_split",
-                                detail=f"split {groups.get('split')!r} is not used by the paper")
-                continue
-            yield RawRecord(source.key, path, path, labels, split=split)
+            split, reason, detail = self.resolve_split(groups.get("split"))
+            yield RawRecord(source.key, path, path, labels, split=split, drop_reason=reason, detail=detail)
 
     def fake_extension(self) -> str:
         ext = os.path.splitext(self.images)[1].lower()

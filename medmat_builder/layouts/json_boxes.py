@@ -178,15 +178,9 @@ class JsonBoxesLayout(LayoutBase):
                         continue
                     path, groups = hits[0]
                     split_value = raw_split or groups.get("split")
-                    try:
-                        split, dropped = self.map_split(split_value)
-                    except KeyError:
-                        yield RawRecord(source.key, ref, path, labels, drop_reason="unknown_split",
-                                        detail=f"split {split_value!r} is not in split_map")
-                        continue
-                    if dropped:
-                        yield RawRecord(source.key, ref, path, labels, drop_reason="unused_split",
-                                        detail=f"split {split_value!r} is not used by the paper")
+                    split, reason, detail = self.resolve_split(split_value)
+                    if reason:
+                        yield RawRecord(source.key, ref, path, labels, drop_reason=reason, detail=detail)
                         continue
                     yield RawRecord(source.key, ref, path, labels, split=split, boxes=boxes)
         if n_files == 0:

@@ -55,6 +55,7 @@ from medmat_builder.layouts.base import (
     LayoutBase,
     PathPattern,
     RawRecord,
+    accepts_image,
     write_bytes,
 )
 
@@ -134,9 +135,7 @@ class MasksLayout(LayoutBase):
         return cls
 
     def _accepts(self, path: str) -> bool:
-        ext = os.path.splitext(path)[1].lower()
-        allowed = [e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions]
-        return ext in (allowed or IMAGE_EXTENSIONS)
+        return accepts_image(path, self.extensions)
 
     # ------------------------------------------------------------------ reading
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
@@ -156,15 +155,9 @@ class MasksLayout(LayoutBase):
                 continue
             captured = groups.get("label")
             labels: tuple[str, ...] = (captured,) if captured is not None else ()
-            try:
-                split, dropped = self.map_split(groups.get("split"))
-            except KeyError:
-                yield RawRecord(source.key, path, path, labels, drop_reason="unknown_split",
-                                detail=f"split {groups.get('split')!r} is not in split_map")
-                continue
-            if dropped:
-                yield RawRecord(source.key, path, path, labels, drop_reason="unused_split",
-                                detail=f"split {groups.get('split')!r} is not used by the paper")
+            split, reason, detail = self.resolve_split(groups.get("split"))
+            if reason:
+                yield RawRecord(source.key, path, path, labels, drop_reason=reason, detail=detail)
                 continue
             hits = sorted(found.get(tuple(groups[p].lower() for p in shared), []))
             if not hits:

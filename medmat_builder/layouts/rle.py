@@ -161,15 +161,9 @@ class RleTableLayout(LayoutBase):
                                 detail=f"id {key[0]!r} matches {len(hits)} files: {[h[0] for h in hits[:3]]}")
                 continue
             path, groups = hits[0]
-            try:
-                split, dropped = self.map_split(key[1] or groups.get("split"))
-            except KeyError:
-                yield RawRecord(source.key, slot["ref"], path, labels, drop_reason="unknown_split",
-                                detail=f"split {key[1] or groups.get('split')!r} is not in split_map")
-                continue
-            if dropped:
-                yield RawRecord(source.key, slot["ref"], path, labels, drop_reason="unused_split",
-                                detail="split not used by the paper")
+            split, reason, detail = self.resolve_split(key[1] or groups.get("split"))
+            if reason:
+                yield RawRecord(source.key, slot["ref"], path, labels, drop_reason=reason, detail=detail)
                 continue
             width, height = self._size(groups)
             boxes: list[Box] = []

@@ -292,15 +292,9 @@ class TableLayout(LayoutBase):
                 yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="ambiguous_image",
                                 detail=f"id {slot['key']!r} matches {len(hits)} files: {hits[:3]}")
                 continue
-            try:
-                split, dropped = self.map_split(slot["split"])
-            except KeyError:
-                yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="unknown_split",
-                                detail=f"split {slot['split']!r} is not in split_map")
-                continue
-            if dropped:
-                yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason="unused_split",
-                                detail=f"split {slot['split']!r} is not used by the paper")
+            split, reason, detail = self.resolve_split(slot["split"])
+            if reason:
+                yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason=reason, detail=detail)
                 continue
             for hit in hits if self.on_multiple_images == "all" else hits[:1]:
                 yield RawRecord(source.key, slot["ref"], hit, labels, split=split, boxes=tuple(slot["boxes"]))
