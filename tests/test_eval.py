@@ -180,6 +180,8 @@ def test_gather_detects_lost_and_duplicated_items():
 
 
 # ---------------------------------------------------------------------------------------------- data parallel
+@pytest.mark.multiprocess
+@pytest.mark.xdist_group("multiprocess")
 def test_two_process_run_gathers_every_item_once(model, export, tmp_path):
     cfg = tmp_path / "cpu2.yaml"
     cfg.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nnum_machines: 1\n"

@@ -474,6 +474,7 @@ def _launch(accelerate_config: str, export: Path, model: Path, out: Path, tmp_pa
 
 
 @pytest.mark.multiprocess
+@pytest.mark.xdist_group("multiprocess")
 def test_two_process_ddp_on_cpu(export, tiny_models, tmp_path):
     from transformers import AutoModelForImageTextToText
 
@@ -484,6 +485,7 @@ def test_two_process_ddp_on_cpu(export, tiny_models, tmp_path):
 
 
 @pytest.mark.multiprocess
+@pytest.mark.xdist_group("multiprocess")
 def test_two_process_deepspeed_zero3_on_cpu(export, tiny_models, tmp_path):
     pytest.importorskip("deepspeed", reason="DS_BUILD_OPS=0 pip install deepspeed")
     from transformers import AutoModelForImageTextToText
