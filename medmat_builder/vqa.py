@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 ANSWER_DIRECTIVE = "Answer with the option's letter from the given choices directly."
 BOX_DIRECTIVE = (
-    "Answer with one line per object as 'label: [x1, y1, x2, y2]', coordinates as integers from 0 "
-    "to 1000 relative to the image width and height, objects separated by '; '."
+    "Answer with 'label: [x1, y1, x2, y2]' for each object, coordinates as integers from 0 to 1000 "
+    "relative to the image width and height, objects separated by '; '."
 )
 LETTERS = "ABCD"
 MAX_OPTIONS = 4
