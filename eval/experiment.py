@@ -170,18 +170,15 @@ class Experiment:
         """Training-data flags for sft.py and a human description of the combination."""
         name = arm.mixture
         if arm.train_configs and budget is None and not target_samples:
-            return ["--train_configs", *arm.train_configs], " + ".join(arm.train_configs)
+            flags = ["--train_configs", *arm.train_configs, "--target", target]  # the target's test split stays out
+            return flags, " + ".join(arm.train_configs)
         if arm.train_configs:
             name = f"configs:{target}:{'+'.join(arm.train_configs)}"
         assert name is not None
         if ":" not in name and not Path(name).exists():
             name = f"{name}:{target}"
-        try:
-            from medmat_builder.planner import caps_from_build_report, resolve_mixture
-        except ImportError:
-            if budget is not None or target_samples:
-                raise SystemExit("volumes need the planner (medmat_builder.planner), which could not be imported")
-            return ["--mixture", name], name
+        from medmat_builder.planner import caps_from_build_report, resolve_mixture
+
         options: dict[str, Any] = {"seed": self.spec.seed}
         if budget is not None:
             options["budget"] = budget
@@ -309,10 +306,8 @@ class Experiment:
 
 
 def is_tiny(path: str) -> bool:
-    try:
-        from medmat_builder.tiny_models import is_tiny_model
-    except ImportError:
-        return False
+    from medmat_builder.tiny_models import is_tiny_model
+
     return is_tiny_model(path)
 
 

@@ -42,6 +42,19 @@ def mini_export(tmp_path_factory, mini_raw, mini_registry) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory) -> Path:
+    """``medmat build --demo`` of all configs of the real registry: ``raw/`` and ``medmat/`` under one folder."""
+    from medmat_builder.export import build
+    from medmat_builder.sampling import BuildSettings
+
+    base = tmp_path_factory.mktemp("demo")
+    registry = load_registry()
+    write_demo_sources(base / "raw", registry)
+    build(None, base / "raw", base / "medmat", BuildSettings(num_proc=1), registry=registry)
+    return base
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Join Arrow's reader threads before interpreter teardown (see medmat_builder.cli.release_arrow_threads)."""
     from medmat_builder.cli import release_arrow_threads

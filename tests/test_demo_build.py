@@ -18,16 +18,6 @@ REGISTRY = load_registry()
 CONFIGS = REGISTRY.subset_names
 
 
-@pytest.fixture(scope="module")
-def demo_export(tmp_path_factory) -> Path:
-    from medmat_builder.demo import write_demo_sources
-
-    base = tmp_path_factory.mktemp("demo")
-    write_demo_sources(base / "raw", REGISTRY)
-    build(None, base / "raw", base / "medmat", BuildSettings(num_proc=1), registry=REGISTRY)
-    return base
-
-
 def _digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -73,3 +63,12 @@ def test_demo_build_is_byte_identical_with_two_processes(demo_export):
     out = demo_export / "again"
     build(None, demo_export / "raw", out, BuildSettings(num_proc=2), registry=REGISTRY)
     assert _digest(out) == _digest(demo_export / "medmat")
+
+
+def test_loads_by_plain_name_from_the_parent_folder(demo_export, monkeypatch, tmp_path):
+    """`load_dataset("medmat", "subset_28")` from the folder that holds ./medmat, as the README says."""
+    monkeypatch.chdir(demo_export)
+    ds = datasets.load_dataset("medmat", "subset_28", cache_dir=str(tmp_path / "hf_cache"))
+    report = json.loads((demo_export / "medmat" / "build_report.json").read_text())
+    assert {s: ds[s].num_rows for s in ("train", "test")} == report["configs"]["subset_28"]["num_examples"]
+    assert set(ds["test"]["subset"]) == {"subset_28"}

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -157,26 +156,6 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return {arch: create_tiny_model(arch, root / arch) for arch in ("llava", "idefics3")}
 
 
-@pytest.fixture
-def fake_planner(monkeypatch):
-    """Stand-in for medmat_builder.planner.resolve_mixture (used whether or not the planner exists)."""
-    calls: list[str] = []
-
-    plans = {
-        "related:subset_28": [("subset_25", 10), ("subset_26", 8), ("subset_28", 6)],
-        "all:subset_28": [("subset_25", None), ("subset_26", None), ("subset_28", None)],
-    }
-
-    def resolve_mixture(spec: str):
-        calls.append(spec)
-        return types.SimpleNamespace(target="subset_28", configs=plans[spec], seed=7)
-
-    module = types.ModuleType("medmat_builder.planner")
-    module.resolve_mixture = resolve_mixture
-    monkeypatch.setitem(sys.modules, "medmat_builder.planner", module)
-    return calls
-
-
 def _args(export: Path, model: Path, out: Path, *extra: str):
     return sft.parse_args([
         "--config", str(TINY_RECIPE),
@@ -293,16 +272,9 @@ def test_general_mcq_mix_in(export, tiny_models, tmp_path):
         assert row["completion"][0]["content"] in {"B", "C"}
 
 
-def test_mixture_file_is_read_without_planner(tmp_path):
-    path = tmp_path / "mix.yaml"
-    path.write_text("target: subset_28\nseed: 42\nrule: related\n"
-                    "configs:\n- {config: subset_25, samples: 10}\n- {config: subset_26, samples: 8}\n")
-    plan = sft._read_mixture_file(path)
-    assert plan == sft.MixturePlan(target="subset_28", configs=[("subset_25", 10), ("subset_26", 8)], seed=42)
-
-
 def test_real_planner_mixture_by_name_and_file(tmp_path):
-    planner = pytest.importorskip("medmat_builder.planner")
+    from medmat_builder import planner
+
     plan = sft.resolve_mixture("related:subset_28")
     names = [c for c, _ in plan.configs]
     assert plan.target == "subset_28" and names and "subset_28" not in names
@@ -313,14 +285,31 @@ def test_real_planner_mixture_by_name_and_file(tmp_path):
         sft.resolve_mixture("no-such-rule:subset_28")
 
 
-def test_target_test_split_never_enters_training(leaky_export, tiny_models, tmp_path, fake_planner):
-    """A mixture for subset_28 that includes subset_28's own train data (as in RQ2), on an export where
+def _rq2_mixture(path: Path) -> Path:
+    """A planner mixture file for subset_28 that includes its own train data (RQ2) and both other configs."""
+    from medmat_builder.planner import Mixture
+
+    mix = Mixture(name="configs:subset_28:subset_25+subset_26", target="subset_28", rule="configs",
+                  rule_text="hand-picked", budget=100, cap=100, pool="all", tasks="grouped", target_samples=12,
+                  configs=[{"config": "subset_25", "samples": 100}, {"config": "subset_26", "samples": 100},
+                           {"config": "subset_28", "samples": 12}])
+    return mix.save(path)
+
+
+@pytest.mark.parametrize("how", ["mixture", "target"])
+def test_target_test_split_never_enters_training(how, leaky_export, tiny_models, tmp_path):
+    """Training for subset_28 that includes subset_28's own train data (as in RQ2), on an export where
     three of subset_28's test records were planted in other configs' train splits (same id / same image /
-    resized copy)."""
+    resized copy); by a mixture file, or by --train_configs with --target."""
     test_ids, test_prints = _test_records(leaky_export)
     script_args, _, _ = _args(leaky_export, tiny_models["llava"], tmp_path)
-    script_args.train_configs = None
-    script_args.mixture = "all:subset_28"
+    if how == "mixture":
+        script_args.train_configs = None
+        script_args.mixture = str(_rq2_mixture(tmp_path / "rq2.yaml"))
+    else:
+        script_args.train_configs = ["subset_25", "subset_26", "subset_28"]
+        script_args.samples_per_config = None
+        script_args.target = "subset_28"
 
     script_args.leakage_check = False  # without the guard the planted records get in: the test can see leaks
     unguarded, _ = sft.build_train_dataset(script_args, seed=0)
@@ -328,13 +317,20 @@ def test_target_test_split_never_enters_training(leaky_export, tiny_models, tmp_
 
     script_args.leakage_check = True
     guarded, manifest = sft.build_train_dataset(script_args, seed=0)
-    assert manifest["target"] == "subset_28" and fake_planner == ["all:subset_28"] * 2
+    assert manifest["target"] == "subset_28"
     assert not test_ids & set(guarded["id"])
     assert not test_prints & set(sft._image_keys(guarded)[0])
     assert "subset_25-train-resized-copy" not in set(guarded["id"])  # the near duplicate
     assert manifest["dropped_as_target_test"] == 3 and len(unguarded) - len(guarded) == 3
     # the target's own train records stay (RQ2 trains on them); only its test split is protected
     assert set(guarded["config"]) == {"subset_25", "subset_26", "subset_28"}
+
+
+def test_target_must_agree_with_the_mixture(export, tiny_models, tmp_path):
+    script_args, _, _ = _args(export, tiny_models["llava"], tmp_path, "--mixture", str(_rq2_mixture(tmp_path / "m.yaml")),
+                              "--target", "subset_25")
+    with pytest.raises(SystemExit, match="differs from the target"):
+        sft.build_train_dataset(script_args, seed=0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,15 +383,24 @@ def test_freeze_vision_tower_keeps_encoder(export, tiny_models, tmp_path):
     assert not np.array_equal(_lm_head(before), _lm_head(after))
 
 
-def test_mixture_by_name_trains(export, tiny_models, tmp_path, fake_planner):
+def test_mixture_by_name_trains_on_a_demo_build(demo_export, tiny_models, tmp_path):
+    """`--mixture related:subset_28` through the real planner, on configs built by `medmat build --demo`;
+    the volumes are planned within what the build holds (its build_report.json)."""
+    from medmat_builder.planner import caps_from_build_report, resolve_mixture
+
+    export = demo_export / "medmat"
     out = tmp_path / "mix"
     trainer = sft.main(*_args(export, tiny_models["idefics3"], out, "--mixture", "related:subset_28",
                               "--max_steps", "2"))
     manifest = json.loads((out / sft.DATA_MANIFEST).read_text())
-    assert manifest["target"] == "subset_28" and manifest["seed"] == 7
-    assert manifest["records"] == {"subset_25": 10, "subset_26": 8, "subset_28": 6}
-    assert manifest["total"] == 24 and manifest["dropped_as_target_test"] == 0
+    expected = resolve_mixture("related:subset_28", caps=caps_from_build_report(export / "build_report.json"))
+    assert manifest["target"] == "subset_28" and manifest["seed"] == 42
+    assert manifest["records"] == expected.sample_counts and "subset_28" not in manifest["records"]
+    assert len(manifest["records"]) == 12  # the Related in-distribution subsets of subset_28
+    assert manifest["total"] == expected.total - manifest["dropped_as_target_test"]
     assert trainer.state.global_step == 2
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    assert losses and all(math.isfinite(x) for x in losses)
 
 
 def test_resume_from_last_checkpoint(export, tiny_models, tmp_path):

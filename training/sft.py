@@ -26,7 +26,8 @@ becomes TRL's vision-language prompt/completion form::
      "completion": [{"role": "assistant", "content": answer}]}
 
 and the loss is computed on the completion only (the answer letter, or the box text for detection).
-With ``--mixture``, the records of the mixture target's ``test`` split can never enter training:
+With ``--mixture`` (or ``--target`` beside ``--train_configs``), the records of the target's ``test``
+split can never enter training:
 training records with a target test record's id, decoded pixels or (within the builder's
 threshold) perceptual hash are dropped and counted.
 """
@@ -108,6 +109,13 @@ class MedmatScriptArguments(ScriptArguments):
             "random model of that architecture there first (no download). For demos and tests."
         },
     )
+    target: str | None = field(
+        default=None,
+        metadata={
+            "help": "The config whose test split training must never see (e.g. subset_28). Defaults to the "
+            "mixture's target; set it with --train_configs to get the same guard."
+        },
+    )
     leakage_check: bool = field(
         default=True,
         metadata={"help": "Drop training records equal (id, pixels, or perceptual hash) to a record of the target's test split."},
@@ -115,7 +123,7 @@ class MedmatScriptArguments(ScriptArguments):
 
 
 # --------------------------------------------------------------------------------------------------
-# Mixtures: the only place that knows about the planner
+# Mixtures
 # --------------------------------------------------------------------------------------------------
 
 
@@ -128,49 +136,26 @@ class MixturePlan:
     seed: int | None = None
 
 
-def resolve_mixture(spec: str) -> MixturePlan:
+def resolve_mixture(spec: str, dataset_name: str | None = None) -> MixturePlan:
     """Turn ``related:subset_28`` or a mixture file into a :class:`MixturePlan` via the planner.
 
-    This is the one function that depends on :mod:`medmat_builder.planner`; adapt it here if the
-    planner's API changes. Without the planner, a mixture *file* is still read directly.
+    When ``dataset_name`` is a local export with a ``build_report.json``, a mixture *name* is planned
+    with that build's training counts as caps (as the experiment runner does), so configs that hold
+    fewer records than the default allocation do not silently shrink the mixture's volume.
     """
+    from medmat_builder.planner import caps_from_build_report
+    from medmat_builder.planner import resolve_mixture as plan_mixture
+
+    options: dict[str, Any] = {}
+    ledger = Path(dataset_name) / "build_report.json" if dataset_name else None
+    is_file = Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists()
+    if ledger is not None and ledger.is_file() and not is_file:
+        options["caps"] = caps_from_build_report(ledger)
     try:
-        from medmat_builder.planner import resolve_mixture as plan_mixture
-    except ImportError as err:
-        if Path(spec).is_file():
-            return _read_mixture_file(Path(spec))
-        raise SystemExit(
-            f"--mixture {spec!r} needs the planner (medmat_builder.planner), which could not be imported ({err}). "
-            "Pass a mixture file written by `medmat plan --out FILE`, or use --train_configs."
-        ) from err
-    try:
-        mix = plan_mixture(spec)
-    except ValueError as err:  # the planner's errors say what is wrong with the name or file
+        mix = plan_mixture(spec, **options)
+    except (ValueError, OSError) as err:  # PlannerError is a ValueError; its messages say what to do
         raise SystemExit(f"--mixture {spec!r}: {err}") from err
-    configs = []
-    for item in mix.configs:
-        config, samples = _config_and_samples(item)
-        configs.append((config, samples))
-    return MixturePlan(target=getattr(mix, "target", None), configs=configs, seed=getattr(mix, "seed", None))
-
-
-def _config_and_samples(item: Any) -> tuple[str, int | None]:
-    if isinstance(item, dict):
-        return str(item["config"]), item.get("samples")
-    if isinstance(item, (tuple, list)):
-        return str(item[0]), (item[1] if len(item) > 1 else None)
-    return str(item.config), getattr(item, "samples", None)
-
-
-def _read_mixture_file(path: Path) -> MixturePlan:
-    import yaml
-
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or "configs" not in data:
-        raise SystemExit(f"{path} is not a mixture file: expected a mapping with `target` and `configs`.")
-    raw = data["configs"]
-    items = raw.items() if isinstance(raw, dict) else [_config_and_samples(x) for x in raw]
-    return MixturePlan(target=data.get("target"), configs=[(str(c), s) for c, s in items], seed=data.get("seed"))
+    return MixturePlan(target=mix.target, configs=[(e.config, e.samples) for e in mix.configs], seed=mix.seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,10 +311,12 @@ def build_train_dataset(args: MedmatScriptArguments, seed: int):
     if args.mixture and args.train_configs:  # e.g. a recipe's train_configs and a --mixture flag
         logger.warning("--mixture %s is used; --train_configs %s is ignored.", args.mixture, args.train_configs)
 
-    target = None
+    target = args.target
     if args.mixture:
-        plan = resolve_mixture(args.mixture)
-        target, plan_items = plan.target, plan.configs
+        plan = resolve_mixture(args.mixture, args.dataset_name)
+        if target and plan.target and target != plan.target:
+            raise SystemExit(f"--target {target} differs from the target of --mixture {args.mixture} ({plan.target}).")
+        target, plan_items = plan.target or target, plan.configs
         if plan.seed is not None:
             seed = plan.seed
     else:
