@@ -131,6 +131,24 @@ def test_sources_reading_the_same_files_agree_on_columns_and_images(pair):
     assert a.layout.images == b.layout.images  # type: ignore[union-attr]
 
 
+def _shared_folders() -> list[list[Source]]:
+    by_folder: dict[str, list[Source]] = defaultdict(list)
+    for src in REGISTRY.sources:
+        by_folder[src.folder].append(src)
+    return [group for group in by_folder.values() if len(group) > 1]
+
+
+FOLDER_GROUPS = _shared_folders()
+
+
+@pytest.mark.parametrize("group", FOLDER_GROUPS, ids=lambda g: "+".join(s.key for s in g))
+def test_sources_sharing_a_download_agree_on_its_terms(group):
+    """One download has one set of terms: entries unpacked into one folder agree on them."""
+    for field in ("license", "license_url", "access", "redistributable"):
+        values = {s.key: getattr(s, field) for s in group}
+        assert len(set(values.values())) == 1, f"{field} differs across one download: {values}"
+
+
 def test_there_are_53_subsets_named_by_table_9():
     assert sorted(s.number for s in REGISTRY.subsets) == list(range(1, 54))
     assert set(TABLE_9) == set(range(1, 54))
