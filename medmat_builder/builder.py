@@ -98,7 +98,8 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
         for k in sub.sources:
             self.report.ledger(k).missing = k not in keys
         self._spool = Spool()
-        selection = select_subset(sub, sources, self.config.settings, self.report, self._spool)
+        siblings = {src.key: self.registry.sharing_folder(src) for src, _ in sources}
+        selection = select_subset(sub, sources, self.config.settings, self.report, self._spool, siblings=siblings)
         pool = self._distractor_pool(sub, selection.train + selection.test)
         return [
             datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"items": selection.train, "pool": pool}),

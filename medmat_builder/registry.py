@@ -218,6 +218,10 @@ class Registry(_Strict):
         except KeyError:
             raise KeyError(f"unknown source {key!r}: run `medmat sources list` to see the keys") from None
 
+    def sharing_folder(self, source: Source) -> list[Source]:
+        """The other entries unpacked into the same raw folder as ``source`` (one shared download)."""
+        return [s for s in self.sources if s.folder == source.folder and s.key != source.key]
+
     def sources_of(self, subset: str | Subset) -> list[Source]:
         sub = subset if isinstance(subset, Subset) else self.subset(subset)
         return [self.source(k) for k in sub.sources]

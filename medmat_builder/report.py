@@ -3,6 +3,8 @@
 ``report["configs"][config]["sources"][key] == {"raw": n, "kept": {"train": a, "test": b},
 "dropped": {reason: m, ...}, "examples": {reason: [[ref, detail], ...]}}`` with
 ``raw == a + b + sum(dropped.values())`` for every source; :meth:`ConfigReport.check` enforces it.
+Each source also lists ``unread_images``: image files in its folder that no record refers to
+(:class:`UnreadFiles`), so files that a layout misses are visible too.
 """
 
 from __future__ import annotations
@@ -49,12 +51,39 @@ def safe_ref(text: str) -> str:
 
 
 @dataclass
+class UnreadFiles:
+    """Image files in a source's folder that no raw record refers to (neither as image nor as mask).
+
+    They are not records (nothing labels them), so they are outside ``raw``; they are listed so that
+    a layout that misses files, or a table that omits images, is visible rather than silent.
+    ``excluded`` of them match the layout's own ``exclude`` patterns (masks beside images ...),
+    ``other_entries`` are read by another registry entry unpacked into the same folder (the
+    segmentation part of a shared download, say); the rest (``unexplained``, with ``examples``)
+    match no pattern or no annotation of the layout.
+    """
+
+    count: int = 0
+    excluded: int = 0
+    other_entries: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def unexplained(self) -> int:
+        return self.count - self.excluded - self.other_entries
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "excluded": self.excluded, "other_entries": self.other_entries,
+                "unexplained": self.unexplained, "examples": list(self.examples)}
+
+
+@dataclass
 class SourceLedger:
     raw: int = 0
     kept: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
     examples: dict[str, list[list[str]]] = field(default_factory=dict)
     missing: bool = False
+    unread: UnreadFiles = field(default_factory=UnreadFiles)
 
     def drop(self, reason: str, ref: str, detail: str | None = None) -> None:
         if reason not in DROP_REASONS:
@@ -71,6 +100,7 @@ class SourceLedger:
             "dropped": dict(sorted(self.dropped.items())),
             "examples": {k: v for k, v in sorted(self.examples.items())},
             "missing": self.missing,
+            "unread_images": self.unread.to_dict(),
         }
 
 

@@ -22,7 +22,7 @@ import hashlib
 import os
 import tempfile
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE, ImageError, image_id, load_image
-from medmat_builder.layouts.base import Box, RawRecord
+from medmat_builder.boxes import MASK_SEPARATOR
+from medmat_builder.layouts.base import Box, FileIndex, RawRecord, accepts_image
 from medmat_builder.registry import Source, Subset
-from medmat_builder.report import ConfigReport
+from medmat_builder.report import EXAMPLES_PER_REASON, ConfigReport, UnreadFiles, safe_ref
 
 TRAIN_CAP = 3000
 TEST_FRACTION = 0.1
@@ -277,6 +278,30 @@ class _SeenImages:
         self.n += 1
 
 
+def count_unread_images(
+    source: Source, root: Path, claimed: set[str], unread: UnreadFiles, siblings: Sequence[Source] = ()
+) -> None:
+    """Count the image files under ``root`` that no record of ``source`` refers to (see :class:`UnreadFiles`).
+
+    ``siblings`` are the other registry entries unpacked into the same folder; files their layouts
+    read are counted as ``other_entries``.
+    """
+    if not root.is_dir():
+        return
+    excluded = source.layout.exclude_patterns
+    theirs = [p for sib in siblings for p in sib.layout.read_patterns]
+    for path in FileIndex(root).files:
+        if path in claimed or not accepts_image(path):
+            continue
+        unread.count += 1
+        if any(p.match(path) is not None for p in excluded):
+            unread.excluded += 1
+        elif any(p.match(path) is not None for p in theirs):
+            unread.other_entries += 1
+        elif len(unread.examples) < EXAMPLES_PER_REASON:
+            unread.examples.append(safe_ref(path))
+
+
 # --------------------------------------------------------------------------- the selection
 @dataclass
 class Selection:
@@ -291,8 +316,12 @@ def select_subset(
     report: ConfigReport,
     spool: Spool,
     scan: Callable[[Source, Path], Iterable[RawRecord]] | None = None,
+    siblings: Mapping[str, Sequence[Source]] | None = None,
 ) -> Selection:
-    """Scan, split, balance and fill one subset; every raw record ends up kept or counted as dropped."""
+    """Scan, split, balance and fill one subset; every raw record ends up kept or counted as dropped.
+
+    ``siblings`` maps a source key to the other entries that share its folder (for the unread-files count).
+    """
     scan = scan or (lambda src, root: src.layout.scan(src, root))
     label_rank = {lab: i for i, lab in enumerate(subset.labels)}
     candidates: list[Candidate] = []
@@ -300,8 +329,12 @@ def select_subset(
     for source, root in sources:
         ledger = report.ledger(source.key)
         src_unknown: dict[str, list[str]] = {}
+        claimed: set[str] = set()
         for rec in scan(source, root):
             ledger.raw += 1
+            claimed.add(rec.image)
+            if rec.mask:
+                claimed.update(rec.mask.split(MASK_SEPARATOR))
             if rec.drop_reason:
                 ledger.drop(rec.drop_reason, rec.ref, rec.detail)
                 continue
@@ -314,6 +347,13 @@ def select_subset(
             candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, key=""))
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
+        count_unread_images(source, root, claimed, ledger.unread, (siblings or {}).get(source.key, ()))
+        if ledger.unread.unexplained:
+            report.warnings.append(
+                f"source {source.key}: {ledger.unread.unexplained} image files under its folder "
+                f"match no pattern or annotation of its layout (e.g. {ledger.unread.examples[0]}); "
+                "check the layout in sources.yaml if they should be read"
+            )
     if unknown and not settings.lenient:
         lines = [
             f"  source {src}: raw label {lab!r} ({len(refs)} records, e.g. {refs[0]})"

@@ -62,6 +62,8 @@ def test_single_label_test_split_is_balanced_and_no_leak(mini_export):
 
 def test_ledger_accounts_for_every_raw_record(mini_export, mini_raw):
     report = json.loads((mini_export / "build_report.json").read_text())
+    for conf in report["configs"].values():  # the synthetic sources hold no file their layouts skip
+        assert all(src["unread_images"]["count"] == 0 for src in conf["sources"].values()) and not conf["warnings"]
     led = report["configs"]["subset_01"]["sources"]
     # toy_folders: 3 raw labels, 20 each except the dropped OTHER (1) -> 41 files
     assert led["toy_folders"]["raw"] == 41 == len(list((mini_raw / "toy_folders").rglob("*.jpeg")))
@@ -209,3 +211,21 @@ def test_cli_demo_build_on_mini_registry(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "subset_01" in proc.stdout and "wrote" in proc.stdout
     assert datasets.load_dataset(str(tmp_path / "out"), "subset_02")["train"].num_rows > 0
+
+
+def test_image_files_no_record_reads_are_listed_in_the_report(tmp_path, mini_raw_copy, mini_registry):
+    """Files a layout does not read are not records, but they are never silently ignored either."""
+    img = next((mini_raw_copy / "toy_table" / "images").iterdir())
+    shutil.copy(img, mini_raw_copy / "toy_table" / "images" / "99999.png")  # no table row names it
+    (mini_raw_copy / "toy_folders" / "extra").mkdir()
+    shutil.copy(next((mini_raw_copy / "toy_folders" / "train" / "NORMAL").iterdir()),
+                mini_raw_copy / "toy_folders" / "extra" / "stray.jpeg")  # outside every {split}/{label}/
+    (mini_raw_copy / "toy_folders" / "notes.txt").write_text("not an image")  # not image-like: not listed
+    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
+    conf = res.report["configs"]["subset_01"]
+    assert conf["sources"]["toy_table"]["unread_images"] == {
+        "count": 1, "excluded": 0, "other_entries": 0, "unexplained": 1, "examples": ["images/99999.png"]}
+    assert conf["sources"]["toy_folders"]["unread_images"]["examples"] == ["extra/stray.jpeg"]
+    assert any(w.startswith("source toy_table: 1 image files") and "images/99999.png" in w for w in conf["warnings"])
+    on_disk = json.loads((tmp_path / "out" / "build_report.json").read_text())
+    assert on_disk["configs"]["subset_01"]["sources"]["toy_table"]["unread_images"]["unexplained"] == 1

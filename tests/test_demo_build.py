@@ -30,6 +30,9 @@ def test_every_config_is_built(demo_export):
         for key, led in conf["sources"].items():
             assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values()), (name, key)
             assert led["raw"] > 0, (name, key)
+            # each layout's inverse writes only files that the layout (or an entry sharing its folder) reads
+            assert led["unread_images"]["unexplained"] == 0, (name, key, led["unread_images"])
+        assert not conf["warnings"], (name, conf["warnings"])
 
 
 @pytest.mark.parametrize("config", CONFIGS)

@@ -141,8 +141,12 @@ class PathPattern:
     def placeholders(self) -> list[str]:
         return list(self.regex.groupindex)
 
-    def fill(self, values: dict[str, str], star: str = "fake") -> str:
-        """Inverse of :meth:`match`: a concrete relative path for the given placeholder values."""
+    def fill(self, values: dict[str, str], star: str = "fake", dir_star: str = "fake") -> str:
+        """Inverse of :meth:`match`: a concrete relative path for the given placeholder values.
+
+        ``*`` in the file name becomes ``star`` (per file); ``*`` in a folder becomes ``dir_star``, the
+        same for every file, so that an image and its mask land in one folder as in the real archive.
+        """
         path = self.pattern.replace("**/", "").replace("**", "")
 
         def sub(m: re.Match[str]) -> str:
@@ -154,7 +158,8 @@ class PathPattern:
         if path.endswith(".*"):  # an extension wildcard: the caller appends the real extension
             path = path[:-2]
         path = re.sub(r"\{([^}]*)\}", sub, path)
-        return path.replace("*", star)
+        folder, slash, name = path.rpartition("/")
+        return folder.replace("*", dir_star) + slash + name.replace("*", star)
 
     def __repr__(self) -> str:
         return f"PathPattern({self.pattern!r})"
@@ -247,6 +252,11 @@ class LayoutBase(BaseModel):
     @cached_property
     def exclude_patterns(self) -> list[PathPattern]:
         return [PathPattern(p) for p in self.exclude]
+
+    @cached_property
+    def read_patterns(self) -> list[PathPattern]:
+        """Patterns of the image-like files this layout reads (its images, and masks where it has them)."""
+        return [PathPattern(p) for p in (getattr(self, "images", None), getattr(self, "masks", None)) if p]
 
     # Subclasses implement these two.
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:  # pragma: no cover
