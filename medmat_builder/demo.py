@@ -4,6 +4,8 @@ Each source gets a few small, clearly synthetic images per raw label (random blo
 label-dependent tint and a white "SYNTH" bar, nothing medical), written by the *inverse* of its
 layout kind, so the demo exercises exactly the code that reads real archives. Raw labels that the
 registry drops (mapped to null) get one record each, so the build report shows them being counted.
+Sources of multi-label subsets whose layout stores label sets (one-hot columns, separated labels)
+give every third record a second finding, so label sets go through the same code as on real data.
 """
 
 from __future__ import annotations
@@ -61,10 +63,16 @@ def fake_samples(source: Source, registry: Registry, per_label: int = DEMO_PER_L
     has_test = layout.raw_split_for("test") is not None
     samples: list[FakeSample] = []
     index = 0
+    used = [raw for raw, canonical in sorted(source.labels.items()) if canonical is not None]
+    multi = _writes_label_sets(source, registry) and len({source.labels[r] for r in used}) > 1
     for tint, (raw_label, canonical) in enumerate(sorted(source.labels.items())):
         n = per_label if canonical is not None else 1
         for j in range(n):
             index += 1
+            labels: tuple[str, ...] = (raw_label,)
+            if multi and canonical is not None and j % 3 == 2:  # every third record also shows another finding
+                other = next(r for r in used[used.index(raw_label) + 1:] + used if source.labels[r] != canonical)
+                labels = (raw_label, other)
             split = None
             if has_train and has_test:
                 split = "test" if j % 4 == 3 else "train"
@@ -82,10 +90,17 @@ def fake_samples(source: Source, registry: Registry, per_label: int = DEMO_PER_L
                 pixels[y1:y2, x1:x2, :] = np.clip(pixels[y1:y2, x1:x2, :].astype(int) + 60, 0, 255).astype(np.uint8)
                 # No ready-made mask: each mask layout paints `boxes` in its own pixel convention.
             samples.append(
-                FakeSample(index=index, labels=(raw_label,), split=split, image=encode_image(pixels, ext), ext=ext,
+                FakeSample(index=index, labels=labels, split=split, image=encode_image(pixels, ext), ext=ext,
                            width=size[0], height=size[1], boxes=boxes)
             )
     return samples
+
+
+def _writes_label_sets(source: Source, registry: Registry) -> bool:
+    """Does the source feed a multi-label subset through a layout that stores several labels per record?"""
+    feeds_multi = any(registry.subset(n).kind == "multi-label" for n in source.subsets)
+    layout = source.layout
+    return feeds_multi and bool(getattr(layout, "label_columns", None) or getattr(layout, "label_separator", None))
 
 
 def write_demo_sources(raw: str | Path, registry: Registry | None = None, keys: Iterable[str] | None = None,

@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from medmat_builder import vqa
 from medmat_builder.export import build
 from medmat_builder.registry import load_registry
 from medmat_builder.sampling import BuildSettings
@@ -57,6 +58,11 @@ def test_config_loads_by_name_and_follows_the_rules(demo_export, config):
                     assert 0 <= b["x1"] <= b["x2"] <= 1000 and 0 <= b["y1"] <= b["y2"] <= 1000
         hashes[split] = {hashlib.sha256(ex["image"].convert("RGB").tobytes()).hexdigest() for ex in rows}
     assert not hashes["train"] & hashes["test"], "an image is in both train and test"
+    if sub.kind == "multi-label":  # the demo gives these sources records with label sets, as real data has
+        rows = [ex for split in ("train", "test") for ex in ds[split]]
+        assert any(len(ex["labels"]) > 1 for ex in rows)
+        for ex in rows:
+            assert ex["answer_label"] == vqa.label_set_text(ex["labels"], sub.labels)
     if sub.kind == "single-label":
         counts = Counter(ds["test"]["answer_label"])
         assert len(set(counts.values())) == 1, counts
