@@ -4,6 +4,7 @@ Examples::
 
     python eval/evaluate.py --model_name_or_path llava-hf/llava-1.5-7b-hf --dataset_name ./medmat \\
         --configs subset_28 subset_03 --mode likelihood --batch_size 16 --output_dir runs/eval
+    python eval/evaluate.py ... --mixture related:subset_28      # the mixture's target (subset_28)
     accelerate launch --num_processes 8 eval/evaluate.py ...      # data-parallel, one shard per process
     python eval/evaluate.py --predictions runs/eval/predictions.jsonl --output_dir runs/rescored
 
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model_name_or_path", help="checkpoint folder or Hub id (AutoModelForImageTextToText)")
     p.add_argument("--dataset_name", help="export folder from `medmat build` or a Hub dataset id")
     p.add_argument("--configs", nargs="+", help="config names, e.g. subset_28 subset_03")
+    p.add_argument("--mixture", help="a planner mixture (name such as related:subset_28, or a file from "
+                   "`medmat plan --out`): evaluate its target, alone or added to --configs")
     p.add_argument("--split", default="test")
     p.add_argument("--mode", choices=MODES, default="generate")
     p.add_argument("--batch_size", type=int, default=8)
@@ -83,9 +86,22 @@ def _want_cpu() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
+def mixture_target(spec: str) -> str:
+    """The target config of a planner mixture name or file (what a model trained on it is evaluated on)."""
+    from medmat_builder.planner import resolve_mixture
+
+    try:
+        return resolve_mixture(spec).target
+    except (ValueError, OSError) as err:  # the planner's messages say what to do
+        raise SystemExit(f"--mixture {spec!r}: {err}") from err
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
     from accelerate import PartialState
 
+    if args.mixture:
+        target = mixture_target(args.mixture)
+        args.configs = list(dict.fromkeys([*(args.configs or []), target]))
     missing = [f"--{k}" for k in ("model_name_or_path", "dataset_name", "configs") if not getattr(args, k)]
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} required (or pass --predictions FILE to re-score)")
@@ -105,6 +121,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
         "model": args.model_name_or_path,
         "mode": args.mode,
         "dataset": args.dataset_name,
+        "mixture": args.mixture,
         "split": args.split,
         "limit": args.limit,
         "batch_size": args.batch_size,

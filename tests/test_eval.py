@@ -105,6 +105,24 @@ def test_both_modes_tally_predictions_and_drop_nothing(mode, model, export, tmp_
         assert results["overall"]["unparseable"] == 0
 
 
+@pytest.mark.parametrize("mode", ["generate", "likelihood"])
+def test_both_modes_on_a_demo_build_by_mixture(mode, model, demo_export, tmp_path):
+    """A tiny model on a config that `medmat build --demo` wrote, named through a planner mixture."""
+    export = demo_export / "medmat"
+    assert evaluate_main([
+        "--model_name_or_path", str(model), "--dataset_name", str(export), "--mixture", "related:subset_28",
+        "--mode", mode, "--batch_size", "4", "--output_dir", str(tmp_path),
+    ]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    report = json.loads((export / "build_report.json").read_text())
+    assert list(results["configs"]) == ["subset_28"] and results["mixture"] == "related:subset_28"
+    r = results["configs"]["subset_28"]
+    assert r["n"] == r["split_size"] == report["configs"]["subset_28"]["num_examples"]["test"]
+    preds = read_predictions(tmp_path / "predictions.jsonl")
+    assert tally(preds)["subset_28"] == {k: v for k, v in r.items() if k not in ("split", "split_size", "dataset_fingerprint")}
+    assert r["correct"] + sum(p.parsed != p.gold for p in preds) == r["n"]
+
+
 def test_limit_takes_first_items(model, export, tmp_path):
     results = _run(model, export, tmp_path, "likelihood", "--limit", "2")
     assert results["configs"]["subset_28"]["n"] == 2
