@@ -65,6 +65,12 @@ class Source(_Strict):
     labels: dict[str, str | None] = Field(
         description="Raw label -> canonical label of the subset; null drops records with that label."
     )
+    unlisted_labels: Literal["error", "drop"] = Field(
+        default="error",
+        description="Raw labels missing from `labels`: an error listing them (default), or `drop` for a source "
+        "with an open vocabulary (free-text headings), where they count as explicit drops like null; the build "
+        "report counts each such label (ignored_labels).",
+    )
     notes: str | None = None
 
     @field_validator("key")

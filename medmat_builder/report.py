@@ -84,6 +84,8 @@ class SourceLedger:
     examples: dict[str, list[list[str]]] = field(default_factory=dict)
     missing: bool = False
     unread: UnreadFiles = field(default_factory=UnreadFiles)
+    #: raw labels outside the clusters of a source declared ``unlisted_labels: drop``, with their counts
+    ignored_labels: Counter = field(default_factory=Counter)
 
     def drop(self, reason: str, ref: str, detail: str | None = None) -> None:
         if reason not in DROP_REASONS:
@@ -101,6 +103,7 @@ class SourceLedger:
             "examples": {k: v for k, v in sorted(self.examples.items())},
             "missing": self.missing,
             "unread_images": self.unread.to_dict(),
+            "ignored_labels": dict(sorted(self.ignored_labels.items())),
         }
 
 

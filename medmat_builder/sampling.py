@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -119,9 +119,11 @@ def _hash_key(*parts: object) -> str:
 
 # --------------------------------------------------------------------------- labels & splits
 def map_labels(
-    subset: Subset, source: Source, record: RawRecord, unknown: dict[str, list[str]]
+    subset: Subset, source: Source, record: RawRecord, unknown: dict[str, list[str]],
+    ignored: Counter | None = None,
 ) -> tuple[tuple[str, ...], str | None]:
-    """Canonical labels of a record, or a drop reason. Unknown raw labels are collected."""
+    """Canonical labels of a record, or a drop reason. Unknown raw labels are collected in ``unknown``;
+    with the source's ``unlisted_labels: drop`` they count as explicit drops instead (in ``ignored``)."""
     raw = list(record.labels)
     if not subset.is_classification:
         raw = raw or [b.label for b in record.boxes] or [lab for _, lab in record.mask_labels]
@@ -130,6 +132,10 @@ def map_labels(
     out: list[str] = []
     for lab in raw:
         if lab not in source.labels:
+            if source.unlisted_labels == "drop":
+                if ignored is not None:
+                    ignored[lab] += 1
+                continue
             unknown.setdefault(lab, []).append(record.ref)
             return (), "unknown_label"
         canonical = source.labels[lab]
@@ -338,7 +344,7 @@ def select_subset(
             if rec.drop_reason:
                 ledger.drop(rec.drop_reason, rec.ref, rec.detail)
                 continue
-            labels, reason = map_labels(subset, source, rec, src_unknown)
+            labels, reason = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
             if reason:
                 detail = f"raw labels {list(rec.labels)}" if reason != "unlabeled" else None
                 ledger.drop(reason, rec.ref, detail)

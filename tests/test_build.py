@@ -123,6 +123,27 @@ def test_unknown_raw_label_is_an_error_or_counted_with_lenient(tmp_path, mini_ra
     assert res.report["configs"]["subset_01"]["sources"]["toy_folders"]["dropped"]["unknown_label"] == 1
 
 
+def test_source_with_open_vocabulary_drops_unlisted_labels_and_counts_them(tmp_path, mini_raw_copy):
+    """`unlisted_labels: drop` (an open vocabulary such as MeSH headings): no error, each label counted."""
+    from medmat_builder.registry import load_registry
+
+    text = (REPO / "tests" / "fixtures" / "mini_registry.yaml").read_text()
+    text = text.replace("    labels: {NORMAL: Normal, PNEUMONIA: Pneumonia, OTHER: null}\n",
+                        "    labels: {NORMAL: Normal, PNEUMONIA: Pneumonia, OTHER: null}\n    unlisted_labels: drop\n")
+    (tmp_path / "registry.yaml").write_text(text)
+    registry = load_registry(tmp_path / "registry.yaml")
+    assert registry.source("toy_folders").unlisted_labels == "drop"
+    src = next((mini_raw_copy / "toy_folders" / "train" / "NORMAL").iterdir())
+    (mini_raw_copy / "toy_folders" / "train" / "EDEMA").mkdir()
+    for i in range(2):
+        shutil.copy(src, mini_raw_copy / "toy_folders" / "train" / "EDEMA" / f"x{i}.jpeg")
+    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=registry)
+    led = res.report["configs"]["subset_01"]["sources"]["toy_folders"]
+    assert led["ignored_labels"] == {"EDEMA": 2}
+    assert led["dropped"]["unused_label"] == 1 + 2  # OTHER (null) and the two EDEMA records
+    assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values())
+
+
 def test_corrupt_truncated_and_duplicate_images_are_counted(tmp_path, mini_raw_copy, mini_registry):
     # Train is under the cap, so every train candidate is opened: damage train files.
     normal = sorted((mini_raw_copy / "toy_folders" / "train" / "NORMAL").iterdir())

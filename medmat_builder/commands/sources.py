@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     print("  labels (raw -> canonical):")
     for raw, canon in s.labels.items():
         print(f"    {raw!r} -> {canon if canon is not None else '(dropped)'}")
+    if s.unlisted_labels == "drop":
+        print("    any other raw label -> (dropped, counted in the build report's ignored_labels)")
     if s.notes:
         print("  notes:")
         print(textwrap.indent(textwrap.fill(s.notes.strip(), 96), "    "))
