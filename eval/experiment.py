@@ -21,7 +21,7 @@ The spec (YAML) names a backbone, the data, the target(s) and the arms; see docs
       Old run: {checkpoint: runs/old/{target}}   # an existing checkpoint
     volume:                                      # Figure 5/6-style curves
       - name: rq1
-        vary: combination                        # or: target (RQ2, with fixed: N combination samples)
+        vary: combination                        # or: target (RQ2; fixed: N combination samples, default 3000)
         sizes: [0, 750, 1500, 2250, 3000]
         series: {Related: {mixture: related}, Unrelated: {mixture: unrelated}}
 
@@ -53,6 +53,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(_ROOT))
 
 from eval import report  # noqa: E402
+from medmat_builder.planner import RQ2_COMBINATION  # noqa: E402
 
 SFT = _ROOT / "training" / "sft.py"
 EVALUATE = _ROOT / "eval" / "evaluate.py"
@@ -92,7 +93,8 @@ class VolumeSpec(BaseModel):
     name: str
     vary: Literal["combination", "target"] = "combination"
     sizes: list[int]
-    fixed: int | None = Field(default=None, description="combination samples when vary=target")
+    fixed: int = Field(default=RQ2_COMBINATION, ge=0,
+                       description="combination samples when vary=target (default: the planner's RQ2 volume)")
     series: dict[str, ArmSpec]
 
 
