@@ -513,3 +513,25 @@ def test_cli_pairs_table_and_errors(planner, capsys):
                "--format", "json") == 0
     out = json.loads(capsys.readouterr().out)
     assert {"config": "subset_28", "samples": 500} in out["mixture"]
+
+
+def test_cli_writes_pair_triple_and_pair_baseline_plus_files(planner, capsys, tmp_path):
+    """The Section 3.1 / Table 4 selections as mixture files, readable by training by path."""
+    assert cli(planner, "--target", "subset_26", "--mix", "pair", "--members", "subset_25", "subset_32",
+               "--out", str(tmp_path / "pair.yaml")) == 0
+    assert "controlled pair subset_25 + subset_32" in capsys.readouterr().out
+    pair = Mixture.load(tmp_path / "pair.yaml")
+    assert pair.name == "pair:subset_26:subset_25+subset_32" and pair.pool == "classification"
+    assert pair.sample_counts == {"subset_25": 3000, "subset_32": 3000}
+    assert resolve_mixture(pair.name, planner=planner) == pair  # the name reproduces the file
+    assert cli(planner, "--target", "subset_06", "--mix", "triple", "--members", "subset_02", "subset_22",
+               "subset_07", "--format", "json") == 0
+    assert [e["config"] for e in json.loads(capsys.readouterr().out)["mixture"]] == ["subset_02", "subset_22", "subset_07"]
+    assert cli(planner, "--target", "subset_26", "--mix", "baseline-plus", "--members", "subset_25", "subset_32",
+               "--format", "json") == 0
+    plus = json.loads(capsys.readouterr().out)
+    assert sum(e["samples"] for e in plus["mixture"]) == 6000 and "subset_25" not in {e["config"] for e in plus["mixture"]}
+    assert cli(planner, "--target", "subset_26", "--mix", "pair", "--members", "subset_25", "subset_02") == 2
+    assert "is not a pair for subset_26" in capsys.readouterr().out
+    assert cli(planner, "--target", "subset_28", "--mix", "related", "--members", "subset_25") == 2
+    assert "takes no member configs" in capsys.readouterr().out

@@ -13,8 +13,9 @@ from medmat_builder.planner import (
     DEFAULT_MIX_POOL,
     DEFAULT_SEED,
     ELEMENTS,
-    MIX_RULES,
+    MEMBER_RULES,
     POOLS,
+    RULES,
     TASK_LEVELS,
     Mixture,
     Planner,
@@ -38,10 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target", required=True,
                    help="target config, e.g. subset_28 (never in a mixture unless --target-samples)")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--mix", choices=MIX_RULES, default="related",
-                      help="selection rule for the mixture (default: related)")
+    what.add_argument("--mix", choices=RULES, default="related",
+                      help="selection rule for the mixture (default: related); pair, triple and configs take "
+                           "--members, and baseline-plus may (Unrelated sampled to those members' volume)")
     what.add_argument("--pairs", action="store_true", help="list Table 3-style controlled pairs for the target")
     what.add_argument("--triples", action="store_true", help="list Table 4-style triples (one subset per element)")
+    p.add_argument("--members", nargs="+", default=(), metavar="CONFIG",
+                   help="member configs for --mix pair|triple|configs (e.g. --members subset_25 subset_32)")
     p.add_argument("--pool", choices=POOLS, default=None,
                    help=f"candidate subsets (default: {DEFAULT_MIX_POOL} for --mix, "
                         f"{DEFAULT_COMBINATION_POOL} for --pairs/--triples, as in the paper)")
@@ -101,11 +105,11 @@ def _combinations(planner: Planner, target: str, args: argparse.Namespace) -> in
 
 
 def _mixture(planner: Planner, target: str, args: argparse.Namespace) -> int:
-    pool = args.pool or DEFAULT_MIX_POOL
+    pool = args.pool or (DEFAULT_COMBINATION_POOL if args.mix in MEMBER_RULES else DEFAULT_MIX_POOL)
     caps = caps_from_build_report(args.report) if args.report else None
     mixture: Mixture = planner.mixture(
-        target, args.mix, budget=args.budget, cap=args.cap, caps=caps, seed=args.seed, pool=pool,
-        target_samples=args.target_samples,
+        target, args.mix, members=args.members, budget=args.budget, cap=args.cap, caps=caps, seed=args.seed,
+        pool=pool, target_samples=args.target_samples,
     )
     relations = planner.relations(target, pool)
     related = [r.config for r in relations if r.related]
