@@ -3,7 +3,9 @@
 Rules (issue 2 item 5, issue 7):
 
 - **Keep or convert.** A file whose *content* is a PNG (8-bit grayscale or 8-bit RGB, single frame)
-  or a JPEG (8-bit grayscale or YCbCr/RGB) is kept byte for byte, whatever its extension says.
+  or a JPEG (8-bit grayscale or YCbCr/RGB) keeps its compressed image data byte for byte, whatever
+  its extension says; only its metadata segments (EXIF, XMP, IPTC, comments, PNG text chunks) are
+  removed (:func:`strip_metadata`), since they can carry places, dates, devices or names.
   Everything else is converted to an 8-bit PNG (grayscale ``L`` or ``RGB``): TIFF, BMP, WEBP,
   single-frame GIF, palette/alpha/16-bit PNG, CMYK/YCCK JPEG, DICOM. Conversion is deterministic
   (same input, same bytes) and carries no metadata: the PNG holds only ``IHDR``, ``IDAT`` and ``IEND``.
@@ -11,8 +13,9 @@ Rules (issue 2 item 5, issue 7):
   image (medical 16-bit files rarely use the full range). Palette images are expanded; alpha is
   composited over black (medical backgrounds are black; a fully opaque alpha changes nothing). CMYK
   uses Pillow's plain conversion (no colour management). An RGB result whose three channels are
-  equal is stored as grayscale. EXIF orientation is applied before hashing and when converting, the
-  same way ``datasets`` applies it when it decodes a kept JPEG.
+  equal is stored as grayscale. An image whose EXIF says to rotate or mirror it is converted to a
+  PNG with that orientation applied (its EXIF block does not travel), so every reader sees the
+  image as displayed, the way sizes, boxes and hashes are computed.
 - **Multi-frame.** Animated GIF/APNG, multi-page TIFF and multi-frame DICOM are refused with reason
   ``multiframe``: which frame (or which slice of a volume) carries the label is a dataset decision,
   never a silent default. JPEG MPO files (a camera's primary JPEG plus previews) use the primary
@@ -115,7 +118,8 @@ class LoadedImage:
     phash: int
     #: sha256 of the file as read from disk.
     file_sha256: str
-    #: True when ``data`` is the original file, False when it was converted to PNG.
+    #: True when ``data`` is the original image data (with its metadata segments removed, see
+    #: :func:`strip_metadata`), False when it was converted to PNG.
     kept_original: bool
     #: What the file really was ("PNG", "JPEG", "TIFF", "DICOM" ...), whatever its extension.
     source_format: str
@@ -187,6 +191,57 @@ def encode_png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     fresh.save(buf, format="PNG", compress_level=_PNG_COMPRESS_LEVEL, optimize=False)
     return buf.getvalue()
+
+
+#: JPEG segments kept by :func:`strip_metadata`: APP0 (JFIF), APP2 (ICC colour profile) and APP14
+#: (Adobe: tells RGB from YCbCr). Other APPn (APP1 EXIF/XMP, APP13 IPTC, vendor data) and COM go.
+_JPEG_KEEP_APP = {0xE0, 0xE2, 0xEE}
+#: PNG ancillary chunks that may carry free text, dates or camera data; dropped by :func:`strip_metadata`.
+_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+
+
+def strip_metadata(data: bytes, name: str | Path = "<bytes>") -> bytes:
+    """PNG or JPEG bytes without their metadata (EXIF, XMP, IPTC, comments, text chunks), pixels untouched.
+
+    Only container segments are removed; the compressed image data is copied as it is, so the
+    decoded pixels are bit-identical. Metadata can name devices, places, dates or people (a phone
+    photo's GPS position, a comment with a patient name), and nothing in it is needed for a record.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        out, pos = [data[:8]], 8
+        while pos + 8 <= len(data):
+            length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+            end = pos + 12 + length
+            if ctype not in _PNG_DROP:
+                out.append(data[pos:end])
+            pos = end
+            if ctype == b"IEND":
+                break
+        return b"".join(out)
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError(f"{name}: strip_metadata takes PNG or JPEG bytes")
+    out, pos = [data[:2]], 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise _fail("corrupt", name, f"JPEG marker expected at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:  # start of scan: the rest is image data (and later scans), copied as is
+            out.append(data[pos:])
+            return b"".join(out)
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            out.append(data[pos : pos + 2])
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        end = pos + 2 + length
+        is_app = 0xE0 <= marker <= 0xEF
+        if not (marker == 0xFE or (is_app and marker not in _JPEG_KEEP_APP)):
+            out.append(data[pos:end])
+        pos = end
+    raise _fail("truncated", name, "JPEG ends before its image data")
 
 
 # --------------------------------------------------------------------------- loading
@@ -335,13 +390,15 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
         oriented = ImageOps.exif_transpose(im) or im if im.getexif().get(0x0112, 1) != 1 else im
     except Exception:  # a broken EXIF block must not lose the image; use stored orientation
         oriented = im
+    if oriented is not im:
+        keep = False  # the EXIF block goes (strip_metadata), so the orientation is baked into a PNG
     try:
         pixels = _to_8bit(oriented)
     except (OSError, ValueError) as exc:
         raise _fail("unsupported", name, f"{fmt} mode {im.mode!r} cannot be mapped to 8-bit ({exc})") from None
 
     if keep:
-        out, out_fmt = data, ("png" if fmt == "PNG" else "jpeg")
+        out, out_fmt = strip_metadata(data, name), ("png" if fmt == "PNG" else "jpeg")
     else:
         pixels = _collapse_gray(pixels)
         out, out_fmt = encode_png(pixels), "png"

@@ -44,10 +44,17 @@ def hostile_files() -> dict[str, tuple[bytes, str | None]]:
     bomb = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
             + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + _png_chunk(b"IEND", b""))
     jpeg = _encode(rgb(8), "JPEG", quality=90)
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker-X"  # Make
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}  # GPS position
+    rotated = Image.Exif()
+    rotated[0x0112] = 6  # shown rotated by 90 degrees
     dicom = io.BytesIO()
     pydicom.dcmread(get_testdata_file("CT_small.dcm")).save_as(dicom)
     return {
         "cmyk.jpeg": (_encode(rgb(1).convert("CMYK"), "JPEG"), None),
+        "phone_photo.jpeg": (_encode(rgb(11), "JPEG", quality=90, exif=exif, comment=b"Patient DOE^JANE"), None),
+        "rotated_photo.jpeg": (_encode(rgb(12), "JPEG", quality=90, exif=rotated), None),
         "sixteen_bit_png.jpeg": (_encode(grey16, "PNG"), None),
         "palette_png.jpeg": (_encode(palette, "PNG"), None),
         "tiff.jpeg": (_encode(rgb(9), "TIFF"), None),
@@ -85,8 +92,9 @@ def test_hostile_files_are_converted_or_counted(hostile_export):
     for name, (_, reason) in files.items():  # train is under the cap: every usable file is kept
         rid = f"subset_01-{image_id('toy_folders', f'train/NORMAL/{name}')}"
         assert (rid in train_ids) == (reason is None), name
-    for ex in ds["train"]:  # every kept image decodes, as 8-bit L or RGB
+    for ex in ds["train"]:  # every kept image decodes, as 8-bit L or RGB, and carries no EXIF
         assert ex["image"].mode in ("L", "RGB")
+        assert not ex["image"].getexif()
 
 
 def test_hostile_build_has_no_leak_and_no_dicom_header(hostile_export):
@@ -95,7 +103,8 @@ def test_hostile_build_has_no_leak_and_no_dicom_header(hostile_export):
     digest = lambda e: hashlib.sha256(e["image"].convert("RGB").tobytes()).hexdigest()  # noqa: E731
     assert not {digest(e) for e in ds["train"]} & {digest(e) for e in ds["test"]}
     header = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    identifying = [str(header.PatientName), str(header.PatientID), str(header.StudyDate)]
+    identifying = [str(header.PatientName), str(header.PatientID), str(header.StudyDate),
+                   "PhoneMaker-X", "DOE^JANE"]  # and what the photos' EXIF and comment said
     for f in out.rglob("*"):
         if f.is_file():
             data = f.read_bytes()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from pydicom.data import get_testdata_file
 
 from medmat_builder.deid import identifying_values, identifying_values_of_file, leaked_values
@@ -288,8 +288,41 @@ def test_exif_orientation_is_applied_to_size_and_hashes(tmp_path, rgb):
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     data = _encode(Image.fromarray(rgb), "JPEG", quality=95, exif=exif)
     out = load_image(_write(tmp_path, "rot.jpg", data))
-    assert out.kept_original and out.data == data
     assert (out.width, out.height) == (80, 96)  # stored 96 wide, shown 80 wide
+    # the orientation is baked in: a PNG as displayed, for every reader (the EXIF block does not travel)
+    assert (out.format, out.kept_original) == ("png", False)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    assert np.array_equal(_decode(out.data), shown)
+    assert not Image.open(io.BytesIO(out.data)).getexif()
+
+
+def test_kept_jpeg_and_png_lose_their_metadata_not_their_pixels(tmp_path, rgb):
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x9003] = "2021:03:04 10:11:12"  # DateTimeOriginal
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}  # GPS latitude
+    jpeg = _encode(Image.fromarray(rgb), "JPEG", quality=90, exif=exif, comment=b"Patient DOE^JOHN",
+                   icc_profile=b"\x00fake-icc")
+    out = load_image(_write(tmp_path, "photo.jpg", jpeg))
+    assert out.kept_original and out.format == "jpeg" and len(out.data) < len(jpeg)
+    for needle in (b"PhoneMaker", b"2021:03:04", b"DOE^JOHN", b"Exif"):
+        assert needle not in out.data, needle
+    again = Image.open(io.BytesIO(out.data))
+    assert not again.getexif() and again.info.get("icc_profile") == b"\x00fake-icc"  # colour profile stays
+    assert np.array_equal(_decode(out.data), _decode(jpeg))  # compressed data untouched: same pixels
+    assert out.pixel_hash == load_image(_write(tmp_path, "plain.jpg", _encode(Image.fromarray(rgb), "JPEG",
+                                                                              quality=90))).pixel_hash
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "Patient DOE^JOHN")
+    info.add_itxt("Author", "Dr. Who")
+    png = _encode(Image.fromarray(rgb), "PNG", pnginfo=info)
+    out = load_image(_write(tmp_path, "meta.png", png))
+    assert out.kept_original and b"DOE" not in out.data and b"Dr. Who" not in out.data
+    assert not {b"tEXt", b"iTXt"} & set(_png_chunks(out.data))
+    assert np.array_equal(_decode(out.data), rgb)
 
 
 # --------------------------------------------------------------------------- duplicates
