@@ -175,6 +175,8 @@ def build(
             for name in tqdm(names, desc="building", unit="config", disable=not progress):
                 if not present[name]:
                     result.skipped[name] = "no source present"
+                    report.setdefault("skipped", {})[name] = {
+                        "reason": "no source present (--partial)", "missing_sources": sorted(registry.subset(name).sources)}
                     logger.warning("%s: skipped, none of its sources is in %s", name, raw)
                     continue
                 logger.info("building %s from %s", name, ", ".join(present[name]))

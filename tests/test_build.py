@@ -110,6 +110,11 @@ def test_missing_sources_stop_the_build_unless_partial(tmp_path, mini_raw_copy, 
     rep = res.report["configs"]["subset_01"]
     assert rep["missing_sources"] == ["toy_table"] and rep["sources"]["toy_table"]["raw"] == 0
     assert res.built == ["subset_01"]
+    shutil.rmtree(mini_raw_copy / "toy_onehot")  # the only source of subset_02: nothing to build it from
+    res = build(None, mini_raw_copy, tmp_path / "out2", partial=True, registry=mini_registry)
+    assert res.built == ["subset_01"] and res.skipped == {"subset_02": "no source present"}
+    on_disk = json.loads((tmp_path / "out2" / "build_report.json").read_text())
+    assert on_disk["skipped"] == {"subset_02": {"reason": "no source present (--partial)", "missing_sources": ["toy_onehot"]}}
 
 
 def test_unknown_raw_label_is_an_error_or_counted_with_lenient(tmp_path, mini_raw_copy, mini_registry):
