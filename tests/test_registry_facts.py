@@ -192,3 +192,18 @@ def test_gated_sources_say_how_to_get_access(source):
     assert LOGIN_WORDS.search(source.obtain), (
         f"{source.key}: access is {source.access!r} but 'obtain' does not mention the login / application step"
     )
+
+
+OPEN_CC = re.compile(r"^(CC0-1\.0|CC-BY(-SA|-NC|-NC-SA)?-[34]\.0)$")
+
+
+@pytest.mark.parametrize("source", REGISTRY.sources, ids=lambda s: s.key)
+def test_redistributable_follows_the_license(source):
+    """ND terms forbid republishing adapted images; other Creative Commons terms allow it, unless the
+    entry's notes say why not (images copyrighted elsewhere, a compilation, competition rules ...)."""
+    if "-ND-" in source.license:
+        assert not source.redistributable
+    elif OPEN_CC.match(source.license) and not source.redistributable:
+        assert source.notes and re.search(r"redistribut|licen", source.notes, re.IGNORECASE), (
+            f"{source.key}: {source.license} allows republishing; say in notes why it is not redistributable"
+        )
