@@ -162,11 +162,22 @@ def image_id(source_key: str, relpath: str | PurePosixPath, *, salt: str | bytes
 
 def pixel_hash(img: Image.Image) -> str:
     """xxh3-128 over mode, size and bytes of an 8-bit image (``L`` or ``RGB``; gray RGB counts as ``L``)."""
-    img = _collapse_gray(img)
+    arr = np.asarray(img)  # one copy of the pixels serves the grey check and the hash
+    mode = img.mode
+    if mode == "RGB" and _is_gray(arr):
+        arr, mode = np.ascontiguousarray(arr[..., 0]), "L"
     h = xxhash.xxh3_128()
-    h.update(f"{img.mode}:{img.width}x{img.height}:".encode())
-    h.update(img.tobytes())
+    h.update(f"{mode}:{img.width}x{img.height}:".encode())
+    h.update(arr)
     return h.hexdigest()
+
+
+def _is_gray(arr: np.ndarray) -> bool:
+    """Are the three channels of an RGB array equal? A sparse sample rejects colour images cheaply."""
+    sample = arr[::16, ::16]
+    if not (np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 0], sample[..., 2])):
+        return False
+    return bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]))
 
 
 PHASH_WORKING_SIZE = 128
@@ -455,7 +466,7 @@ def _collapse_gray(img: Image.Image) -> Image.Image:
     if img.mode != "RGB":
         return img
     arr = np.asarray(img)
-    if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+    if _is_gray(arr):
         return Image.fromarray(np.ascontiguousarray(arr[..., 0]), mode="L")
     return img
 
