@@ -217,6 +217,8 @@ def strip_metadata(data: bytes, name: str | Path = "<bytes>") -> bytes:
     Only container segments are removed; the compressed image data is copied as it is, so the
     decoded pixels are bit-identical. Metadata can name devices, places, dates or people (a phone
     photo's GPS position, a comment with a patient name), and nothing in it is needed for a record.
+    Raises ``ValueError`` when the segment structure is not the expected one (stray bytes between
+    segments, which decoders tolerate); callers then convert the decoded pixels instead.
     """
     if data.startswith(_PNG_SIGNATURE):
         out, pos = [data[:8]], 8
@@ -234,7 +236,7 @@ def strip_metadata(data: bytes, name: str | Path = "<bytes>") -> bytes:
     out, pos = [data[:2]], 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            raise _fail("corrupt", name, f"JPEG marker expected at byte {pos}")
+            raise ValueError(f"{name}: JPEG marker expected at byte {pos}")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -252,7 +254,7 @@ def strip_metadata(data: bytes, name: str | Path = "<bytes>") -> bytes:
         if not (marker == 0xFE or (is_app and marker not in _JPEG_KEEP_APP)):
             out.append(data[pos:end])
         pos = end
-    raise _fail("truncated", name, "JPEG ends before its image data")
+    raise ValueError(f"{name}: JPEG ends before its image data")
 
 
 # --------------------------------------------------------------------------- loading
@@ -409,8 +411,11 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
         raise _fail("unsupported", name, f"{fmt} mode {im.mode!r} cannot be mapped to 8-bit ({exc})") from None
 
     if keep:
-        out, out_fmt = strip_metadata(data, name), ("png" if fmt == "PNG" else "jpeg")
-    else:
+        try:
+            out, out_fmt = strip_metadata(data, name), ("png" if fmt == "PNG" else "jpeg")
+        except ValueError:  # an odd segment layout: the decoded pixels go to a PNG instead
+            keep = False
+    if not keep:
         pixels = _collapse_gray(pixels)
         out, out_fmt = encode_png(pixels), "png"
     return LoadedImage(

@@ -313,6 +313,14 @@ def test_kept_jpeg_and_png_lose_their_metadata_not_their_pixels(tmp_path, rgb):
     assert out.pixel_hash == load_image(_write(tmp_path, "plain.jpg", _encode(Image.fromarray(rgb), "JPEG",
                                                                               quality=90))).pixel_hash
 
+    # stray bytes between two segments (decoders skip them): the segment walk cannot vouch for the
+    # file, so the decoded pixels go to a PNG instead; nothing of the metadata travels either way
+    app0_end = 4 + int.from_bytes(jpeg[4:6], "big")
+    odd = jpeg[:app0_end] + b"\x00\x00" + jpeg[app0_end:]
+    out = load_image(_write(tmp_path, "odd.jpg", odd))
+    assert (out.format, out.kept_original) == ("png", False) and b"DOE^JOHN" not in out.data
+    assert np.array_equal(_decode(out.data), _decode(jpeg))
+
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
