@@ -146,10 +146,9 @@ def resolve_mixture(spec: str, dataset_name: str | None = None) -> MixturePlan:
     from medmat_builder.planner import caps_from_build_report
     from medmat_builder.planner import resolve_mixture as plan_mixture
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {}  # a mixture file ignores them: it is read as written
     ledger = Path(dataset_name) / "build_report.json" if dataset_name else None
-    is_file = Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists()
-    if ledger is not None and ledger.is_file() and not is_file:
+    if ledger is not None and ledger.is_file():
         options["caps"] = caps_from_build_report(ledger)
     try:
         mix = plan_mixture(spec, **options)
