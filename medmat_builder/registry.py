@@ -34,6 +34,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The facts of a source entry that are checked against public evidence (see ``Source.evidence``).
+FACTS: tuple[str, ...] = ("homepage", "license", "access", "layout", "labels", "split", "groups", "checksums")
+Fact = Literal["homepage", "license", "access", "layout", "labels", "split", "groups", "checksums"]
+
+
+class GroupTable(_Strict):
+    """A side table that names the subject of each image (e.g. ISIC 2018's lesion groupings CSV)."""
+
+    path: str = Field(description="Path pattern of the table, relative to the source folder.")
+    id_column: str = Field(description="Column naming the image (matched like a table layout's id).")
+    group_column: str = Field(description="Column naming the subject (patient, lesion, study ...).")
+    sep: str | None = Field(default=None, description="Field separator (default from the extension).")
+
+
+class Groups(_Strict):
+    """What ties several images of one subject together, so that a split never separates them.
+
+    Exactly one of: ``column`` (a column of the layout's own label table, e.g. NIH's ``Patient ID``),
+    ``table`` (a side table mapping image -> subject), ``path`` (path patterns capturing ``{group}``,
+    tried in order, e.g. ``"{group:person\\d+}_*"``), or ``none`` (why each image is its own subject).
+    """
+
+    column: str | None = None
+    table: GroupTable | None = None
+    path: list[str] = Field(default_factory=list)
+    none: str | None = Field(default=None, min_length=3)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Groups":
+        given = [n for n in ("column", "table", "path", "none") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of column, table, path or none (got {given or 'none of them'})")
+        return self
+
+
 class Download(_Strict):
     """One file of a source that can be fetched without a login (used by ``medmat fetch``)."""
 
@@ -71,7 +106,26 @@ class Source(_Strict):
         "with an open vocabulary (free-text headings), where they count as explicit drops like null; the build "
         "report counts each such label (ignored_labels).",
     )
+    groups: Groups | None = Field(
+        default=None, description="What ties images of one subject together (patient, lesion, volume, video)."
+    )
+    evidence: dict[Fact, str] = Field(
+        default_factory=dict, description="Fact -> where public material confirms it (page, paper, loader)."
+    )
+    unverified: dict[Fact, str] = Field(
+        default_factory=dict, description="Fact -> why it is not confirmed (what was searched)."
+    )
     notes: str | None = None
+
+    @model_validator(mode="after")
+    def _facts_once(self) -> "Source":
+        both = sorted(set(self.evidence) & set(self.unverified))
+        if both:
+            raise ValueError(f"facts {both} are listed both under evidence and under unverified")
+        empty = sorted(k for k, v in {**self.evidence, **self.unverified}.items() if not v.strip())
+        if empty:
+            raise ValueError(f"facts {empty} need a non-empty statement")
+        return self
 
     @field_validator("key")
     @classmethod

@@ -353,7 +353,7 @@ sources:
       - url: {base}/open.tar.gz
         filename: open.tar.gz
         sha256: {sha}
-    layout: {kind: folders, images: "{label}/*.png", evidence: "test fixture only"}
+    layout: {kind: folders, images: "{label}/*.png"}
     labels: {normal: normal, abnormal: abnormal}
   - number: 2
     key: manual_src
@@ -365,7 +365,7 @@ sources:
     citation: "@misc{manual, title={Manual}}"
     subsets: [subset_01]
     obtain: Create an account at https://example.org/manual and request access.
-    layout: {kind: folders, images: "{label}/*.png", evidence: "test fixture only"}
+    layout: {kind: folders, images: "{label}/*.png"}
     labels: {normal: normal, abnormal: abnormal}
 """
 

@@ -46,8 +46,7 @@ def test_junk_is_never_an_image(tmp_path):
 # ----------------------------------------------------------------------------- folders
 def test_folders_split_map_exclude_and_unknown_split(tmp_path):
     layout = FoldersLayout(kind="folders", images="{split}/{label}/*", exclude=["*_mask.png"],
-                           split_map={"train": "train", "val": "train", "test": "test", "extra": "drop"},
-                           evidence="hand-made test tree")
+                           split_map={"train": "train", "val": "train", "test": "test", "extra": "drop"})
     for rel in ["Top/train/benign/1.png", "Top/train/benign/1_mask.png", "Top/val/malignant/2.png",
                 "Top/test/benign/3.png", "Top/extra/benign/4.png", "Top/weird/benign/5.png", "Top/test/benign/notes.txt"]:
         touch(tmp_path, rel)
@@ -62,7 +61,7 @@ def test_folders_split_map_exclude_and_unknown_split(tmp_path):
 
 
 def test_folders_label_in_file_name(tmp_path):
-    layout = FoldersLayout(kind="folders", images="images/{id}_{label}.bmp", evidence="hand-made test tree")
+    layout = FoldersLayout(kind="folders", images="images/{id}_{label}.bmp")
     touch(tmp_path, "images/001_drusen.bmp")
     touch(tmp_path, "images/002_normal.BMP")
     assert sorted(r.labels for r in records(layout, tmp_path)) == [("drusen",), ("normal",)]
@@ -70,7 +69,6 @@ def test_folders_label_in_file_name(tmp_path):
 
 # ----------------------------------------------------------------------------- tables
 def table(**kw) -> TableLayout:
-    kw.setdefault("evidence", "hand-made test tree")
     return TableLayout(kind="table", **kw)
 
 

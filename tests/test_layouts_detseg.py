@@ -33,7 +33,7 @@ W, H = 64, 48
 
 
 def make_layout(cfg: dict):
-    return TypeAdapter(Layout).validate_python({"evidence": "unit test layout", **cfg})
+    return TypeAdapter(Layout).validate_python(cfg)
 
 
 def png(mode: str = "RGB", size=(W, H), fill=(10, 20, 30)) -> bytes:

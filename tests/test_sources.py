@@ -12,7 +12,7 @@ import pytest
 
 from medmat_builder.demo import fake_samples
 from medmat_builder.layouts.base import RawRecord
-from medmat_builder.registry import Registry, Source, load_registry
+from medmat_builder.registry import FACTS, Registry, Source, load_registry
 
 REGISTRY = load_registry()
 SOURCES = sorted(REGISTRY.sources, key=lambda s: s.number)
@@ -77,5 +77,6 @@ class TestSource:
         assert source.citation.lstrip().startswith("@")
         assert source.homepage.startswith("http")
         assert source.obtain.strip()
-        assert source.layout.evidence.strip()
+        assert set(source.evidence) | set(source.unverified) == set(FACTS), "every fact has evidence or says why not"
+        assert source.groups is not None, "every source declares its subject grouping (or none, with why)"
         assert source.labels, "every source maps its raw labels"

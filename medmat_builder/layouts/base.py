@@ -211,14 +211,13 @@ class LayoutBase(BaseModel):
     ``test``, or ``drop`` for a part the paper does not use; matching ignores case. A validation
     part goes to ``train`` (the paper's rule). ``exclude`` lists patterns of files that match the
     image pattern but are not images of the source (masks beside images, thumbnails ...).
-    ``evidence`` says where the layout facts come from (code or docs that read the real archive).
+    Where the layout facts come from is recorded per source (``Source.evidence["layout"]``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     split_map: dict[str, Literal["train", "test", "drop"]] = Field(default_factory=dict)
     exclude: list[str] = Field(default_factory=list)
-    evidence: str = Field(min_length=10)
 
     def map_split(self, raw: str | None) -> tuple[Split | None, bool]:
         """Return (split, dropped) for a raw split value; unknown values raise ``KeyError``."""

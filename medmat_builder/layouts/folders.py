@@ -7,7 +7,6 @@ names (``{label}_*.png``). YAML::
       kind: folders
       images: "{split}/{label}/*.jpeg"     # must capture {label}; {split} optional
       split_map: {train: train, val: train, test: test}
-      evidence: "..."
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ An image with no box gets ``empty_label`` (e.g. "No Finding"), else no labels. Y
       labels_field: syms
       empty_label: No Finding
       split_map: {train: train, test: test}
-      evidence: "..."
 
 Image ids are matched like the ``table`` kind: without extension, zero padding ignored,
 case-insensitive, by trailing segments for path-like ids.

@@ -10,7 +10,6 @@ matching ``masks`` are never taken as images. YAML::
       masks: "ISIC-2017_{split}_Part1_GroundTruth/{id}_segmentation.png"
       mask_values: {nonzero: lesion}      # mask pixel -> raw label (see below)
       split_map: {Training: train, Validation: train, Test_v2: test}
-      evidence: "..."
 
 ``mask_values`` keys: ``nonzero`` (any "on" pixel of a binary mask; lossy JPEG masks are
 thresholded), a grey level / palette index (``"0"``, ``"255"``, ``"2"``), or a colour

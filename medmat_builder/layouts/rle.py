@@ -20,7 +20,6 @@ needed to decode comes from ``image_size`` or from ``{width}``/``{height}`` capt
       rle_order: row                           # row | column
       rle_starts: absolute                     # absolute | relative
       rle_base: 1                              # 1 | 0 (ignored for relative starts)
-      evidence: "..."
 
 An image without any region gets ``empty_label`` (map it to ``null`` to drop such images, or to
 a label to keep them with no box); without ``empty_label`` it has no labels.

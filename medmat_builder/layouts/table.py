@@ -13,7 +13,6 @@ One reader for the many table shapes real sources use. YAML::
       label_column: diagnosis                    # or label_columns: [MEL, NV, ...] (one-hot)
       label_separator: "|"                       # multi-label strings in one column
       split_column: split                        # optional per-row split
-      evidence: "..."
 
 Rows naming the same image are merged (their labels united). Column names are matched exactly,
 then with surrounding spaces stripped (some sources ship ``" Label"`` headers). Ids are matched
