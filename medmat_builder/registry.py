@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medmat_builder.layouts import Layout
+from medmat_builder.layouts import Layout, PathPattern
 
 DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
 
@@ -66,6 +66,9 @@ class Groups(_Strict):
         given = [n for n in ("column", "table", "path", "none") if getattr(self, n)]
         if len(given) != 1:
             raise ValueError(f"give exactly one of column, table, path or none (got {given or 'none of them'})")
+        for pattern in self.path:
+            if "group" not in PathPattern(pattern).placeholders:
+                raise ValueError(f"groups path pattern {pattern!r} must capture {{group}}")
         return self
 
 
@@ -75,6 +78,7 @@ class Download(_Strict):
     url: str
     filename: str
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    md5: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="As published by Zenodo, figshare, Mendeley.")
     extract: bool = True
 
 
