@@ -13,9 +13,11 @@ Rules (issue 2 item 5, issue 7):
   image (medical 16-bit files rarely use the full range). Palette images are expanded; alpha is
   composited over black (medical backgrounds are black; a fully opaque alpha changes nothing). CMYK
   uses Pillow's plain conversion (no colour management). An RGB result whose three channels are
-  equal is stored as grayscale. An image whose EXIF says to rotate or mirror it is converted to a
-  PNG with that orientation applied (its EXIF block does not travel), so every reader sees the
-  image as displayed, the way sizes, boxes and hashes are computed.
+  equal is stored as grayscale. An image whose EXIF says to rotate or mirror it (Orientation 2-8)
+  is converted to a PNG with that orientation applied (its EXIF block does not travel), so every
+  reader sees the image as displayed, the way sizes and hashes are computed; ``orientation`` tells
+  the caller, which moves the image's boxes into that frame too
+  (:func:`medmat_builder.boxes.orient_boxes`).
 - **Multi-frame.** Animated GIF/APNG, multi-page TIFF and multi-frame DICOM are refused with reason
   ``multiframe``: which frame (or which slice of a volume) carries the label is a dataset decision,
   never a silent default. JPEG MPO files (a camera's primary JPEG plus previews) use the primary
@@ -130,6 +132,9 @@ class LoadedImage:
     kept_original: bool
     #: What the file really was ("PNG", "JPEG", "TIFF", "DICOM" ...), whatever its extension.
     source_format: str
+    #: EXIF Orientation (2-8) applied to the stored pixels, or 1 when none was: boxes drawn on the
+    #: file's stored pixel grid move with :func:`medmat_builder.boxes.orient_boxes`.
+    orientation: int = 1
 
 
 # --------------------------------------------------------------------------- public helpers
@@ -406,11 +411,8 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
     elif fmt == "JPEG":
         keep = im.mode in ("L", "RGB")
 
-    try:  # only an EXIF orientation other than "normal" needs a transposed copy
-        oriented = ImageOps.exif_transpose(im) or im if im.getexif().get(0x0112, 1) != 1 else im
-    except Exception:  # a broken EXIF block must not lose the image; use stored orientation
-        oriented = im
-    if oriented is not im:
+    oriented, orientation = _apply_exif_orientation(im)
+    if orientation != 1:
         keep = False  # the EXIF block goes (strip_metadata), so the orientation is baked into a PNG
     try:
         pixels = _to_8bit(oriented)
@@ -435,7 +437,19 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
         file_sha256=file_hash,
         kept_original=keep,
         source_format=fmt,
+        orientation=orientation,
     )
+
+
+def _apply_exif_orientation(im: Image.Image) -> tuple[Image.Image, int]:
+    """The image as displayed and the EXIF Orientation applied (1: none; 2-8: mirrored and/or rotated)."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+        if value not in range(2, 9):  # 1 is "as stored"; other values mean nothing: use stored orientation
+            return im, 1
+        return ImageOps.exif_transpose(im), int(value)
+    except Exception:  # a broken EXIF block must not lose the image; use stored orientation
+        return im, 1
 
 
 def _classify_decode_error(exc: BaseException, name: str | Path, fmt: str = "image") -> ImageError:
