@@ -62,6 +62,9 @@ TRANSFER_SYNTAXES: tuple[TransferSyntax, ...] = (
     TransferSyntax("1.2.840.10008.1.2.5", "RLE Lossless", ("pylibjpeg-rle", "pydicom"), True),
 )
 _BY_UID = {ts.uid: ts for ts in TRANSFER_SYNTAXES}
+#: The pydicom decoding plugin that each package of the table provides.
+_PYDICOM_PLUGIN = {"pydicom": "pydicom", "pylibjpeg-libjpeg": "pylibjpeg", "pylibjpeg-openjpeg": "pylibjpeg",
+                   "pylibjpeg-rle": "pylibjpeg", "pyjpegls": "pyjpegls", "pillow": "pillow"}
 
 #: Syntaxes that no pydicom plugin decodes, by UID prefix, and what would (one phrase each).
 _NO_PLUGIN: tuple[tuple[str, str], ...] = (
@@ -125,10 +128,17 @@ def decoder_problem(uid: str | None) -> str | None:
         decoder = get_decoder(str(uid or ""))
     except (NotImplementedError, ValueError):
         return undecodable_detail(uid)
-    if decoder.is_available:
-        return None
     ts = _BY_UID.get(str(uid))
-    return undecodable_detail(uid, ts.decoders if ts else ())
+    if ts is None:
+        return None if decoder.is_available else undecodable_detail(uid)
+    # Only the packages of the table count: pydicom also offers Pillow for JPEG Extended, which
+    # decodes no 12-bit stream, so a missing pylibjpeg-libjpeg would surface as a damaged file.
+    wanted = {_PYDICOM_PLUGIN[package] for package in ts.decoders}
+    if decoder.is_native and not decoder.available_plugins and "pydicom" in wanted:
+        return None
+    if wanted & set(decoder.available_plugins):
+        return None
+    return undecodable_detail(uid, ts.decoders)
 
 
 def render_monochrome(arr: np.ndarray, ds) -> np.ndarray:

@@ -222,16 +222,17 @@ def test_undecodable_syntax_is_one_line_naming_it_and_the_decoder(tmp_path, synt
 
 
 def test_missing_plugin_names_the_package_to_install(monkeypatch):
+    """As without pylibjpeg: pydicom offers only Pillow, which decodes no 12-bit JPEG."""
     import pydicom.pixels
 
-    class Unavailable:
-        is_available = False
+    class PillowOnly:
+        is_available, is_native, available_plugins = True, False, ("pillow",)
 
-    monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda syntax: Unavailable())
+    monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda syntax: PillowOnly())
     with pytest.raises(ImageError) as info:
-        load_image(FIXTURES / "ct16_signed_window_jpeg_lossless_sv1.dcm")
-    assert info.value.reason == "unsupported_dicom"
-    assert "1.2.840.10008.1.2.4.70" in info.value.detail and "install pylibjpeg-libjpeg" in info.value.detail
+        load_image(FIXTURES / "dx12_window_jpeg_extended.dcm")
+    assert info.value.reason == "unsupported_dicom"  # not "corrupt": the file is fine, a package is missing
+    assert "1.2.840.10008.1.2.4.51" in info.value.detail and "install pylibjpeg-libjpeg" in info.value.detail
     assert undecodable_detail(uid.JPEG2000, ("pylibjpeg-openjpeg",)).endswith(
         "install pylibjpeg-openjpeg (a medmat dependency: rerun scripts/setup.sh)")
 
