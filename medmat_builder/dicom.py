@@ -193,7 +193,11 @@ def _apply_voi_lut_sequence(values: np.ndarray, ds) -> np.ndarray | None:
 
 def _stretch(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Map ``lo`` to 0 and ``hi`` to 255 (``lo > hi`` inverts), rounded and clipped to uint8."""
-    values = np.nan_to_num(values, nan=lo, posinf=max(lo, hi), neginf=min(lo, hi))
     if hi == lo:
         return np.zeros(values.shape, dtype=np.uint8)
-    return np.clip(np.rint((values - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+    out = np.subtract(values, lo, dtype=np.float64)  # one new array, then in place: images are large
+    out *= 255.0 / (hi - lo)
+    np.rint(out, out=out)
+    np.clip(out, 0, 255, out=out)
+    np.nan_to_num(out, copy=False, nan=0.0)
+    return out.astype(np.uint8)
