@@ -57,7 +57,8 @@ TRANSFER_SYNTAXES: tuple[TransferSyntax, ...] = (
     TransferSyntax("1.2.840.10008.1.2.4.90", "JPEG 2000 (Lossless Only)", (*_J2K, "pillow"), True),
     TransferSyntax("1.2.840.10008.1.2.4.91", "JPEG 2000", (*_J2K, "pillow"), False),
     TransferSyntax("1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 (Lossless Only)", _J2K, True),
-    TransferSyntax("1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)", _J2K, True),
+    TransferSyntax("1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)",
+                   _J2K, True),
     TransferSyntax("1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", _J2K, False),
     TransferSyntax("1.2.840.10008.1.2.5", "RLE Lossless", ("pylibjpeg-rle", "pydicom"), True),
 )

@@ -72,7 +72,8 @@ def hostile_files() -> dict[str, tuple[bytes, str | None]]:
         "bmp.jpeg": (_encode(rgb(10), "BMP"), None),
         "ct_dicom.jpeg": (dicom.getvalue(), None),
         "jpeg_lossless_dicom.jpeg": ((DICOM_FIXTURES / "ct16_signed_window_jpeg_lossless_sv1.dcm").read_bytes(), None),
-        "jpeg_p14_mono1_dicom.jpeg": ((DICOM_FIXTURES / "gray12_mono1_voilut_jpeg_lossless_p14.dcm").read_bytes(), None),
+        "jpeg_p14_mono1_dicom.jpeg": (
+            (DICOM_FIXTURES / "gray12_mono1_voilut_jpeg_lossless_p14.dcm").read_bytes(), None),
         "mpeg2_dicom.jpeg": (mpeg2.getvalue(), "unsupported_dicom"),
         "animated.jpeg": (gif.getvalue(), "multiframe"),
         "bomb.jpeg": (bomb, "too_large"),

@@ -435,7 +435,8 @@ subsets:
     kind: detection
     paper_distribution: id
     labels: [Lesion]
-    instructions: ["Locate the lesion.", "Find the lesion.", "Where is the lesion?", "Box the lesion.", "Mark the lesion.", "Show the lesion."]
+    instructions: ["Locate the lesion.", "Find the lesion.", "Where is the lesion?", "Box the lesion.",
+                   "Mark the lesion.", "Show the lesion."]
     sources: [oriented_json, oriented_masks]
 sources:
   - number: 1
