@@ -6,7 +6,9 @@ Three steps, used by the builder for every det/seg record:
    the record's own ``boxes`` when the source annotates boxes, else the connected components of
    its mask (8-connectivity, one box per component and raw label). Components smaller than
    :func:`min_component_area` (``max(MIN_AREA_PIXELS, MIN_AREA_FRACTION * width * height)``) are
-   specks (annotation noise, JPEG artefacts of lossy masks) and are ignored.
+   specks (annotation noise, JPEG artefacts of lossy masks) and are ignored. Boxes and masks are
+   drawn on the file's stored pixel grid; for a photo whose EXIF Orientation (2-8) was applied to
+   the stored pixels, they move with it (:func:`orient_boxes`), so pixels and boxes share one frame.
 2. :func:`normalize_boxes` turns pixel boxes into integers 0-1000 relative to the image size,
    ``[x1, y1, x2, y2]`` with ``x1 <= x2`` and ``y1 <= y2``, clamped to the image.
 3. :func:`format_box_answer` writes the answer text (see :data:`ANSWER_FORMAT`).
@@ -245,17 +247,65 @@ def encode_rle(mask: np.ndarray, order: str = "row", starts: str = "absolute", b
     return " ".join(map(str, out))
 
 
-def resolve_boxes(record: "RawRecord", source_root: Path, image_size: tuple[int, int]) -> list[Box]:
+#: Where EXIF Orientation ``o`` puts the point ``(x, y)`` of a stored ``w`` x ``h`` pixel grid when the
+#: image is displayed (Pillow's ``ImageOps.exif_transpose``): mirrors for 2 and 4, a half turn for 3,
+#: a transpose for 5, quarter turns for 6 (clockwise) and 8, the anti-diagonal transpose for 7.
+_ORIENT_POINT = {
+    1: lambda x, y, w, h: (x, y),
+    2: lambda x, y, w, h: (w - x, y),
+    3: lambda x, y, w, h: (w - x, h - y),
+    4: lambda x, y, w, h: (x, h - y),
+    5: lambda x, y, w, h: (y, x),
+    6: lambda x, y, w, h: (h - y, x),
+    7: lambda x, y, w, h: (h - y, w - x),
+    8: lambda x, y, w, h: (y, w - x),
+}
+
+
+def stored_size(image_size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """``(width, height)`` of the stored pixel grid of an image displayed at ``image_size``."""
+    return (image_size[1], image_size[0]) if orientation in (5, 6, 7, 8) else image_size
+
+
+def orient_boxes(boxes: Iterable[Box], orientation: int, size: tuple[int, int]) -> list[Box]:
+    """Boxes drawn on a stored ``size`` = ``(width, height)`` pixel grid, moved to the frame that EXIF
+    ``orientation`` (1-8) displays, the frame in which :func:`medmat_builder.images.load_image` stores
+    the pixels. Orientation 1 (or any value outside 1-8) leaves them as they are.
+    """
+    from medmat_builder.layouts.base import Box
+
+    move = _ORIENT_POINT.get(orientation)
+    if move is None or orientation == 1:
+        return list(boxes)
+    w, h = size
+    out: list[Box] = []
+    for b in boxes:
+        xa, ya = move(b.x1, b.y1, w, h)
+        xb, yb = move(b.x2, b.y2, w, h)
+        out.append(Box(b.label, min(xa, xb), min(ya, yb), max(xa, xb), max(ya, yb)))
+    return out
+
+
+def resolve_boxes(
+    record: "RawRecord", source_root: Path, image_size: tuple[int, int], orientation: int = 1
+) -> list[Box]:
     """Pixel boxes of a record: its annotated ``boxes``, else its mask's connected components.
 
-    ``image_size`` is the opened image's ``(width, height)``; mask boxes are scaled to it when the
-    mask has another resolution. A record with neither boxes nor mask has no boxes (``[]``).
+    ``image_size`` is the loaded image's ``(width, height)`` and ``orientation`` the EXIF
+    Orientation that loading applied (``LoadedImage.orientation``). Annotated boxes and masks are
+    taken to be drawn on the file's stored pixel grid (a mask is read as stored, its own EXIF
+    ignored), so both are moved into the displayed frame with :func:`orient_boxes`; mask boxes are
+    first scaled to the stored grid when the mask has another resolution. A record with neither
+    boxes nor mask has no boxes (``[]``).
     """
+    size = stored_size(image_size, orientation)
     if record.boxes:
-        return list(record.boxes)
-    if record.mask:
-        return mask_boxes(Path(source_root), record.mask, record.mask_labels, image_size, record.source)
-    return []
+        boxes = list(record.boxes)
+    elif record.mask:
+        boxes = mask_boxes(Path(source_root), record.mask, record.mask_labels, size, record.source)
+    else:
+        return []
+    return orient_boxes(boxes, orientation, size)
 
 
 def normalize_boxes(boxes: Iterable[Box], width: int, height: int) -> list[NormBox]:

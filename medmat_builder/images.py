@@ -13,19 +13,24 @@ Rules (issue 2 item 5, issue 7):
   image (medical 16-bit files rarely use the full range). Palette images are expanded; alpha is
   composited over black (medical backgrounds are black; a fully opaque alpha changes nothing). CMYK
   uses Pillow's plain conversion (no colour management). An RGB result whose three channels are
-  equal is stored as grayscale. An image whose EXIF says to rotate or mirror it is converted to a
-  PNG with that orientation applied (its EXIF block does not travel), so every reader sees the
-  image as displayed, the way sizes, boxes and hashes are computed.
+  equal is stored as grayscale. An image whose EXIF says to rotate or mirror it (Orientation 2-8)
+  is converted to a PNG with that orientation applied (its EXIF block does not travel), so every
+  reader sees the image as displayed, the way sizes and hashes are computed; ``orientation`` tells
+  the caller, which moves the image's boxes into that frame too
+  (:func:`medmat_builder.boxes.orient_boxes`).
 - **Multi-frame.** Animated GIF/APNG, multi-page TIFF and multi-frame DICOM are refused with reason
   ``multiframe``: which frame (or which slice of a volume) carries the label is a dataset decision,
   never a silent default. JPEG MPO files (a camera's primary JPEG plus previews) use the primary
   image and are converted.
-- **DICOM** (``pydicom``): Modality LUT (Rescale Slope/Intercept or the LUT sequence), then VOI:
-  the first Window Center/Width (linear, or sigmoid when VOI LUT Function says so), else a VOI LUT
-  sequence, else min-max; MONOCHROME1 is inverted; palette colour is expanded; YBR is delivered as
-  RGB. Only pixels leave this module: no header value reaches the output bytes, the ids, or any
-  error message. Files whose header says Burned In Annotation = YES are refused (``unsupported``),
-  since their pixels may show patient data.
+- **DICOM** (``pydicom`` and its pixel-data plugins, see :mod:`medmat_builder.dicom` for the transfer
+  syntaxes decoded): monochrome images through pydicom's Modality LUT, then VOI (the first Window
+  Center/Width with its VOI LUT Function, else a VOI LUT sequence, else min-max), MONOCHROME1
+  inverted (:func:`medmat_builder.dicom.render_monochrome`); palette colour is expanded; YBR is
+  delivered as RGB. A transfer syntax that nothing installed decodes is refused with reason
+  ``unsupported_dicom`` and a detail naming the syntax and what would decode it. Only pixels leave
+  this module: no header value (other than a transfer syntax UID) reaches the output bytes, the ids,
+  or any error message. Files whose header says Burned In Annotation = YES are refused
+  (``unsupported``), since their pixels may show patient data.
 - **Completeness.** Every image is fully decoded (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays off);
   PNG chunk CRCs are checked up to ``IEND``. A pixel limit (:data:`MAX_IMAGE_PIXELS`) is checked
   from the header before any decoding, so a decompression bomb costs nothing.
@@ -55,6 +60,8 @@ import numpy as np
 import xxhash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from medmat_builder.dicom import decoder_problem, render_monochrome, transfer_syntax_name, undecodable_detail
+
 #: Largest accepted image, in pixels (width x height x frames), checked from the header before decoding.
 #: Below Pillow's own warning threshold, so this limit is the one that applies.
 MAX_IMAGE_PIXELS = 80_000_000
@@ -65,8 +72,10 @@ MAX_IMAGE_PIXELS = 80_000_000
 #: and a loose threshold would drop distinct patients as "duplicates".
 NEAR_DUPLICATE_MAX_DISTANCE = 6
 
-ImageReason = Literal["corrupt", "truncated", "empty", "too_large", "unsupported", "multiframe"]
-IMAGE_ERROR_REASONS: tuple[str, ...] = ("corrupt", "truncated", "empty", "too_large", "unsupported", "multiframe")
+ImageReason = Literal["corrupt", "truncated", "empty", "too_large", "unsupported", "unsupported_dicom", "multiframe"]
+IMAGE_ERROR_REASONS: tuple[str, ...] = (
+    "corrupt", "truncated", "empty", "too_large", "unsupported", "unsupported_dicom", "multiframe",
+)
 
 #: Formats Pillow may parse. An allow-list keeps exotic parsers (EPS runs Ghostscript) out of reach.
 #: (A JPEG holding several pictures opens as "MPO" through the JPEG entry.)
@@ -123,6 +132,9 @@ class LoadedImage:
     kept_original: bool
     #: What the file really was ("PNG", "JPEG", "TIFF", "DICOM" ...), whatever its extension.
     source_format: str
+    #: EXIF Orientation (2-8) applied to the stored pixels, or 1 when none was: boxes drawn on the
+    #: file's stored pixel grid move with :func:`medmat_builder.boxes.orient_boxes`.
+    orientation: int = 1
 
 
 # --------------------------------------------------------------------------- public helpers
@@ -399,11 +411,8 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
     elif fmt == "JPEG":
         keep = im.mode in ("L", "RGB")
 
-    try:  # only an EXIF orientation other than "normal" needs a transposed copy
-        oriented = ImageOps.exif_transpose(im) or im if im.getexif().get(0x0112, 1) != 1 else im
-    except Exception:  # a broken EXIF block must not lose the image; use stored orientation
-        oriented = im
-    if oriented is not im:
+    oriented, orientation = _apply_exif_orientation(im)
+    if orientation != 1:
         keep = False  # the EXIF block goes (strip_metadata), so the orientation is baked into a PNG
     try:
         pixels = _to_8bit(oriented)
@@ -428,7 +437,19 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
         file_sha256=file_hash,
         kept_original=keep,
         source_format=fmt,
+        orientation=orientation,
     )
+
+
+def _apply_exif_orientation(im: Image.Image) -> tuple[Image.Image, int]:
+    """The image as displayed and the EXIF Orientation applied (1: none; 2-8: mirrored and/or rotated)."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+        if value not in range(2, 9):  # 1 is "as stored"; other values mean nothing: use stored orientation
+            return im, 1
+        return ImageOps.exif_transpose(im), int(value)
+    except Exception:  # a broken EXIF block must not lose the image; use stored orientation
+        return im, 1
 
 
 def _classify_decode_error(exc: BaseException, name: str | Path, fmt: str = "image") -> ImageError:
@@ -489,34 +510,10 @@ def _looks_like_dicom(data: bytes) -> bool:
     return len(data) >= 132 and data[128:132] == b"DICM"
 
 
-def _first(value) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
-            value = value[0] if len(value) else None
-        return None if value is None else float(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _window(arr: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
-    """DICOM PS3.3 C.11.2.1.2 windowing to 0-255 (LINEAR, LINEAR_EXACT or SIGMOID)."""
-    if function == "SIGMOID":
-        y = 255.0 / (1.0 + np.exp(-4.0 * (arr - center) / width))
-    elif function == "LINEAR_EXACT":
-        y = (arr - center) / width * 255.0 + 127.5
-    else:  # LINEAR
-        if width < 1:
-            width = 1.0
-        y = ((arr - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
-
-
 def _load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, *, force: bool = False) -> LoadedImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
+    from pydicom.pixels import apply_color_lut
 
     # Messages below are fixed texts: a pydicom message could quote a header value.
     with warnings.catch_warnings():
@@ -556,35 +553,27 @@ def _load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, 
             raise _fail("too_large", name, f"DICOM is {cols}x{rows} pixels, over the limit of {max_pixels:,}")
         photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
         _ensure_transfer_syntax(ds)
-        tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        ts_name = getattr(tsyntax, "name", None) or str(tsyntax or "unknown transfer syntax")
+        tsyntax = str(ds.file_meta.TransferSyntaxUID)
+        problem = decoder_problem(tsyntax)
+        if problem is not None:
+            raise _fail("unsupported_dicom", name, problem)
+        ts_name = f"{transfer_syntax_name(tsyntax)} ({tsyntax})"
         try:
             arr = ds.pixel_array
-        except (NotImplementedError, RuntimeError):
-            raise _fail("unsupported", name, f"DICOM pixel data in {ts_name} cannot be decoded (no decoder installed)") from None
+        except NotImplementedError:
+            raise _fail("unsupported_dicom", name, undecodable_detail(tsyntax)) from None
         except ValueError as exc:
             if "less than expected" in str(exc) or "truncat" in str(exc).lower():
                 raise _fail("truncated", name, "DICOM pixel data is shorter than its header says") from None
             raise _fail("corrupt", name, f"DICOM pixel data in {ts_name} cannot be decoded") from None
-        except Exception:
-            raise _fail("corrupt", name, f"DICOM pixel data in {ts_name} cannot be decoded") from None
+        except Exception:  # every installed decoder refused the data: a damaged or non-conformant stream
+            raise _fail("corrupt", name, f"DICOM pixel data in {ts_name} cannot be decoded "
+                                         "(the installed decoders reject it: damaged or non-conformant)") from None
 
         if photometric in ("MONOCHROME1", "MONOCHROME2"):
             if arr.ndim != 2:
                 raise _fail("unsupported", name, f"{photometric} DICOM with pixel array shape {arr.shape}")
-            values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
-            center = _first(ds.get("WindowCenter"))
-            width = _first(ds.get("WindowWidth"))
-            function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
-            if center is not None and width is not None and width > 0:
-                out = _window(values, center, width, function)
-            elif "VOILUTSequence" in ds:
-                out = _minmax_to_uint8(np.asarray(apply_voi(values, ds), dtype=np.float64))
-            else:
-                out = _minmax_to_uint8(values)
-            if photometric == "MONOCHROME1":
-                out = 255 - out
-            img = Image.fromarray(np.ascontiguousarray(out), mode="L")
+            img = Image.fromarray(np.ascontiguousarray(render_monochrome(arr, ds)), mode="L")
         elif photometric == "PALETTE COLOR":
             rgb = np.asarray(apply_color_lut(arr, ds))
             img = Image.fromarray(_scale_color(rgb, 16 if rgb.max(initial=0) > 255 else 8), mode="RGB")

@@ -33,6 +33,8 @@ DROP_REASONS: dict[str, str] = {
     "corrupt": "the image cannot be decoded",
     "too_large": "the image exceeds the decompression-bomb pixel limit",
     "unsupported": "the image format is not supported",
+    "unsupported_dicom": "DICOM pixel data in a transfer syntax that nothing installed decodes (the detail names "
+                         "it, e.g. 1.2.840.10008.1.2.4.100 MPEG2 video, and what would decode it)",
     "multiframe": "multi-frame image (animated GIF, multi-frame DICOM)",
     "no_annotation": "a detection/segmentation record without any box",
     "duplicate": "the same decoded pixels were already kept in this subset",

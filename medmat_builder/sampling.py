@@ -209,7 +209,7 @@ def _load(job: _LoadJob) -> _LoadResult:
         from medmat_builder.boxes import MaskError, resolve_boxes
 
         try:
-            boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height)))
+            boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height), img.orientation))
         except (ImageError, MaskError) as exc:
             return _LoadResult(None, error=getattr(exc, "reason", "corrupt"), detail=f"mask: {getattr(exc, 'detail', exc)}")
     return _LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, boxes)

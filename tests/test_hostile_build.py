@@ -7,6 +7,7 @@ import hashlib
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -14,9 +15,13 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
 
 from medmat_builder.export import build
 from medmat_builder.images import fake_pixels, image_id
+
+
+DICOM_FIXTURES = Path(__file__).parent / "fixtures" / "dicom"
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -51,6 +56,12 @@ def hostile_files() -> dict[str, tuple[bytes, str | None]]:
     rotated[0x0112] = 6  # shown rotated by 90 degrees
     dicom = io.BytesIO()
     pydicom.dcmread(get_testdata_file("CT_small.dcm")).save_as(dicom)
+    video = pydicom.dcmread(DICOM_FIXTURES / "gray8_explicit_le.dcm")  # a DICOM whose pixels are an MPEG-2 clip
+    video.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML
+    video.PixelData = encapsulate([b"\x00\x00\x01\xb3" + bytes(60)])
+    video["PixelData"].VR = "OB"
+    mpeg2 = io.BytesIO()
+    video.save_as(mpeg2)
     return {
         "cmyk.jpeg": (_encode(rgb(1).convert("CMYK"), "JPEG"), None),
         "phone_photo.jpeg": (_encode(rgb(11), "JPEG", quality=90, exif=exif, comment=b"Patient DOE^JANE"), None),
@@ -60,6 +71,10 @@ def hostile_files() -> dict[str, tuple[bytes, str | None]]:
         "tiff.jpeg": (_encode(rgb(9), "TIFF"), None),
         "bmp.jpeg": (_encode(rgb(10), "BMP"), None),
         "ct_dicom.jpeg": (dicom.getvalue(), None),
+        "jpeg_lossless_dicom.jpeg": ((DICOM_FIXTURES / "ct16_signed_window_jpeg_lossless_sv1.dcm").read_bytes(), None),
+        "jpeg_p14_mono1_dicom.jpeg": (
+            (DICOM_FIXTURES / "gray12_mono1_voilut_jpeg_lossless_p14.dcm").read_bytes(), None),
+        "mpeg2_dicom.jpeg": (mpeg2.getvalue(), "unsupported_dicom"),
         "animated.jpeg": (gif.getvalue(), "multiframe"),
         "bomb.jpeg": (bomb, "too_large"),
         "empty.jpeg": (b"", "empty"),
@@ -87,6 +102,9 @@ def test_hostile_files_are_converted_or_counted(hostile_export):
         if reason is not None:
             assert led["dropped"][reason] == 1, reason
             assert led["examples"][reason][0][0] == f"train/NORMAL/{name}"  # the report names the file
+    # an undecodable DICOM: the report's detail names its transfer syntax and what would decode it
+    assert "1.2.840.10008.1.2.4.100 (MPEG2 Main Profile / Main Level)" in led["examples"]["unsupported_dicom"][0][1]
+    assert "ffmpeg" in led["examples"]["unsupported_dicom"][0][1]
     ds = datasets.load_dataset(str(out), "subset_01")
     train_ids = set(ds["train"]["id"])
     for name, (_, reason) in files.items():  # train is under the cap: every usable file is kept

@@ -290,10 +290,19 @@ def test_exif_orientation_is_applied_to_size_and_hashes(tmp_path, rgb):
     out = load_image(_write(tmp_path, "rot.jpg", data))
     assert (out.width, out.height) == (80, 96)  # stored 96 wide, shown 80 wide
     # the orientation is baked in: a PNG as displayed, for every reader (the EXIF block does not travel)
-    assert (out.format, out.kept_original) == ("png", False)
+    assert (out.format, out.kept_original, out.orientation) == ("png", False, 6)  # boxes must move too
     shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
     assert np.array_equal(_decode(out.data), shown)
     assert not Image.open(io.BytesIO(out.data)).getexif()
+
+
+@pytest.mark.parametrize("value", [1, 0, 9, 200])
+def test_normal_or_meaningless_exif_orientation_keeps_the_image_as_stored(tmp_path, rgb, value):
+    exif = Image.Exif()
+    exif[0x0112] = value
+    data = _encode(Image.fromarray(rgb), "JPEG", quality=95, exif=exif)
+    out = load_image(_write(tmp_path, "photo.jpg", data))
+    assert (out.width, out.height, out.orientation, out.kept_original) == (96, 80, 1, True)
 
 
 def test_kept_jpeg_and_png_lose_their_metadata_not_their_pixels(tmp_path, rgb):

@@ -384,3 +384,155 @@ def test_dicom_mask_is_read_with_pydicom(tmp_path):
     ds.save_as(tmp_path / "m.dicom", enforce_file_format=True)
     (box,) = mask_boxes(tmp_path, "m.dicom", [(ANY_FOREGROUND, "liver")])
     assert (box.label, box.x1, box.y1, box.x2, box.y2) == ("liver", 30, 10, 50, 20)
+
+
+# ---------------------------------------------------------------- EXIF orientation: one frame for pixels and boxes
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_boxes_moves_boxes_like_pillow_moves_pixels(orientation):
+    from PIL import ImageOps
+
+    from medmat_builder.boxes import orient_boxes
+
+    stored = np.zeros((30, 50), dtype=np.uint8)  # not square, box off every axis of symmetry
+    stored[5:12, 8:20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, format="PNG", exif=exif)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(buf)))
+    ys, xs = np.nonzero(shown)
+    (box,) = orient_boxes([Box("x", 8, 5, 20, 12)], orientation, (50, 30))
+    assert (box.x1, box.y1, box.x2, box.y2) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+ORIENTED_W, ORIENTED_H = 96, 64
+ORIENTED_BOXES = {o: (6 + 4 * o, 5 + 2 * o, 30 + 4 * o, 19 + 2 * o) for o in range(1, 9)}  # stored-frame pixels
+
+
+def _oriented_jpeg(orientation: int, seed: int) -> bytes:
+    """A dim synthetic photo with a bright rectangle at its box, stored unrotated, EXIF saying how to show it."""
+    from medmat_builder.images import fake_pixels
+
+    pixels = (fake_pixels(seed, (ORIENTED_W, ORIENTED_H)) // 3).astype(np.uint8)
+    x1, y1, x2, y2 = ORIENTED_BOXES[orientation]
+    pixels[y1:y2, x1:x2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(pixels).convert("RGB").save(buf, format="JPEG", quality=95, exif=exif)
+    return buf.getvalue()
+
+
+ORIENTED_REGISTRY = """
+version: 1
+subsets:
+  - name: subset_01
+    title: Oriented photos
+    modality: Endoscopy
+    area: Colon
+    task: Lesion
+    task_group: Lesion
+    kind: detection
+    paper_distribution: id
+    labels: [Lesion]
+    instructions: ["Locate the lesion.", "Find the lesion.", "Where is the lesion?", "Box the lesion.",
+                   "Mark the lesion.", "Show the lesion."]
+    sources: [oriented_json, oriented_masks]
+sources:
+  - number: 1
+    key: oriented_json
+    name: Oriented photos with JSON boxes
+    homepage: https://example.org/oriented-json
+    license: CC0-1.0
+    access: open
+    redistributable: true
+    citation: "@misc{orientedjson, title={Toy}}"
+    subsets: [subset_01]
+    obtain: "Synthetic."
+    layout:
+      kind: json_boxes
+      annotations: [{path: "boxes.json"}]
+      format: list
+      images: "photos/{id}.jpg"
+      id_field: file_name
+      boxes_field: boxes
+      labels_field: labels
+    labels: {lesion: Lesion}
+  - number: 2
+    key: oriented_masks
+    name: Oriented photos with masks
+    homepage: https://example.org/oriented-masks
+    license: CC0-1.0
+    access: open
+    redistributable: true
+    citation: "@misc{orientedmasks, title={Toy}}"
+    subsets: [subset_01]
+    obtain: "Synthetic."
+    layout:
+      kind: masks
+      images: "images/{id}.jpg"
+      masks: "masks/{id}_mask.png"
+      mask_values: {nonzero: lesion}
+    labels: {lesion: Lesion}
+"""
+
+
+@pytest.fixture(scope="module")
+def oriented_export(tmp_path_factory):
+    """Photos with EXIF orientations 1-8 in a detection layout (JSON boxes) and a mask layout (masks
+    without EXIF), boxes and masks drawn on the stored pixels; built end to end."""
+    from medmat_builder.export import build
+    from medmat_builder.registry import load_registry
+    from medmat_builder.sampling import BuildSettings
+
+    base = tmp_path_factory.mktemp("oriented")
+    (base / "registry.yaml").write_text(ORIENTED_REGISTRY)
+    raw = base / "raw"
+    entries = []
+    for o in range(1, 9):
+        x1, y1, x2, y2 = ORIENTED_BOXES[o]
+        photo = raw / "oriented_json" / "photos" / f"photo{o}.jpg"
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        photo.write_bytes(_oriented_jpeg(o, seed=100 + o))
+        entries.append({"file_name": f"photo{o}.jpg", "boxes": [[x1, y1, x2, y2]], "labels": ["lesion"]})
+        image = raw / "oriented_masks" / "images" / f"scan{o}.jpg"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        image.write_bytes(_oriented_jpeg(o, seed=200 + o))
+        mask = np.zeros((ORIENTED_H, ORIENTED_W), dtype=np.uint8)
+        mask[y1:y2, x1:x2] = 255
+        (raw / "oriented_masks" / "masks").mkdir(exist_ok=True)
+        Image.fromarray(mask).save(raw / "oriented_masks" / "masks" / f"scan{o}_mask.png")
+    (raw / "oriented_json" / "boxes.json").write_text(json.dumps(entries))
+    registry = load_registry(base / "registry.yaml")
+    result = build(["subset_01"], raw, base / "out", BuildSettings(near_duplicate_distance=-1), registry=registry)
+    return base / "out", result.report["configs"]["subset_01"]
+
+
+def test_exif_oriented_photos_keep_their_boxes_on_the_object(oriented_export):
+    import datasets
+
+    out, report = oriented_export
+    for key in ("oriented_json", "oriented_masks"):
+        assert sum(report["sources"][key]["kept"].values()) == 8, report["sources"][key]
+    ds = datasets.load_dataset(str(out), "subset_01")
+    examples = [ex for split in ("train", "test") for ex in ds[split]]
+    assert len(examples) == 16
+    for ex in examples:
+        img = np.asarray(ex["image"].convert("L"))
+        h, w = img.shape
+        ys, xs = np.nonzero(img >= 200)  # the bright rectangle, wherever the orientation put it
+        bright = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        label, coords = ex["answer"].split(": ")
+        x1, y1, x2, y2 = (int(v) for v in coords.strip("[]").split(", "))
+        box = (x1 * w / 1000, y1 * h / 1000, x2 * w / 1000, y2 * h / 1000)
+        assert label == "Lesion"
+        assert all(abs(a - b) <= 1.5 for a, b in zip(box, bright)), (ex["source"], (w, h), box, bright)
+
+
+def test_displayed_size_is_the_rotated_one(oriented_export):
+    import datasets
+
+    out, _ = oriented_export
+    ds = datasets.load_dataset(str(out), "subset_01")
+    sizes = {ex["image"].size for split in ("train", "test") for ex in ds[split]}
+    assert sizes == {(ORIENTED_W, ORIENTED_H), (ORIENTED_H, ORIENTED_W)}
