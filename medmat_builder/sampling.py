@@ -131,14 +131,14 @@ def map_labels(
         return (), "unlabeled"
     out: list[str] = []
     for lab in raw:
-        if lab not in source.labels:
+        known, canonical = source.lookup_label(lab)  # tolerant of case, spaces and Unicode form
+        if not known:
             if source.unlisted_labels == "drop":
                 if ignored is not None:
                     ignored[lab] += 1
                 continue
             unknown.setdefault(lab, []).append(record.ref)
             return (), "unknown_label"
-        canonical = source.labels[lab]
         if canonical is not None and canonical not in out:
             out.append(canonical)
     if not out:
@@ -481,10 +481,11 @@ def _fill(
                 labels = cand.labels
                 boxes: tuple[Box, ...] = ()
                 if detection:
+                    canonical = {b.label: cand.source.lookup_label(b.label)[1] for b in res.boxes}
                     boxes = tuple(
-                        Box(cand.source.labels[b.label], b.x1, b.y1, b.x2, b.y2)
+                        Box(canonical[b.label], b.x1, b.y1, b.x2, b.y2)  # type: ignore[arg-type]
                         for b in res.boxes
-                        if cand.source.labels.get(b.label) is not None
+                        if canonical[b.label] is not None
                     )
                     if not boxes:
                         ledger.drop("no_annotation", cand.record.ref)
