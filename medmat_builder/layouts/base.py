@@ -36,6 +36,7 @@ bytes of a sample) under different prefixes, keeps one and lists the others as c
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import re
@@ -239,14 +240,18 @@ def prefer_declared_extension(
     if extension is None:
         yield from items
         return
+    own = [p.lower().endswith(extension) for p, _ in items]
+    if all(own):  # the usual case: nothing to decide
+        yield from items
+        return
 
     def key(path: str, groups: dict[str, str]) -> tuple:
         stem = os.path.splitext(path.rsplit("/", 1)[-1])[0].lower()
         return (stem, tuple(sorted((k, (v or "").lower()) for k, v in groups.items())))
 
-    declared = {key(p, g) for p, g in items if os.path.splitext(p)[1].lower() == extension}
-    for path, groups in items:
-        if os.path.splitext(path)[1].lower() == extension or key(path, groups) not in declared:
+    declared = {key(p, g) for (p, g), mine in zip(items, own) if mine}
+    for (path, groups), mine in zip(items, own):
+        if mine or key(path, groups) not in declared:
             yield path, groups
 
 
@@ -335,11 +340,15 @@ def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) ->
     subdirs: dict[str, set[str]] = defaultdict(set)
     for path in files:
         folder, _, name = path.rpartition("/")
+        if folder not in own:  # first file of this folder: register it with its ancestors
+            child = folder
+            while child:
+                parent = child.rpartition("/")[0]
+                if child in subdirs[parent]:
+                    break
+                subdirs[parent].add(child)
+                child = parent
         own[folder].append(name)
-        while folder:
-            parent = folder.rpartition("/")[0]
-            subdirs[parent].add(folder)
-            folder = parent
     folders = set(own) | set(subdirs)
     folders.discard("")
     sig: dict[str, bytes] = {}
@@ -357,14 +366,10 @@ def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) ->
                         key=lambda g: (min(f.count("/") for f in g), g))
     if not candidates:
         return {}
-    by_folder: dict[str, list[str]] = defaultdict(list)
-    for path in files:
-        parts = path.split("/")
-        for k in range(1, len(parts)):
-            by_folder["/".join(parts[:k])].append("/".join(parts[k:]))
+    by_folder = _FilesUnder(files)
     decided: dict[str, str] = {}
     for group in candidates:
-        members = [f for f in group if _copy_folder_of(f + "/x", decided) is None and f not in decided]
+        members = [f for f in group if _copy_folder_of(f + "/x", decided) is None]
         while len(members) > 1:
             first, rest = members[0], members[1:]
             twins = [f for f in rest if _same_files(root, first, f, by_folder[first])]
@@ -377,17 +382,30 @@ def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) ->
     return decided
 
 
+class _FilesUnder:
+    """Relative paths of the files below a folder, from the sorted file list (a contiguous range)."""
+
+    def __init__(self, files: list[str]):
+        self.files = files
+
+    def __getitem__(self, folder: str) -> list[str]:
+        lo = bisect.bisect_left(self.files, folder + "/")
+        hi = bisect.bisect_left(self.files, folder + "0")  # "0" sorts right after "/"
+        return [p[len(folder) + 1:] for p in self.files[lo:hi]]
+
+
 def _same_files(root: Path, a: str, b: str, rels: list[str]) -> bool:
+    base_a, base_b = os.path.join(root, a), os.path.join(root, b)
     try:
-        if any(os.path.getsize(root / a / r) != os.path.getsize(root / b / r) for r in rels):
+        if any(os.path.getsize(os.path.join(base_a, r)) != os.path.getsize(os.path.join(base_b, r)) for r in rels):
             return False
         picks = sorted({rels[0], rels[len(rels) // 2], rels[-1]})[:COPY_SAMPLE]
-        return all(_digest(root / a / r) == _digest(root / b / r) for r in picks)
+        return all(_digest(os.path.join(base_a, r)) == _digest(os.path.join(base_b, r)) for r in picks)
     except OSError:
         return False
 
 
-def _digest(path: Path) -> str:
+def _digest(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -395,7 +413,7 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _keep(root: Path, twins: list[str], by_folder: dict[str, list[str]], prefer: Sequence[PathPattern]) -> str:
+def _keep(root: Path, twins: list[str], by_folder: "_FilesUnder", prefer: Sequence[PathPattern]) -> str:
     def score(folder: str) -> tuple:
         hits = sum(1 for r in by_folder[folder] if any(p.match(f"{folder}/{r}") for p in prefer))
         return (-hits, folder.count("/"), folder)

@@ -65,6 +65,8 @@ class ListedSplits:
 
     def for_path(self, path: str) -> set[str]:
         """Raw splits listed for an image path, trying its trailing segments longest first."""
+        if not self.by_key:
+            return set()
         parts = list_key(path).split("/")
         for k in range(len(parts)):
             hit = self.by_key.get("/".join(parts[k:]))
