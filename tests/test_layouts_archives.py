@@ -314,7 +314,9 @@ def test_folder_and_table_that_match_no_pattern_are_named_with_the_closest(tmp_p
     touch(tmp_path / "t", "metadata.xlsx", b"")
     with pytest.raises(LayoutError, match=r"no table matching train.csv .*closest file is 'Train_labels.CSV'"):
         records(table.layout, tmp_path / "t")
-    touch(tmp_path / "t", "train.csv", b"id,y\n1,a\n")
+    touch(tmp_path / "t", "Train.CSV", b"id,y\n1,a\n")  # another case is the same name: read, not a miss
+    assert [r.image for r in records(table.layout, tmp_path / "t")] == ["1.png"]
+    (tmp_path / "t" / "Train.CSV").rename(tmp_path / "t" / "train.csv")
     led, warnings = ledger_of(table, tmp_path / "t", records(table.layout, tmp_path / "t"))
     assert [(t["path"], t["closest_pattern"]) for t in led.unmatched_tables] == [
         ("Train_labels.CSV", "train.csv"), ("metadata.xlsx", None)]
