@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  subsets:         {', '.join(s.subsets)}")
     print(f"  raw folder:      RAW/{s.folder}/")
     print(f"  layout:          {s.layout.kind}")
+    for spec in s.layout.split_lists:
+        print(f"  split list:      {spec.path}" + (f" (column {spec.column})" if spec.column else ""))
     print("  how to obtain:")
     print(textwrap.indent(s.obtain.strip(), "    "))
     print("  labels (raw -> canonical):")
