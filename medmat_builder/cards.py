@@ -222,6 +222,7 @@ def config_context(registry: Registry, report: dict, name: str, publication: Pub
             "key": s.key, "number": s.number, "name": s.name, "homepage": s.homepage, "license": s.license,
             "license_url": s.license_url, "access": s.access, "redistributable": s.redistributable,
             "citation": s.citation.strip(), "kept_train": kept.get("train", 0), "kept_test": kept.get("test", 0),
+            "unverified": {fact: " ".join(why.split()) for fact, why in s.unverified.items()},
         })
     status = None
     if publication is not None:

@@ -58,10 +58,21 @@ def source_present(raw: Path, source: Source) -> bool:
 
 
 def missing_sources_message(registry: Registry, missing: dict[str, list[str]], raw: Path) -> str:
+    from medmat_builder.layouts.misses import close_names
+
     lines = [f"Sources missing from {raw} (each must be unpacked as {raw}/<key>/):"]
+    try:
+        present = sorted(p.name for p in raw.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        present = []
+    taken = {s.folder for s in registry.sources}
     for key, configs in sorted(missing.items()):
         src = registry.source(key)
         lines.append(f"- {key} ({src.name}; needed by {', '.join(configs)}; access: {src.access})")
+        near = [n for n in close_names(src.folder, present) if n not in taken or n.lower() == src.folder.lower()]
+        if near:
+            lines.append(f"    found {raw / near[0]}/ instead: if that is this source, rename it to {raw / src.folder}/ "
+                         "(folder names are case-sensitive)")
         lines.append(f"    homepage: {src.homepage}")
         for step in src.obtain.strip().splitlines():
             lines.append(f"    {step}")

@@ -1,21 +1,24 @@
 """Download the sources that have a direct open download, check them, unpack them safely.
 
-For each ``Source.downloads`` entry (``url``, ``filename``, ``sha256``, ``extract``):
+For each ``Source.downloads`` entry (``url``, ``filename``, ``sha256`` and/or ``md5``, ``extract``):
 
 1. download to ``RAW/.medmat/downloads/<key>/<filename>.part``, resuming with an HTTP ``Range``
    request when a partial file is there (also after a dropped connection, a few times per call);
-2. check the sha256 *before* anything uses the file. A mismatch deletes the partial file and raises
-   :class:`FetchError` naming the source and both hashes; only a verified file is renamed (atomic
-   ``os.replace``) to its final name, so no corrupt file is ever left where it could be used;
+2. check every pinned checksum (sha256, and md5 as Zenodo, figshare and Mendeley Data publish it)
+   *before* anything uses the file. A mismatch deletes the partial file and raises
+   :class:`FetchError` naming the source, the algorithm and both values; only a verified file is
+   renamed (atomic ``os.replace``) to its final name, so no corrupt file is ever left where it could be used;
 3. ``extract: true``: unpack the zip or tar into ``RAW/<folder>/`` after checking *every* member
    first: absolute paths, ``..``, drive letters, links whose target leaves the folder, device files,
    FIFOs and sockets are refused, and nothing is written when one member is unsafe. Members are
    unpacked into a temporary folder and then moved in; permissions and owners from the archive are
    ignored. ``extract: false``: the verified file is moved to ``RAW/<folder>/<filename>``.
 
-A download without a pinned sha256 is refused unless ``allow_unpinned=True`` (the hash is then
-printed so that a maintainer can pin it). Sources without downloads (login, application, Kaggle)
-get their ``obtain`` steps printed instead; see :func:`obtain_steps`.
+A download without any pinned checksum is refused unless ``allow_unpinned=True`` (the hashes are
+then printed so that a maintainer can pin them). Sources without downloads (login, application,
+Kaggle) get their ``obtain`` steps printed instead; see :func:`obtain_steps`. An archive downloaded
+by hand is checked against whatever the registry pins with :func:`check_files`
+(``medmat fetch KEY --check FILE ...``).
 """
 
 from __future__ import annotations
@@ -64,13 +67,34 @@ class FetchResult:
 
 
 # --------------------------------------------------------------------------- hashing
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
+#: The checksum algorithms a registry download may pin, strongest first.
+ALGORITHMS = ("sha256", "md5")
+
+
+def file_hashes(path: Path) -> dict[str, str]:
+    """sha256 and md5 of a file, read once in chunks."""
+    hashes = {name: hashlib.new(name) for name in ALGORITHMS}
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    return file_hashes(path)["sha256"]
+
+
+def pinned(dl: "Download") -> dict[str, str]:
+    """The checksums the registry pins for a download (algorithm -> lower-case hex)."""
+    return {name: getattr(dl, name).lower() for name in ALGORITHMS if getattr(dl, name, None)}
+
+
+def mismatches(actual: dict[str, str], expected: dict[str, str]) -> list[str]:
+    """``"md5: expected X, got Y"`` for every pinned checksum the file does not have."""
+    return [f"{name} mismatch: expected {want}, got {actual[name]}" for name, want in expected.items()
+            if actual[name] != want]
 
 
 # --------------------------------------------------------------------------- download
@@ -79,15 +103,16 @@ def download(
     dest: Path,
     *,
     sha256: str | None,
+    md5: str | None = None,
     source: str = "?",
     retries: int = 3,
     timeout: float = 60.0,
     log: Log | None = None,
 ) -> Path:
-    """Download ``url`` to ``dest`` (resuming ``dest.part``), verify ``sha256``, rename into place.
+    """Download ``url`` to ``dest`` (resuming ``dest.part``), verify ``sha256`` and ``md5``, rename into place.
 
-    With ``sha256=None`` the file is not verified (the caller decided that). Raises
-    :class:`FetchError` on a hash mismatch (the partial file is deleted) or when the server keeps
+    A checksum given as ``None`` is not verified (with neither, the caller decided that). Raises
+    :class:`FetchError` on a mismatch (the partial file is deleted) or when the server keeps
     failing after ``retries`` resumed attempts.
     """
     log = log or (lambda _msg: None)
@@ -111,12 +136,13 @@ def download(
             f"{source}: {dest.name}: download from {url} kept failing ({last_error}); "
             f"run `medmat fetch {source}` again to resume from {part.stat().st_size if part.exists() else 0} bytes"
         )
-    actual = file_sha256(part)
-    if sha256 is not None and actual != sha256.lower():
+    expected = {name: v.lower() for name, v in (("sha256", sha256), ("md5", md5)) if v}
+    wrong = mismatches(file_hashes(part), expected) if expected else []
+    if wrong:
         part.unlink(missing_ok=True)
         raise FetchError(
-            f"{source}: {dest.name}: sha256 mismatch: expected {sha256.lower()}, got {actual}. "
-            f"The download was deleted. If the upstream file changed on purpose, update the pinned sha256 "
+            f"{source}: {dest.name}: {'; '.join(wrong)}. "
+            f"The download was deleted. If the upstream file changed on purpose, update the pinned checksum "
             f"in sources.yaml after checking it; otherwise run `medmat fetch {source}` again."
         )
     os.replace(part, dest)
@@ -401,10 +427,11 @@ def fetch_source(
         name = dl.filename
         if not name or "/" in name or "\\" in name or name in (".", ".."):
             raise FetchError(f"{source.key}: download filename {name!r} must be a plain file name")
-        if dl.sha256 is None and not allow_unpinned:
+        expected = pinned(dl)
+        if not expected and not allow_unpinned:
             raise FetchError(
-                f"{source.key}: {name} has no pinned sha256 in sources.yaml, so it cannot be verified. "
-                f"Pin it, or pass --allow-unpinned to download it anyway (its sha256 is then printed)."
+                f"{source.key}: {name} has no pinned sha256 or md5 in sources.yaml, so it cannot be verified. "
+                f"Pin one, or pass --allow-unpinned to download it anyway (its checksums are then printed)."
             )
         marker = _done_marker(data_dir, source, dl)
         final = data_dir / source.folder / name
@@ -413,15 +440,17 @@ def fetch_source(
         if marker.exists() and _marker_matches(marker, dl) and target.exists() and (data_dir / source.folder).is_dir():
             files.append(target)
             continue
-        if target.exists() and (dl.sha256 is None or file_sha256(target) != dl.sha256):
-            log(f"{source.key}: {name}: existing copy does not match the pinned sha256; downloading again")
+        if target.exists() and (not expected or mismatches(file_hashes(target), expected)):
+            log(f"{source.key}: {name}: existing copy does not match the pinned checksum; downloading again")
             target.unlink()
         if not target.exists():
             tmp_dest = cached if dl.extract else cached.with_name(name + ".verified")
             log(f"{source.key}: downloading {dl.url}")
-            download(dl.url, tmp_dest, sha256=dl.sha256, source=source.key, retries=retries, timeout=timeout, log=log)
-            if dl.sha256 is None:
-                log(f"{source.key}: {name}: sha256 {file_sha256(tmp_dest)} (not pinned; add it to sources.yaml)")
+            download(dl.url, tmp_dest, sha256=dl.sha256, md5=dl.md5, source=source.key, retries=retries,
+                     timeout=timeout, log=log)
+            if not expected:
+                got = file_hashes(tmp_dest)
+                log(f"{source.key}: {name}: sha256 {got['sha256']} md5 {got['md5']} (not pinned; add one to sources.yaml)")
             if not dl.extract:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp_dest, final)
@@ -431,7 +460,7 @@ def fetch_source(
             members = safe_extract(cached, data_dir / source.folder, label=f"{source.key}: {name}")
             log(f"{source.key}: {len(members)} entries unpacked")
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"url": dl.url, "sha256": dl.sha256 or file_sha256(target)}, sort_keys=True))
+        marker.write_text(json.dumps({"url": dl.url, **(expected or file_hashes(target))}, sort_keys=True))
         files.append(target)
     return FetchResult(source.key, "fetched" if fetched_any else "present", files)
 
@@ -441,4 +470,61 @@ def _marker_matches(marker: Path, dl: "Download") -> bool:
         data = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    return data.get("url") == dl.url and (dl.sha256 is None or data.get("sha256") == dl.sha256)
+    return data.get("url") == dl.url and all(data.get(name) == want for name, want in pinned(dl).items())
+
+
+# --------------------------------------------------------------------------- archives downloaded by hand
+@dataclass
+class FileCheck:
+    """The result of checking one file against a source's pinned checksums."""
+
+    path: Path
+    status: Literal["verified", "mismatch", "unpinned", "unknown", "missing"]
+    message: str
+    download: str | None = None  # the registry's filename it was checked against
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "verified"
+
+
+def check_files(source: "Source", files: list[Path]) -> list[FileCheck]:
+    """Check archives the user downloaded by hand against the checksums the registry pins.
+
+    Each file is matched to a ``downloads`` entry by file name (case-insensitive); a renamed file is
+    matched by its checksum. ``verified``: every pinned checksum agrees; ``mismatch``: one does not
+    (the file is corrupt, truncated, or another version); ``unpinned``: the entry pins nothing (the
+    checksums are printed so that a maintainer can pin them); ``unknown``: no entry of the source
+    has this name or these checksums; ``missing``: no such file.
+    """
+    out = []
+    for path in map(Path, files):
+        if not path.is_file():
+            out.append(FileCheck(path, "missing", f"{path}: no such file"))
+            continue
+        got = file_hashes(path)
+        by_name = [dl for dl in source.downloads if dl.filename == path.name] or \
+                  [dl for dl in source.downloads if dl.filename.lower() == path.name.lower()]
+        by_sum = [dl for dl in source.downloads if pinned(dl) and not mismatches(got, pinned(dl))]
+        dl = (by_name or by_sum or [None])[0]
+        sums = f"sha256 {got['sha256']}, md5 {got['md5']}"
+        if dl is None:
+            known = ", ".join(d.filename for d in source.downloads) or "none (the source has no direct download)"
+            out.append(FileCheck(path, "unknown", f"{path.name}: not a download of {source.key} by name or checksum "
+                                                  f"(its downloads: {known}); {sums}"))
+            continue
+        expected = pinned(dl)
+        if not expected:
+            out.append(FileCheck(path, "unpinned", f"{path.name}: {source.key} pins no checksum for {dl.filename}; "
+                                                   f"{sums} (pin one in sources.yaml after checking the source's page)",
+                                 dl.filename))
+            continue
+        wrong = mismatches(got, expected)
+        if wrong:
+            out.append(FileCheck(path, "mismatch", f"{path.name}: {'; '.join(wrong)} (download it again; a "
+                                                   f"different version of {dl.filename} is not the one the registry "
+                                                   "describes)", dl.filename))
+        else:
+            out.append(FileCheck(path, "verified", f"{path.name}: {' and '.join(expected)} verified "
+                                                   f"({dl.filename} of {source.key})", dl.filename))
+    return out

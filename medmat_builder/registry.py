@@ -9,6 +9,7 @@ the YAML without reading code.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,15 @@ SOURCE_KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 class RegistryError(ValueError):
     """The registry file is malformed or inconsistent; the message names the entry and field."""
+
+
+def label_key(raw: str) -> str:
+    """How raw labels are compared: Unicode NFKC, case folded, surrounding spaces dropped.
+
+    ``Homogeneous`` and ``homogeneous``, ``" NV "`` and ``NV``, a composed ``é`` and ``e`` + combining
+    accent all give one key, so a label spelt as the real archive spells it still finds its cluster.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", raw).casefold()).strip()
 
 
 class _Strict(BaseModel):
@@ -130,6 +140,33 @@ class Source(_Strict):
         if empty:
             raise ValueError(f"facts {empty} need a non-empty statement")
         return self
+
+    @model_validator(mode="after")
+    def _labels_do_not_collide(self) -> "Source":
+        by_key: dict[str, dict[str, str | None]] = {}
+        for raw, canonical in self.labels.items():
+            by_key.setdefault(label_key(raw), {})[raw] = canonical
+        for names in by_key.values():
+            if len(set(names.values())) > 1:
+                listed = ", ".join(f"{raw!r} -> {canon!r}" for raw, canon in names.items())
+                raise ValueError(
+                    f"raw labels {listed} are the same label once case, surrounding spaces and Unicode "
+                    "form are ignored, but map to different canonical labels; map them alike or drop one"
+                )
+        return self
+
+    @cached_property
+    def _label_index(self) -> dict[str, str | None]:
+        return {label_key(raw): canonical for raw, canonical in self.labels.items()}
+
+    def lookup_label(self, raw: str) -> tuple[bool, str | None]:
+        """``(known, canonical)`` for a raw label as found on disk (see :func:`label_key`)."""
+        if raw in self.labels:
+            return True, self.labels[raw]
+        key = label_key(raw)
+        if key in self._label_index:
+            return True, self._label_index[key]
+        return False, None
 
     @field_validator("key")
     @classmethod

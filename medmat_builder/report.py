@@ -3,8 +3,10 @@
 ``report["configs"][config]["sources"][key] == {"raw": n, "kept": {"train": a, "test": b},
 "dropped": {reason: m, ...}, "examples": {reason: [[ref, detail], ...]}}`` with
 ``raw == a + b + sum(dropped.values())`` for every source; :meth:`ConfigReport.check` enforces it.
-Each source also lists ``unread_images``: image files in its folder that no record refers to
-(:class:`UnreadFiles`), so files that a layout misses are visible too.
+Each source also accounts for the files in its folder: ``read_images`` (image files its records
+refer to), ``unread_images`` (the others, each counted under why: :class:`UnreadFiles`) and
+``unmatched_tables`` (tables no pattern reads, with the closest pattern), so files that a layout
+misses are visible too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ DROP_REASONS: dict[str, str] = {
     "ambiguous_mask": "several mask files match one image where one is expected",
     "unknown_split": "its split folder/value is not declared in the layout",
     "unused_split": "it belongs to a split the paper does not use",
+    "conflicting_split": "the source's split lists name it in splits that map to train and to test",
+    "unlisted": "the source's split lists do not name it (layout says unlisted: drop)",
     "empty": "zero-byte image file",
     "truncated": "the image file is cut short",
     "corrupt": "the image cannot be decoded",
@@ -57,25 +61,36 @@ class UnreadFiles:
     """Image files in a source's folder that no raw record refers to (neither as image nor as mask).
 
     They are not records (nothing labels them), so they are outside ``raw``; they are listed so that
-    a layout that misses files, or a table that omits images, is visible rather than silent.
-    ``excluded`` of them match the layout's own ``exclude`` patterns (masks beside images ...),
-    ``other_entries`` are read by another registry entry unpacked into the same folder (the
-    segmentation part of a shared download, say); the rest (``unexplained``, with ``examples``)
-    match no pattern or no annotation of the layout.
+    a layout that misses files, or a table that omits images, is visible rather than silent. Each is
+    counted under one reason:
+
+    - ``excluded``: the registry leaves it out (the layout's ``exclude`` patterns: masks beside
+      images ...; or an extension the layout's ``extensions`` does not take);
+    - ``other_entries``: read by another registry entry unpacked into the same folder (the
+      segmentation part of a shared download, say);
+    - ``nested_copies``: a file of a second copy of a folder (``X/X/...`` in re-uploads), whose twin
+      in the kept copy is read instead (``copy_folders`` lists ``[copy, kept]`` pairs);
+    - ``unexplained``: the rest, with ``examples``, and per folder the closest pattern of the layout
+      and where the path differs from it (``folders``).
     """
 
     count: int = 0
     excluded: int = 0
     other_entries: int = 0
+    nested_copies: int = 0
     examples: list[str] = field(default_factory=list)
+    copy_folders: list[list[str]] = field(default_factory=list)
+    folders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def unexplained(self) -> int:
-        return self.count - self.excluded - self.other_entries
+        return self.count - self.excluded - self.other_entries - self.nested_copies
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "excluded": self.excluded, "other_entries": self.other_entries,
-                "unexplained": self.unexplained, "examples": list(self.examples)}
+                "nested_copies": self.nested_copies, "unexplained": self.unexplained,
+                "examples": list(self.examples), "copy_folders": [list(p) for p in self.copy_folders],
+                "folders": [dict(f) for f in self.folders]}
 
 
 @dataclass
@@ -86,6 +101,10 @@ class SourceLedger:
     examples: dict[str, list[list[str]]] = field(default_factory=dict)
     missing: bool = False
     unread: UnreadFiles = field(default_factory=UnreadFiles)
+    #: image files that records of this source refer to (as image or mask)
+    read_images: int = 0
+    #: tables (csv, tsv, xlsx, json) in the folder that no pattern of the layout reads, with the closest pattern
+    unmatched_tables: list[dict[str, Any]] = field(default_factory=list)
     #: raw labels outside the clusters of a source declared ``unlisted_labels: drop``, with their counts
     ignored_labels: Counter = field(default_factory=Counter)
 
@@ -104,7 +123,9 @@ class SourceLedger:
             "dropped": dict(sorted(self.dropped.items())),
             "examples": {k: v for k, v in sorted(self.examples.items())},
             "missing": self.missing,
+            "read_images": self.read_images,
             "unread_images": self.unread.to_dict(),
+            "unmatched_tables": [dict(t) for t in self.unmatched_tables],
             "ignored_labels": dict(sorted(self.ignored_labels.items())),
         }
 

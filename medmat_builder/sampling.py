@@ -31,9 +31,10 @@ import numpy as np
 
 from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE, ImageError, image_id, load_image
 from medmat_builder.boxes import MASK_SEPARATOR
-from medmat_builder.layouts.base import Box, FileIndex, RawRecord, accepts_image
+from medmat_builder.file_ledger import account_files
+from medmat_builder.layouts.base import Box, RawRecord
 from medmat_builder.registry import Source, Subset
-from medmat_builder.report import EXAMPLES_PER_REASON, ConfigReport, UnreadFiles, safe_ref
+from medmat_builder.report import ConfigReport
 
 TRAIN_CAP = 3000
 TEST_FRACTION = 0.1
@@ -131,14 +132,14 @@ def map_labels(
         return (), "unlabeled"
     out: list[str] = []
     for lab in raw:
-        if lab not in source.labels:
+        known, canonical = source.lookup_label(lab)  # tolerant of case, spaces and Unicode form
+        if not known:
             if source.unlisted_labels == "drop":
                 if ignored is not None:
                     ignored[lab] += 1
                 continue
             unknown.setdefault(lab, []).append(record.ref)
             return (), "unknown_label"
-        canonical = source.labels[lab]
         if canonical is not None and canonical not in out:
             out.append(canonical)
     if not out:
@@ -284,30 +285,6 @@ class _SeenImages:
         self.n += 1
 
 
-def count_unread_images(
-    source: Source, root: Path, claimed: set[str], unread: UnreadFiles, siblings: Sequence[Source] = ()
-) -> None:
-    """Count the image files under ``root`` that no record of ``source`` refers to (see :class:`UnreadFiles`).
-
-    ``siblings`` are the other registry entries unpacked into the same folder; files their layouts
-    read are counted as ``other_entries``.
-    """
-    if not root.is_dir():
-        return
-    excluded = source.layout.exclude_patterns
-    theirs = [p for sib in siblings for p in sib.layout.read_patterns]
-    for path in FileIndex(root).files:
-        if path in claimed or not accepts_image(path):
-            continue
-        unread.count += 1
-        if any(p.match(path) is not None for p in excluded):
-            unread.excluded += 1
-        elif any(p.match(path) is not None for p in theirs):
-            unread.other_entries += 1
-        elif len(unread.examples) < EXAMPLES_PER_REASON:
-            unread.examples.append(safe_ref(path))
-
-
 # --------------------------------------------------------------------------- the selection
 @dataclass
 class Selection:
@@ -353,13 +330,7 @@ def select_subset(
             candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, key=""))
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
-        count_unread_images(source, root, claimed, ledger.unread, (siblings or {}).get(source.key, ()))
-        if ledger.unread.unexplained:
-            report.warnings.append(
-                f"source {source.key}: {ledger.unread.unexplained} image files under its folder "
-                f"match no pattern or annotation of its layout (e.g. {ledger.unread.examples[0]}); "
-                "check the layout in sources.yaml if they should be read"
-            )
+        report.warnings += account_files(source, root, claimed, ledger, (siblings or {}).get(source.key, ()))
     if unknown and not settings.lenient:
         lines = [
             f"  source {src}: raw label {lab!r} ({len(refs)} records, e.g. {refs[0]})"
@@ -481,10 +452,11 @@ def _fill(
                 labels = cand.labels
                 boxes: tuple[Box, ...] = ()
                 if detection:
+                    canonical = {b.label: cand.source.lookup_label(b.label)[1] for b in res.boxes}
                     boxes = tuple(
-                        Box(cand.source.labels[b.label], b.x1, b.y1, b.x2, b.y2)
+                        Box(canonical[b.label], b.x1, b.y1, b.x2, b.y2)  # type: ignore[arg-type]
                         for b in res.boxes
-                        if cand.source.labels.get(b.label) is not None
+                        if canonical[b.label] is not None
                     )
                     if not boxes:
                         ledger.drop("no_annotation", cand.record.ref)

@@ -47,3 +47,13 @@ def test_quick_bench_prints_the_full_table(tmp_path):
     for r in rows:
         if r["measure"].endswith("wall s") and r["n"] != "demo":
             assert float(r["value"]) >= 0
+
+
+def test_quick_scan_bench_measures_both_trees(tmp_path):
+    out = tmp_path / "scan.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "scan_bench.py"), "--quick", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flat, nested = json.loads(out.read_text())
+    assert nested["files"] == 2 * flat["files"] and nested["records"] == flat["records"] == flat["files"]
+    assert "| tree | files | records |" in proc.stdout

@@ -250,8 +250,14 @@ def test_image_files_no_record_reads_are_listed_in_the_report(tmp_path, mini_raw
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
     conf = res.report["configs"]["subset_01"]
     assert conf["sources"]["toy_table"]["unread_images"] == {
-        "count": 1, "excluded": 0, "other_entries": 0, "unexplained": 1, "examples": ["images/99999.png"]}
-    assert conf["sources"]["toy_folders"]["unread_images"]["examples"] == ["extra/stray.jpeg"]
+        "count": 1, "excluded": 0, "other_entries": 0, "nested_copies": 0, "unexplained": 1,
+        "examples": ["images/99999.png"], "copy_folders": [],
+        "folders": [{"folder": "images", "files": 1, "closest_pattern": "images/{id}.png",
+                     "hint": "its files match the pattern, but no table row or annotation names them"}]}
+    assert conf["sources"]["toy_table"]["read_images"] == conf["sources"]["toy_table"]["raw"]
+    folders = conf["sources"]["toy_folders"]["unread_images"]
+    assert folders["examples"] == ["extra/stray.jpeg"]
+    assert folders["folders"][0]["folder"] == "extra" and folders["folders"][0]["files"] == 1
     assert any(w.startswith("source toy_table: 1 image files") and "images/99999.png" in w for w in conf["warnings"])
     on_disk = json.loads((tmp_path / "out" / "build_report.json").read_text())
     assert on_disk["configs"]["subset_01"]["sources"]["toy_table"]["unread_images"]["unexplained"] == 1

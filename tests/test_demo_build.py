@@ -31,8 +31,11 @@ def test_every_config_is_built(demo_export):
         for key, led in conf["sources"].items():
             assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values()), (name, key)
             assert led["raw"] > 0, (name, key)
-            # each layout's inverse writes only files that the layout (or an entry sharing its folder) reads
+            # each layout's inverse writes only files that the layout (or an entry sharing its folder) reads:
+            # every image file is read, or left out for a stated reason (excluded by the registry, another entry's)
             assert led["unread_images"]["unexplained"] == 0, (name, key, led["unread_images"])
+            assert led["read_images"] > 0 and led["unmatched_tables"] == [], (name, key)
+            assert led["unread_images"]["nested_copies"] == 0 and led["unread_images"]["folders"] == [], (name, key)
         assert not conf["warnings"], (name, conf["warnings"])
 
 

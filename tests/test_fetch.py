@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -412,3 +413,72 @@ def test_no_partial_files_visible_to_readers(server, tmp_path):
         fetch_source(src, tmp_path / "RAW", log=lambda m: None)
     assert not (tmp_path / "RAW" / "toy").exists()
     assert os.listdir(tmp_path / "RAW") == [".medmat"]
+
+
+# --------------------------------------------------------------------------- md5 (Zenodo, figshare, Mendeley) and hand downloads
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_download_verifies_md5_too(server, tmp_path):
+    server.files["/z.zip"] = PAYLOAD
+    out = download(f"{server.base}/z.zip", tmp_path / "z.zip", sha256=None, md5=md5(PAYLOAD), source="zen")
+    assert out.read_bytes() == PAYLOAD
+    with pytest.raises(FetchError, match=f"zen: y.zip: md5 mismatch: expected {'0' * 32}, got {md5(PAYLOAD)}"):
+        download(f"{server.base}/z.zip", tmp_path / "y.zip", sha256=sha(PAYLOAD), md5="0" * 32, source="zen")
+    assert _leftovers(tmp_path) == ["z.zip"]
+
+
+def test_fetch_source_with_only_an_md5_pinned_needs_no_opt_in(server, tmp_path):
+    archive = _zip([("Dataset/a.png", b"1")])
+    server.files["/ds.zip"] = archive
+    src = _source("zen", [Download(url=f"{server.base}/ds.zip", filename="ds.zip", md5=md5(archive))])
+    assert fetch_source(src, tmp_path / "RAW", log=lambda m: None).status == "fetched"
+    marker = json.loads((tmp_path / "RAW/.medmat/done/zen/ds.zip.json").read_text())
+    assert marker == {"url": f"{server.base}/ds.zip", "md5": md5(archive)}
+    n = len(server.log)
+    assert fetch_source(src, tmp_path / "RAW", log=lambda m: None).status == "present" and len(server.log) == n
+    repinned = _source("zen", [Download(url=f"{server.base}/ds.zip", filename="ds.zip", md5="1" * 32)])
+    with pytest.raises(FetchError, match="md5 mismatch"):  # the marker no longer matches: fetched and checked again
+        fetch_source(repinned, tmp_path / "RAW", log=lambda m: None)
+
+
+def test_check_files_downloaded_by_hand(tmp_path):
+    from medmat_builder.fetch import check_files
+
+    good, other = tmp_path / "SICAPv2.zip", tmp_path / "renamed.zip"
+    good.write_bytes(PAYLOAD)
+    other.write_bytes(PAYLOAD)
+    bad = tmp_path / "labels.csv"
+    bad.write_bytes(b"truncated")
+    loose = tmp_path / "extra.zip"
+    loose.write_bytes(b"x")
+    src = _source("s", [Download(url="https://example.org/a", filename="SICAPv2.zip", md5=md5(PAYLOAD)),
+                        Download(url="https://example.org/b", filename="labels.csv", sha256=sha(b"full file")),
+                        Download(url="https://example.org/c", filename="extra.zip")])
+    res = check_files(src, [good, other, bad, loose, tmp_path / "nope.zip", tmp_path / "x.bin"])
+    assert [(r.status, r.download) for r in res] == [
+        ("verified", "SICAPv2.zip"), ("verified", "SICAPv2.zip"), ("mismatch", "labels.csv"),
+        ("unpinned", "extra.zip"), ("missing", None), ("missing", None)]
+    assert f"sha256 mismatch: expected {sha(b'full file')}, got {sha(b'truncated')}" in res[2].message
+    assert md5(b"x") in res[3].message and "pin one" in res[3].message
+    (tmp_path / "x.bin").write_bytes(b"?")
+    assert check_files(src, [tmp_path / "x.bin"])[0].status == "unknown"
+
+
+def test_cli_fetch_check(server, tmp_path, capsys):
+    archive = _tar([("normal/1.png", b"n")])
+    reg = _registry(tmp_path, server.base, archive)
+    (tmp_path / "open.tar.gz").write_bytes(archive)
+    (tmp_path / "other.tar.gz").write_bytes(archive + b"!")
+    parser = make_parser()
+    rc = fetch_cmd.run(parser.parse_args(["fetch", "--check", str(tmp_path / "open.tar.gz"), "--registry", str(reg)]))
+    out = capsys.readouterr().out
+    assert rc == 0 and "ok: open.tar.gz: sha256 verified (open.tar.gz of open_src)" in out
+    assert server.log == []  # nothing downloaded
+    rc = fetch_cmd.run(parser.parse_args(["fetch", "open_src", "--check", str(tmp_path / "other.tar.gz"),
+                                          "--registry", str(reg)]))
+    out = capsys.readouterr().out
+    assert rc == 1 and "FAILED: other.tar.gz: not a download of open_src by name or checksum" in out
+    rc = fetch_cmd.run(parser.parse_args(["fetch", "--registry", str(reg)]))
+    assert rc == 2 and "give --data-dir RAW" in capsys.readouterr().out

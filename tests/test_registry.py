@@ -63,3 +63,42 @@ def test_malformed_yaml_and_unsafe_tags_are_refused():
         parse_registry("subsets: [\n")
     with pytest.raises(RegistryError, match="not valid YAML"):
         parse_registry("!!python/object/apply:os.system ['true']")
+
+
+# ----------------------------------------------------------------------------- raw label matching
+def _label_case(labels: dict) -> str:
+    return _mutate(lambda d: d["sources"][1].update(labels=labels))
+
+
+def test_raw_labels_match_whatever_case_spaces_and_unicode_form():
+    from collections import Counter
+
+    from medmat_builder.layouts.base import RawRecord
+    from medmat_builder.sampling import map_labels
+
+    reg = parse_registry(_label_case({"Homogeneous": "Normal", "NV": "COVID-19", "Névus": "Pneumonia",
+                                      "ignored": None}))
+    sub, src = reg.subset("subset_01"), reg.source("toy_table")
+
+    def canon(raw: str):
+        unknown: dict = {}
+        return map_labels(sub, src, RawRecord("toy_table", "r", "x.png", (raw,)), unknown, Counter()), unknown
+
+    assert canon("homogeneous")[0] == (("Normal",), None)  # ICPR 2014 spells classes capitalised, 2012 not
+    assert canon("HOMOGENEOUS ")[0] == (("Normal",), None)
+    assert canon(" NV ")[0] == (("COVID-19",), None)
+    assert canon("Ne\u0301vus")[0] == (("Pneumonia",), None)  # decomposed accent vs the composed YAML key
+    assert canon("\uff2e\uff36")[0] == (("COVID-19",), None)  # full-width letters (NFKC)
+    assert canon(" Ignored")[0] == ((), "unused_label")
+    (labels, reason), unknown = canon("Homogenous")  # a real misspelling is still unknown
+    assert reason == "unknown_label" and unknown == {"Homogenous": ["r"]}
+
+
+def test_raw_labels_that_collide_after_normalising_must_agree():
+    parse_registry(_label_case({"hypodontia": "Normal", "Hypodontia": "Normal", "covid": "COVID-19"}))  # same: fine
+    with pytest.raises(RegistryError) as err:
+        parse_registry(_label_case({"Homogeneous": "Normal", " homogeneous": "COVID-19"}), origin="sources.yaml")
+    assert "source toy_table" in str(err.value)
+    assert "'Homogeneous' -> 'Normal', ' homogeneous' -> 'COVID-19'" in str(err.value)
+    with pytest.raises(RegistryError, match="same label once case"):
+        parse_registry(_label_case({"Ne\u0301vus": "Normal", "N\u00e9vus": "Pneumonia"}))

@@ -63,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
               + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
     for name, why in result.skipped.items():
         print(f"{name:<10} skipped: {why}")
+    seen: dict[str, list[str]] = {}
+    for name in result.built:  # one line per warning, naming every config it came up in
+        for warning in result.report["configs"][name].get("warnings", []):
+            seen.setdefault(warning, []).append(name)
+    for warning, names in seen.items():
+        print(f"warning ({', '.join(names)}): {warning}")
     print(f"wrote {Path(result.out)} ({len(result.built)} configs built); "
           f"load with datasets.load_dataset({str(result.out)!r}, 'subset_NN')")
     return 0

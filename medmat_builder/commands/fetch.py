@@ -3,6 +3,11 @@
 Sources that need a login, an application or a manual download get their steps printed instead.
 Exit status: 0 when every requested download is in place, 1 when one failed (the message says why
 and what to do), 2 for an unknown key or subset or an invalid registry.
+
+``medmat fetch [KEY ...] --check FILE ...`` checks archives downloaded by hand against the
+checksums the registry pins (sha256 and/or md5), matching each file to a download by name or by
+checksum (without KEY, among every source); nothing is downloaded. Exit status 0 when every file is
+verified, 1 otherwise (mismatch, no pinned checksum, not a known download, no such file).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medmat_builder.fetch import FetchError, fetch_source
+from medmat_builder.fetch import FetchError, check_files, fetch_source
 from medmat_builder.registry import load_registry
 
 
@@ -24,10 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("keys", nargs="*", metavar="KEY", help="source keys (default: every source)")
     p.add_argument("--subset", action="append", default=[], metavar="subset_NN",
                    help="also fetch the sources of this config (repeatable)")
-    p.add_argument("--data-dir", required=True, type=Path, metavar="RAW", help="raw data folder")
+    p.add_argument("--data-dir", type=Path, metavar="RAW", help="raw data folder (needed unless --check)")
+    p.add_argument("--check", nargs="+", type=Path, metavar="FILE",
+                   help="only check these hand-downloaded archives against the pinned sha256/md5")
     p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
     p.add_argument("--allow-unpinned", action="store_true",
-                   help="download files whose sha256 is not pinned in the registry (the hash is printed)")
+                   help="download files with no pinned sha256 or md5 in the registry (the hashes are printed)")
     p.add_argument("--retries", type=int, default=3, help="resumed attempts after a dropped connection")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     p.set_defaults(func=run)
@@ -46,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
         chosen = sorted(reg.sources, key=lambda s: s.number)
     seen: set[str] = set()
     sources = [s for s in chosen if not (s.key in seen or seen.add(s.key))]
+    if args.check:
+        return run_check(sources, args.check)
+    if args.data_dir is None:
+        print("give --data-dir RAW (the folder that holds RAW/<key>/), or --check FILE ... to check archives")
+        return 2
 
     manual, failed, ok = [], [], []
     for src in sources:
@@ -69,3 +81,20 @@ def run(args: argparse.Namespace) -> int:
         print("failed: " + " ".join(failed) + "  (rerun to resume; see the errors above)")
         return 1
     return 0
+
+
+def run_check(sources: list, files: list[Path]) -> int:
+    """Check each file against the first of ``sources`` that knows it (by name or checksum)."""
+    ok = True
+    for path in files:
+        results = [check_files(src, [path])[0] for src in sources]
+        known = [r for r in results if r.status != "unknown"]
+        result = known[0] if known else results[0] if len(sources) == 1 else None
+        if result is None:
+            print(f"{path.name}: not a download of any {'of these sources' if len(sources) > 1 else 'source'} "
+                  "by name or checksum")
+            ok = False
+            continue
+        print(("ok: " if result.ok else "FAILED: ") + result.message)
+        ok = ok and result.ok
+    return 0 if ok else 1

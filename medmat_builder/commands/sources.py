@@ -1,9 +1,11 @@
-"""``medmat sources list|show|check``: browse and validate the registry."""
+"""``medmat sources list|show|check|coverage``: browse, validate and audit the registry."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
+from pathlib import Path
 
 from medmat_builder.registry import load_registry
 
@@ -17,6 +19,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="everything about one source, including how to obtain it")
     show.add_argument("key")
     sub.add_parser("check", help="validate sources.yaml (schema and cross references)")
+    cov = sub.add_parser("coverage", help="per source, which facts are verified by public evidence and which not (why)")
+    cov.add_argument("--format", choices=["md", "json"], default="md", help="output format (default: md)")
+    cov.add_argument("--write", type=Path, metavar="DOC", default=None,
+                     help="regenerate the coverage section of DOC (e.g. docs/registry.md) between its markers")
     p.set_defaults(func=run)
 
 
@@ -31,6 +37,18 @@ def run(args: argparse.Namespace) -> int:
         print("layout kinds: " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
         if unknown:
             print(f"warning: license unknown for {len(unknown)} sources: {', '.join(unknown)}")
+        return 0
+    if args.action == "coverage":
+        from medmat_builder.coverage import coverage_json, coverage_markdown, write_document
+
+        if args.write is not None:
+            changed = write_document(reg, args.write)
+            print(f"{args.write}: coverage section {'regenerated' if changed else 'already up to date'}")
+            return 0
+        if args.format == "json":
+            print(json.dumps(coverage_json(reg), indent=2))
+        else:
+            print(coverage_markdown(reg), end="")
         return 0
     if args.action == "list":
         sources = reg.sources_of(args.subset) if args.subset else sorted(reg.sources, key=lambda s: s.number)
@@ -52,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  subsets:         {', '.join(s.subsets)}")
     print(f"  raw folder:      RAW/{s.folder}/")
     print(f"  layout:          {s.layout.kind}")
+    for spec in s.layout.split_lists:
+        print(f"  split list:      {spec.path}" + (f" (column {spec.column})" if spec.column else ""))
     print("  how to obtain:")
     print(textwrap.indent(s.obtain.strip(), "    "))
     print("  labels (raw -> canonical):")
@@ -62,4 +82,14 @@ def run(args: argparse.Namespace) -> int:
     if s.notes:
         print("  notes:")
         print(textwrap.indent(textwrap.fill(s.notes.strip(), 96), "    "))
+    print("  evidence (facts confirmed by public material):")
+    for fact, text in s.evidence.items():
+        print(textwrap.indent(textwrap.fill(f"{fact}: {' '.join(text.split())}", 96, subsequent_indent="  "), "    "))
+    if not s.evidence:
+        print("    (none)")
+    print("  unverified facts (and what was searched):")
+    for fact, text in s.unverified.items():
+        print(textwrap.indent(textwrap.fill(f"{fact}: {' '.join(text.split())}", 96, subsequent_indent="  "), "    "))
+    if not s.unverified:
+        print("    (none: every fact has evidence)")
     return 0

@@ -8,7 +8,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from medmat_builder.layouts.base import Box, FakeSample, FileIndex, LayoutBase, PathPattern, RawRecord
+from medmat_builder.layouts.base import Box, FakeSample, FileIndex, LayoutBase, PathPattern, RawRecord, SplitList
 from medmat_builder.layouts.folders import FoldersLayout
 from medmat_builder.layouts.json_boxes import JsonBoxesLayout, JsonFile
 from medmat_builder.layouts.masks import MasksLayout
@@ -34,6 +34,7 @@ __all__ = [
     "PathPattern",
     "RawRecord",
     "RleTableLayout",
+    "SplitList",
     "TableFile",
     "TableLayout",
 ]

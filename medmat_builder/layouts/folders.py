@@ -1,12 +1,14 @@
 """``folders``: the label (and optionally the split) is read from the file's path.
 
 Covers class-per-folder sources (``train/NORMAL/x.jpeg``), split folders, and labels encoded in file
-names (``{label}_*.png``). YAML::
+names (``{label}_*.png``). Validation folders (``val``, ``valid``, ``validation``, ``dev``) go to
+train unless ``split_map`` says otherwise; official split lists (``split_lists``, see
+:mod:`medmat_builder.layouts.split_lists`) override the split the path gives. YAML::
 
     layout:
       kind: folders
       images: "{split}/{label}/*.jpeg"     # must capture {label}; {split} optional
-      split_map: {train: train, val: train, test: test}
+      split_map: {train: train, test: test}
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ from pydantic import Field, field_validator
 from medmat_builder.layouts.base import (
     IMAGE_EXTENSIONS,
     FakeSample,
-    FileIndex,
     LayoutBase,
     PathPattern,
     RawRecord,
-    accepts_image,
     write_bytes,
 )
+from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -36,10 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 class FoldersLayout(LayoutBase):
     kind: Literal["folders"]
     images: str = Field(description="Path pattern of the images; captures {label}, maybe {split}.")
-    extensions: list[str] = Field(
-        default_factory=list,
-        description="Image extensions accepted when the pattern does not fix one (default: all).",
-    )
     label_separator: str | None = Field(
         default=None, description="Split a captured label into several (multi-label folder names)."
     )
@@ -51,35 +48,26 @@ class FoldersLayout(LayoutBase):
             raise ValueError(f"images pattern {v!r} must capture {{label}}")
         return v
 
-    def _accepts(self, path: str) -> bool:
-        return accepts_image(path, self.extensions)
-
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        pattern = PathPattern(self.images)
-        for path, groups in FileIndex(root).matching(pattern, self.exclude_patterns):
-            if not self._accepts(path):
-                continue
+        index = self.file_index(root)
+        listed = read_split_lists(self, index, root, source.key)
+        for path, groups in self.matching_images(index, self.images):
             raw_label = groups["label"]
             labels = (
                 tuple(x.strip() for x in raw_label.split(self.label_separator) if x.strip())
                 if self.label_separator
                 else (raw_label,)
             )
-            split, reason, detail = self.resolve_split(groups.get("split"))
-            yield RawRecord(source.key, path, path, labels, split=split, drop_reason=reason, detail=detail)
-
-    def fake_extension(self) -> str:
-        ext = os.path.splitext(self.images)[1].lower()
-        if ext in IMAGE_EXTENSIONS:
-            return ext
-        if self.extensions:
-            first = self.extensions[0].lower()
-            return first if first.startswith(".") else "." + first
-        return ".png"
+            split: str | None = None
+            raw_split, reason, detail = listed_split(self, listed.for_path(path), groups.get("split"))
+            if reason is None:
+                split, reason, detail = self.resolve_split(raw_split)
+            yield RawRecord(source.key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
 
     def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
         pattern = PathPattern(self.images)
         default_split = next(iter(self.split_map), None)
+        listed = []
         for s in samples:
             values = {name: f"x{s.index:05d}" for name in pattern.placeholders}
             values["label"] = (self.label_separator or "").join(s.labels) if self.label_separator else s.labels[0]
@@ -89,3 +77,6 @@ class FoldersLayout(LayoutBase):
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 rel += s.ext
             write_bytes(root / rel, s.image)
+            listed.append((os.path.basename(rel), s.split))
+        if self.split_lists:
+            write_split_lists(self, root, listed)

@@ -43,13 +43,14 @@ from medmat_builder.layouts.base import (
     IMAGE_EXTENSIONS,
     Box,
     FakeSample,
-    FileIndex,
     LayoutBase,
     PathPattern,
     RawRecord,
+    declared_first,
     write_bytes,
 )
 from medmat_builder.layouts.table import LayoutError, _unpad
+from medmat_builder.layouts.misses import missing_file_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -132,12 +133,13 @@ class JsonBoxesLayout(LayoutBase):
             yield image_id, out
 
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        index = FileIndex(root)
-        ipat = PathPattern(self.images)
+        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
+
+        index = self.file_index(root)
+        listed = read_split_lists(self, index, root, source.key)
+        own_ext = self.image_pattern(self.images).extension
         images: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for path, groups in index.matching(ipat, self.exclude_patterns):
-            if os.path.splitext(path)[1].lower() not in IMAGE_EXTENSIONS:
-                continue
+        for path, groups in self.matching_images(index, self.images):
             key = _key(groups["id"])
             images.setdefault(key, []).append((path, groups))
             parts = key.split("/")
@@ -167,6 +169,9 @@ class JsonBoxesLayout(LayoutBase):
                     if len(hits) > 1 and raw_split:
                         narrowed = [h for h in hits if f"/{raw_split.lower()}" in "/" + h[0].lower()]
                         hits = narrowed or hits
+                    if len(hits) > 1:
+                        keep = declared_first([h[0] for h in hits], own_ext)
+                        hits = [h for h in hits if h[0] in keep]
                     if not hits:
                         yield RawRecord(source.key, ref, "", labels, drop_reason="missing_image",
                                         detail=f"no file matching {self.images!r} for id {image_id!r}")
@@ -176,21 +181,21 @@ class JsonBoxesLayout(LayoutBase):
                                         detail=f"id {image_id!r} matches {len(hits)} files")
                         continue
                     path, groups = hits[0]
-                    split_value = raw_split or groups.get("split")
-                    split, reason, detail = self.resolve_split(split_value)
+                    split: str | None = None
+                    split_value, reason, detail = listed_split(self, listed.for_path(path),
+                                                               raw_split or groups.get("split"))
+                    if reason is None:
+                        split, reason, detail = self.resolve_split(split_value)
                     if reason:
                         yield RawRecord(source.key, ref, path, labels, drop_reason=reason, detail=detail)
                         continue
-                    yield RawRecord(source.key, ref, path, labels, split=split, boxes=boxes)
+                    yield RawRecord(source.key, ref, path, labels, split=split, boxes=boxes)  # type: ignore[arg-type]
         if n_files == 0:
+            hint = missing_file_hint([a.path for a in self.annotations], index.files)
             raise LayoutError(f"source {source.key}: no JSON file matching "
-                              f"{', '.join(a.path for a in self.annotations)} under {root}")
+                              f"{', '.join(a.path for a in self.annotations)} under {root}{hint}")
 
     # ------------------------------------------------------------------ writing (inverse)
-    def fake_extension(self) -> str:
-        ext = os.path.splitext(self.images)[1].lower()
-        return ext if ext in IMAGE_EXTENSIONS else ".png"
-
     def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
         ipat = PathPattern(self.images)
         groups: dict[int, list[tuple[FakeSample, str]]] = {}
@@ -206,6 +211,10 @@ class JsonBoxesLayout(LayoutBase):
                 rel += s.ext
             write_bytes(root / rel, s.image)
             groups.setdefault(t, []).append((s, os.path.basename(rel)))
+        if self.split_lists:
+            from medmat_builder.layouts.split_lists import write_split_lists
+
+            write_split_lists(self, root, [(name, s.split) for items in groups.values() for s, name in items])
         for t, items in sorted(groups.items()):
             spec = self.annotations[t]
             doc = self._document(items)

@@ -48,15 +48,15 @@ from pydantic import Field, model_validator
 
 from medmat_builder.boxes import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, color_value
 from medmat_builder.layouts.base import (
-    IMAGE_EXTENSIONS,
     FakeSample,
-    FileIndex,
     LayoutBase,
     PathPattern,
     RawRecord,
     accepts_image,
+    prefer_declared_extension,
     write_bytes,
 )
+from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -91,7 +91,6 @@ class MasksLayout(LayoutBase):
         default=None, description="With {class} in masks: captured class -> raw label (null: ignore)."
     )
     missing_mask: Literal["drop", "keep"] = "drop"
-    extensions: list[str] = Field(default_factory=list, description="Accepted image extensions (default: all).")
 
     @model_validator(mode="after")
     def _check(self) -> "MasksLayout":
@@ -133,28 +132,29 @@ class MasksLayout(LayoutBase):
                 return v
         return cls
 
-    def _accepts(self, path: str) -> bool:
-        return accepts_image(path, self.extensions)
-
     # ------------------------------------------------------------------ reading
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        index = FileIndex(root)
-        mpat = PathPattern(self.masks)
+        index = self.file_index(root)
+        listed = read_split_lists(self, index, root, source.key)
+        mpat = self.mask_pattern(self.masks)
         shared = self._shared
         per_class = "class" in mpat.placeholders
         found: dict[tuple[str, ...], list[tuple[str, str | None]]] = {}
         mask_files: set[str] = set()
-        for path, groups in index.matching(mpat):
+        for path, groups in prefer_declared_extension(
+                ((p, g) for p, g in index.matching(mpat) if accepts_image(p)), mpat.extension):
             mask_files.add(path)
             key = tuple(groups[p].lower() for p in shared)
             found.setdefault(key, []).append((path, groups.get("class")))
-        ipat = PathPattern(self.images)
-        for path, groups in index.matching(ipat, self.exclude_patterns):
-            if path in mask_files or not self._accepts(path):
+        for path, groups in self.matching_images(index, self.images):
+            if path in mask_files:
                 continue
             captured = groups.get("label")
             labels: tuple[str, ...] = (captured,) if captured is not None else ()
-            split, reason, detail = self.resolve_split(groups.get("split"))
+            split: str | None = None
+            raw_split, reason, detail = listed_split(self, listed.for_path(path), groups.get("split"))
+            if reason is None:
+                split, reason, detail = self.resolve_split(raw_split)
             if reason:
                 yield RawRecord(source.key, path, path, labels, drop_reason=reason, detail=detail)
                 continue
@@ -197,20 +197,12 @@ class MasksLayout(LayoutBase):
                             mask=MASK_SEPARATOR.join(paths), mask_labels=tuple(mask_labels))
 
     # ------------------------------------------------------------------ writing (inverse)
-    def fake_extension(self) -> str:
-        ext = os.path.splitext(self.images)[1].lower()
-        if ext in IMAGE_EXTENSIONS:
-            return ext
-        if self.extensions:
-            first = self.extensions[0].lower()
-            return first if first.startswith(".") else "." + first
-        return ".png"
-
     def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
         ipat, mpat = PathPattern(self.images), PathPattern(self.masks)
         per_class = "class" in mpat.placeholders
         label_in_path = "label" in ipat.placeholders
         default_split = next(iter(self.split_map), None)
+        listed: list[tuple[str, str | None]] = []
         for s in samples:
             values = {name: f"x{s.index:05d}" for name in set(ipat.placeholders) | set(mpat.placeholders)}
             values["id"] = f"fake{s.index:05d}"
@@ -219,9 +211,10 @@ class MasksLayout(LayoutBase):
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or default_split or "train"
             rel = ipat.fill(values, star=f"fake{s.index:05d}")
-            if not self._accepts(rel):
+            if not self.accepts(rel):
                 rel += s.ext
             write_bytes(root / rel, s.image)
+            listed.append((os.path.basename(rel), s.split))
             if per_class:
                 for lab in s.labels:
                     cls = self._class_for(lab)
@@ -235,6 +228,8 @@ class MasksLayout(LayoutBase):
                 wanted = [(by_label.get(lab, pairs[0][0] if pairs else ANY_FOREGROUND), lab) for lab in s.labels]
                 data = _mask_bytes(s, wanted, list(s.boxes) or None, mpat.pattern)
                 write_bytes(root / _mask_path(mpat, values), data)
+        if self.split_lists:
+            write_split_lists(self, root, listed)
 
     def _class_for(self, raw_label: str) -> str:
         for k, v in (self.classes or {}).items():

@@ -40,13 +40,14 @@ from medmat_builder.layouts.base import (
     IMAGE_EXTENSIONS,
     Box,
     FakeSample,
-    FileIndex,
     LayoutBase,
     PathPattern,
     RawRecord,
+    declared_first,
     write_bytes,
 )
 from medmat_builder.layouts.table import LayoutError, TableFile
+from medmat_builder.layouts.misses import missing_file_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -105,12 +106,14 @@ class RleTableLayout(LayoutBase):
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
         from medmat_builder.boxes import boxes_from_array, decode_rle, min_component_area
 
-        index = FileIndex(root)
-        ipat = PathPattern(self.images)
+        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
+
+        index = self.file_index(root)
+        listed = read_split_lists(self, index, root, source.key)
+        own_ext = self.image_pattern(self.images).extension
         images: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for path, groups in index.matching(ipat, self.exclude_patterns):
-            if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
-                images.setdefault(self._row_id(groups), []).append((path, groups))
+        for path, groups in self.matching_images(index, self.images):
+            images.setdefault(self._row_id(groups), []).append((path, groups))
         merged: dict[tuple[str, str | None], dict] = {}
         order: list[tuple[str, str | None]] = []
         n_tables = 0
@@ -143,7 +146,9 @@ class RleTableLayout(LayoutBase):
                     lab = cells[cols[self.label_column]].strip() if self.label_column else self.label
                     slot["runs"].append((lab, rle, ref))
         if n_tables == 0:
-            raise LayoutError(f"source {source.key}: no table matching {', '.join(t.path for t in self.tables)} under {root}")
+            hint = missing_file_hint([t.path for t in self.tables], index.files)
+            raise LayoutError(f"source {source.key}: no table matching {', '.join(t.path for t in self.tables)} "
+                              f"under {root}{hint}")
         yield from bad
         for key in order:
             slot = merged[key]
@@ -151,6 +156,9 @@ class RleTableLayout(LayoutBase):
             if not labels and self.empty_label is not None:
                 labels = (self.empty_label,)
             hits = sorted(images.get(key[0], []))
+            if len(hits) > 1:
+                keep = declared_first([h[0] for h in hits], own_ext)
+                hits = [h for h in hits if h[0] in keep]
             if not hits:
                 yield RawRecord(source.key, slot["ref"], "", labels, drop_reason="missing_image",
                                 detail=f"no file matching {self.images!r} for id {key[0]!r}")
@@ -160,7 +168,10 @@ class RleTableLayout(LayoutBase):
                                 detail=f"id {key[0]!r} matches {len(hits)} files: {[h[0] for h in hits[:3]]}")
                 continue
             path, groups = hits[0]
-            split, reason, detail = self.resolve_split(key[1] or groups.get("split"))
+            split: str | None = None
+            raw_split, reason, detail = listed_split(self, listed.for_path(path), key[1] or groups.get("split"))
+            if reason is None:
+                split, reason, detail = self.resolve_split(raw_split)
             if reason:
                 yield RawRecord(source.key, slot["ref"], path, labels, drop_reason=reason, detail=detail)
                 continue
@@ -174,13 +185,9 @@ class RleTableLayout(LayoutBase):
                 yield RawRecord(source.key, slot["ref"], path, labels, drop_reason="unreadable_row",
                                 detail=f"run-length mask of {key[0]!r} ({ref}): {exc}")
                 continue
-            yield RawRecord(source.key, slot["ref"], path, labels, split=split, boxes=tuple(boxes))
+            yield RawRecord(source.key, slot["ref"], path, labels, split=split, boxes=tuple(boxes))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ writing (inverse)
-    def fake_extension(self) -> str:
-        ext = os.path.splitext(self.images)[1].lower()
-        return ext if ext in IMAGE_EXTENSIONS else ".png"
-
     def fake_image_size(self) -> tuple[int, int] | None:
         return tuple(self.image_size) if self.image_size is not None else None  # type: ignore[return-value]
 
@@ -191,6 +198,7 @@ class RleTableLayout(LayoutBase):
 
         ipat = PathPattern(self.images)
         by_table: dict[int, list[str]] = {}
+        listed: list[tuple[str, str | None]] = []
         for s in samples:
             values = {n: f"{s.index}" for n in ipat.placeholders}
             values["id"] = f"fake{s.index:05d}"
@@ -202,6 +210,7 @@ class RleTableLayout(LayoutBase):
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 rel += s.ext
             write_bytes(root / rel, s.image)
+            listed.append((os.path.basename(rel), s.split))
             width, height = self.image_size or (s.width, s.height)
             row_id = self.image_id.format(**values)
             t = self._table_for(s)
@@ -233,6 +242,10 @@ class RleTableLayout(LayoutBase):
             writer.writerows(rows)
             tpath.parent.mkdir(parents=True, exist_ok=True)
             tpath.write_text(buf.getvalue(), encoding="utf-8")
+        if self.split_lists:
+            from medmat_builder.layouts.split_lists import write_split_lists
+
+            write_split_lists(self, root, listed)
 
     def _row(self, row_id: str, label: str | None, rle: str) -> list[str]:
         return [row_id] + ([label or ""] if self.label_column else []) + [rle]

@@ -40,8 +40,10 @@ from medmat_builder.layouts.base import (
     LayoutBase,
     PathPattern,
     RawRecord,
+    declared_first,
     write_bytes,
 )
+from medmat_builder.layouts.misses import missing_file_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -72,13 +74,6 @@ class TableFile(BaseModel):
     encoding: str = "utf-8-sig"
 
 
-class SplitList(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str = Field(description="Pattern of a text file with one image name per line.")
-    split: str = Field(description="Raw split name of the listed images.")
-
-
 class TableLayout(LayoutBase):
     kind: Literal["table"]
     tables: list[TableFile] = Field(min_length=1)
@@ -104,9 +99,6 @@ class TableLayout(LayoutBase):
         default=None, description="Characters stripped from each label, e.g. \"[]' \" for list literals."
     )
     split_column: str | None = None
-    split_lists: list[SplitList] = Field(
-        default_factory=list, description="Text files listing the image names of a split, one per line."
-    )
     on_multiple_images: Literal["drop", "all"] = Field(
         default="drop", description="An id matching several files: drop it (ambiguous) or keep every file."
     )
@@ -126,40 +118,8 @@ class TableLayout(LayoutBase):
     # ------------------------------------------------------------------ reading
     def _read_rows(self, path: Path, spec: TableFile, source: str) -> tuple[list[str], list[tuple[int, list[str] | None]]]:
         """Return (header, [(line number, cells or None if unreadable)])."""
-        ext = path.suffix.lower()
-        try:
-            if ext == ".json":
-                raw = _json_rows(path.read_bytes().decode(spec.encoding))
-            elif ext in (".xlsx", ".xlsm"):
-                import openpyxl
-
-                wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-                ws = wb[spec.sheet] if spec.sheet else wb.worksheets[0]
-                raw = [[_cell_str(c) for c in row] for row in ws.iter_rows(values_only=True)]
-                wb.close()
-            else:
-                sep = spec.sep or ("\t" if ext in (".tsv", ".txt") else ",")
-                text = path.read_bytes().decode(spec.encoding)
-                if sep == "whitespace":
-                    raw = [line.split() for line in text.splitlines()]
-                else:
-                    raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
-        except Exception as exc:  # noqa: BLE001 - any parser failure becomes a clear error
-            raise LayoutError(f"source {source}: table {path} could not be read: {exc}") from None
-        if spec.columns is not None:
-            header, first = list(spec.columns), 0
-        elif len(raw) <= spec.header_row:
-            raise LayoutError(f"source {source}: table {path} has no header at line {spec.header_row + 1}")
-        else:
-            header, first = raw[spec.header_row], spec.header_row + 1
-        rows: list[tuple[int, list[str] | None]] = []
-        for i, cells in enumerate(raw[first:], start=first + 1):
-            if not any(c.strip() for c in cells):
-                continue  # blank line
-            if spec.pad_short_rows and len(cells) < len(header):
-                cells = cells + [""] * (len(header) - len(cells))
-            rows.append((i, cells if len(cells) == len(header) else None))
-        return header, rows
+        return read_table(path, sep=spec.sep, sheet=spec.sheet, header_row=spec.header_row, columns=spec.columns,
+                          pad_short_rows=spec.pad_short_rows, encoding=spec.encoding, source=source)
 
     def _column(self, header: list[str], name: str, table: str, source: str) -> int:
         if name in header:
@@ -190,9 +150,8 @@ class TableLayout(LayoutBase):
         return _unpad(v).lower()
 
     def _image_index(self, index: FileIndex) -> dict[str, list[str]]:
-        pattern = PathPattern(self.images)
         out: dict[str, list[str]] = {}
-        for path, groups in index.matching(pattern, self.exclude_patterns):
+        for path, groups in self.matching_images(index, self.images):
             key = _unpad(groups["id"].replace("\\", "/")).lower()
             out.setdefault(key, []).append(path)
             if "/" in key:  # also index trailing segments for path-like ids
@@ -213,7 +172,7 @@ class TableLayout(LayoutBase):
         if len(hits) > 1 and split:
             narrowed = [h for h in hits if f"/{split.lower()}" in "/" + h.lower()]
             hits = narrowed or hits
-        return hits
+        return declared_first(hits, self.image_pattern(self.images).extension)
 
     def _labels_of(self, cells: list[str], cols: dict[str, int]) -> tuple[str, ...]:
         if self.label_columns is not None:
@@ -232,12 +191,14 @@ class TableLayout(LayoutBase):
         return labels
 
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        index = FileIndex(root)
+        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
+
+        index = self.file_index(root)
         images = self._image_index(index)
         merged: dict[tuple, dict] = {}
         order: list[tuple] = []
         n_tables = 0
-        listed = self._split_lists(index, root, source.key)
+        listed = read_split_lists(self, index, root, source.key, key=self._normalize_id)
         for spec in self.tables:
             tpattern = PathPattern(spec.path)
             for tpath, tgroups in index.matching(tpattern):
@@ -256,7 +217,11 @@ class TableLayout(LayoutBase):
                         continue
                     raw_split = cells[cols[self.split_column]].strip() if self.split_column else table_split
                     key = self._normalize_id(cells[cols[self.id_column]])
-                    raw_split = listed.get(key, raw_split)
+                    raw_split, reason, detail = listed_split(self, listed.get(key), raw_split)
+                    if reason:
+                        yield RawRecord(source.key, ref, "", self._labels_of(cells, cols), drop_reason=reason,
+                                        detail=f"id {key!r}: {detail}")
+                        continue
                     try:
                         box = self._box_of(cells, cols)
                     except ValueError as exc:
@@ -276,7 +241,8 @@ class TableLayout(LayoutBase):
                             slot["labels"].append(lab)
         if n_tables == 0:
             wanted = ", ".join(t.path for t in self.tables)
-            raise LayoutError(f"source {source.key}: no table matching {wanted} under {root}")
+            hint = missing_file_hint([t.path for t in self.tables], index.files)
+            raise LayoutError(f"source {source.key}: no table matching {wanted} under {root}{hint}")
         for key in order:
             slot = merged[key]
             hits = self._lookup(images, slot["key"], slot["split"])
@@ -297,18 +263,6 @@ class TableLayout(LayoutBase):
                 continue
             for hit in hits if self.on_multiple_images == "all" else hits[:1]:
                 yield RawRecord(source.key, slot["ref"], hit, labels, split=split, boxes=tuple(slot["boxes"]))
-
-    def _split_lists(self, index: FileIndex, root: Path, source: str) -> dict[str, str]:
-        listed: dict[str, str] = {}
-        for spec in self.split_lists:
-            found = list(index.matching(PathPattern(spec.path)))
-            if not found:
-                raise LayoutError(f"source {source}: no split list matching {spec.path!r} under {root}")
-            for path, _ in found:
-                for line in (root / path).read_text(encoding="utf-8-sig").splitlines():
-                    if line.strip():
-                        listed[self._normalize_id(line)] = spec.split
-        return listed
 
     def _box_of(self, cells: list[str], cols: dict[str, int]) -> tuple[float, float, float, float] | None:
         if not self.box_columns:
@@ -333,7 +287,7 @@ class TableLayout(LayoutBase):
             if raw_split is None and "split" in PathPattern(spec.path).placeholders:
                 raw_split = self.raw_split_for(s.split) or "train"
             groups.setdefault((t_idx, raw_split), []).append(s)
-        listed: dict[str, list[str]] = {}
+        listed: list[tuple[str, str | None]] = []
         for (t_idx, raw_split), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
             spec = self.tables[t_idx]
             needed = [self.id_column, *self._label_source_columns()]
@@ -352,11 +306,7 @@ class TableLayout(LayoutBase):
                     rel += s.ext
                 write_bytes(root / rel, s.image)
                 cell_id = f"{s.index}" if self.id_zfill else padded
-                if self.split_lists:
-                    target = self.raw_split_for(s.split)
-                    for sl in self.split_lists:
-                        if sl.split == target:
-                            listed.setdefault(sl.path, []).append(os.path.basename(rel))
+                listed.append((os.path.basename(rel), s.split))
                 for b in list(s.boxes) or [None]:
                     cells = {self.id_column: cell_id}
                     if self.label_columns is not None:
@@ -383,9 +333,10 @@ class TableLayout(LayoutBase):
                                          star="labels")
             lead = [] if spec.columns else [[""] * len(header)] * spec.header_row + [header]
             _write_table(tpath, lead + rows, spec)
-        for spec in self.split_lists:  # every list is written, an empty one too
-            names = listed.get(spec.path, [])
-            write_bytes(root / PathPattern(spec.path).fill({}, star="list"), "".join(n + "\n" for n in names).encode())
+        if self.split_lists:
+            from medmat_builder.layouts.split_lists import write_split_lists
+
+            write_split_lists(self, root, listed)
 
     def _table_for(self, s: FakeSample) -> int:
         if self.split_column is None and not self.split_lists:
@@ -397,9 +348,57 @@ class TableLayout(LayoutBase):
                 return i
         return 0
 
-    def fake_extension(self) -> str:
-        ext = os.path.splitext(self.images)[1].lower()
-        return ext if ext in IMAGE_EXTENSIONS else ".png"
+
+def read_table(
+    path: Path,
+    *,
+    sep: str | None = None,
+    sheet: str | None = None,
+    header_row: int = 0,
+    columns: list[str] | None = None,
+    pad_short_rows: bool = False,
+    encoding: str = "utf-8-sig",
+    source: str = "?",
+) -> tuple[list[str], list[tuple[int, list[str] | None]]]:
+    """Read a CSV/TSV/whitespace/XLSX/JSON table: (header, [(line number, cells or None if unreadable)]).
+
+    Blank lines are skipped; a row with the wrong number of cells comes back as ``None`` so that the
+    caller can count it. Any parser failure becomes a :class:`LayoutError` naming source and file.
+    """
+    ext = path.suffix.lower()
+    try:
+        if ext == ".json":
+            raw = _json_rows(path.read_bytes().decode(encoding))
+        elif ext in (".xlsx", ".xlsm"):
+            import openpyxl
+
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            ws = wb[sheet] if sheet else wb.worksheets[0]
+            raw = [[_cell_str(c) for c in row] for row in ws.iter_rows(values_only=True)]
+            wb.close()
+        else:
+            sep = sep or ("\t" if ext in (".tsv", ".txt") else ",")
+            text = path.read_bytes().decode(encoding)
+            if sep == "whitespace":
+                raw = [line.split() for line in text.splitlines()]
+            else:
+                raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
+    except Exception as exc:  # noqa: BLE001 - any parser failure becomes a clear error
+        raise LayoutError(f"source {source}: table {path} could not be read: {exc}") from None
+    if columns is not None:
+        header, first = list(columns), 0
+    elif len(raw) <= header_row:
+        raise LayoutError(f"source {source}: table {path} has no header at line {header_row + 1}")
+    else:
+        header, first = raw[header_row], header_row + 1
+    rows: list[tuple[int, list[str] | None]] = []
+    for i, cells in enumerate(raw[first:], start=first + 1):
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        if pad_short_rows and len(cells) < len(header):
+            cells = cells + [""] * (len(header) - len(cells))
+        rows.append((i, cells if len(cells) == len(header) else None))
+    return header, rows
 
 
 def _json_rows(text: str) -> list[list[str]]:
