@@ -251,6 +251,9 @@ def test_split_lists_round_trip_through_the_inverse(tmp_path, kind):
 def test_chest_ctscan_pattern_reads_png_and_jpg(tmp_path):
     """The archive holds .png and .jpg files; the registry's '*.png' is a default, not a filter."""
     source = REGISTRY.source("chest_ctscan")
+    # the registry now lists the extensions itself; the rule under test is the '*.png' default
+    source = source.model_copy(update={"layout": source.layout.model_copy(
+        update={"images": "{split}/{label}/*.png", "extensions": []})})
     touch(tmp_path, "Data/train/adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib/000000 (6).png", png(1))
     touch(tmp_path, "Data/train/adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib/ad3.jpg", jpeg(2))
     touch(tmp_path, "Data/valid/normal/n8.jpg", jpeg(3))

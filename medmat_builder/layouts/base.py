@@ -372,7 +372,7 @@ def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) ->
         members = [f for f in group if _copy_folder_of(f + "/x", decided) is None]
         while len(members) > 1:
             first, rest = members[0], members[1:]
-            twins = [f for f in rest if _same_files(root, first, f, by_folder[first])]
+            twins = [f for f in rest if _nested(first, f) and _same_files(root, first, f, by_folder[first])]
             if twins:
                 keep = _keep(root, [first, *twins], by_folder, prefer)
                 for f in [first, *twins]:
@@ -392,6 +392,14 @@ class _FilesUnder:
         lo = bisect.bisect_left(self.files, folder + "/")
         hi = bisect.bisect_left(self.files, folder + "0")  # "0" sorts right after "/"
         return [p[len(folder) + 1:] for p in self.files[lo:hi]]
+
+
+def _nested(a: str, b: str) -> bool:
+    """Is one folder's parent an ancestor of (or the same as) the other's? ``X/train`` and
+    ``X/X/train`` are a nested copy; ``train/Ground truth`` and ``test/Ground truth`` are siblings of
+    different parents (two splits that happen to hold equal files), never a copy."""
+    pa, pb = a.rpartition("/")[0], b.rpartition("/")[0]
+    return pa == pb or not pa or not pb or pb.startswith(pa + "/") or pa.startswith(pb + "/")
 
 
 def _same_files(root: Path, a: str, b: str, rels: list[str]) -> bool:
