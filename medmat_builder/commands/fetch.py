@@ -1,8 +1,12 @@
 """``medmat fetch [KEY ...] --data-dir RAW``: download, verify and unpack the openly downloadable sources.
 
 Sources that need a login, an application or a manual download get their steps printed instead.
+Each source is unpacked into RAW/<key>/, which must be new, empty or a folder that `medmat fetch`
+unpacked before; anything else is refused before any download. Archives over the unpack limits
+(likely decompression bombs) are refused; raise the limits with the flags below for a genuine one.
+
 Exit status: 0 when every requested download is in place, 1 when one failed (the message says why
-and what to do), 2 for an unknown key or subset or an invalid registry.
+and what to do), 2 for an unknown key or subset, a refused folder or an invalid registry.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medmat_builder.fetch import FetchError, fetch_source
+from medmat_builder.fetch import ExtractLimits, FetchError, check_unpack_folder, fetch_source
 from medmat_builder.registry import load_registry
+from medmat_builder.safe_paths import UnsafePathError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="download files whose sha256 is not pinned in the registry (the hash is printed)")
     p.add_argument("--retries", type=int, default=3, help="resumed attempts after a dropped connection")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    d = ExtractLimits()
+    p.add_argument("--max-unpacked-gb", type=float, default=d.max_bytes / 2**30, metavar="GB",
+                   help=f"refuse an archive that unpacks to more than this (default: {d.max_bytes / 2**30:g} GiB)")
+    p.add_argument("--max-members", type=int, default=d.max_members, metavar="N",
+                   help=f"refuse an archive with more entries than this (default: {d.max_members:,})")
+    p.add_argument("--max-ratio", type=float, default=d.max_ratio, metavar="R",
+                   help=f"refuse an archive that unpacks to more than R times its size, once past "
+                        f"{d.ratio_floor // 2**20} MiB (default: {d.max_ratio:g})")
     p.set_defaults(func=run)
 
 
@@ -46,12 +59,24 @@ def run(args: argparse.Namespace) -> int:
         chosen = sorted(reg.sources, key=lambda s: s.number)
     seen: set[str] = set()
     sources = [s for s in chosen if not (s.key in seen or seen.add(s.key))]
+    refused = []
+    for src in sources:  # every folder rule before any download
+        if src.downloads:
+            try:
+                check_unpack_folder(src, args.data_dir)
+            except UnsafePathError as exc:
+                refused.append(f"error: {exc}")
+    if refused:
+        print("\n".join(refused))
+        return 2
+    limits = ExtractLimits(max_bytes=int(args.max_unpacked_gb * 2**30), max_members=args.max_members,
+                           max_ratio=args.max_ratio)
 
     manual, failed, ok = [], [], []
     for src in sources:
         try:
             result = fetch_source(src, args.data_dir, allow_unpinned=args.allow_unpinned,
-                                  retries=args.retries, timeout=args.timeout, log=print)
+                                  retries=args.retries, timeout=args.timeout, log=print, limits=limits)
         except FetchError as exc:
             print(f"error: {exc}")
             failed.append(src.key)
