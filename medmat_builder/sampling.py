@@ -34,6 +34,7 @@ from medmat_builder.boxes import MASK_SEPARATOR
 from medmat_builder.layouts.base import Box, FileIndex, RawRecord, accepts_image
 from medmat_builder.registry import Source, Subset
 from medmat_builder.report import EXAMPLES_PER_REASON, ConfigReport, UnreadFiles, safe_ref
+from medmat_builder.safe_paths import RawTree
 
 TRAIN_CAP = 3000
 TEST_FRACTION = 0.1
@@ -286,17 +287,19 @@ class _SeenImages:
 
 def count_unread_images(
     source: Source, root: Path, claimed: set[str], unread: UnreadFiles, siblings: Sequence[Source] = ()
-) -> None:
+) -> list[str]:
     """Count the image files under ``root`` that no record of ``source`` refers to (see :class:`UnreadFiles`).
 
     ``siblings`` are the other registry entries unpacked into the same folder; files their layouts
-    read are counted as ``other_entries``.
+    read are counted as ``other_entries``. Returns the links to folders outside ``root`` (never followed).
     """
     if not root.is_dir():
-        return
+        return []
     excluded = source.layout.exclude_patterns
     theirs = [p for sib in siblings for p in sib.layout.read_patterns]
-    for path in FileIndex(root).files:
+    index = FileIndex(root)
+    tree = RawTree(root)
+    for path in index.files:
         if path in claimed or not accepts_image(path):
             continue
         unread.count += 1
@@ -306,6 +309,16 @@ def count_unread_images(
             unread.other_entries += 1
         elif len(unread.examples) < EXAMPLES_PER_REASON:
             unread.examples.append(safe_ref(path))
+    return [f"{link} -> {tree.escape(link)}" for link in index.folder_links if tree.escape(link) is not None]
+
+
+def _outside_link(tree: RawTree, rec: RawRecord) -> str | None:
+    """Why a record must not be read: its image or a mask is a link leading out of the source folder."""
+    for rel in (rec.image, *(rec.mask.split(MASK_SEPARATOR) if rec.mask else ())):
+        target = tree.escape(rel)
+        if target is not None:
+            return f"{rel} is a link to {target}, outside the source folder"
+    return None
 
 
 # --------------------------------------------------------------------------- the selection
@@ -336,6 +349,7 @@ def select_subset(
         ledger = report.ledger(source.key)
         src_unknown: dict[str, list[str]] = {}
         claimed: set[str] = set()
+        tree = RawTree(root)
         for rec in scan(source, root):
             ledger.raw += 1
             claimed.add(rec.image)
@@ -343,6 +357,10 @@ def select_subset(
                 claimed.update(rec.mask.split(MASK_SEPARATOR))
             if rec.drop_reason:
                 ledger.drop(rec.drop_reason, rec.ref, rec.detail)
+                continue
+            outside = _outside_link(tree, rec)
+            if outside:
+                ledger.drop("outside_link", rec.ref, outside)
                 continue
             labels, reason = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
             if reason:
@@ -353,7 +371,12 @@ def select_subset(
             candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, key=""))
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
-        count_unread_images(source, root, claimed, ledger.unread, (siblings or {}).get(source.key, ()))
+        links_out = count_unread_images(source, root, claimed, ledger.unread, (siblings or {}).get(source.key, ()))
+        if links_out:
+            report.warnings.append(
+                f"source {source.key}: {len(links_out)} links to folders outside its folder are not followed "
+                f"(e.g. {safe_ref(links_out[0])}); nothing under them is read"
+            )
         if ledger.unread.unexplained:
             report.warnings.append(
                 f"source {source.key}: {ledger.unread.unexplained} image files under its folder "

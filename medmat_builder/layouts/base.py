@@ -27,9 +27,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from medmat_builder.safe_paths import UnsafePathError, relative_path_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -37,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Split = Literal["train", "test"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom", ".gif", ".webp", ".pgm", ".ppm")
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
-JUNK_DIRS = {"__macosx", ".git", ".ipynb_checkpoints"}
+JUNK_DIRS = {"__macosx", ".git", ".ipynb_checkpoints", ".medmat"}  # .medmat: medmat's own marker and scratch
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,27 @@ class FakeSample:
     height: int
     mask: bytes | None = None
     boxes: tuple[Box, ...] = ()
+
+
+def _relative_pattern(v: str) -> str:
+    problem = relative_path_problem(v, pattern=True)
+    if problem:
+        raise ValueError(f"path pattern {v!r} {problem}")
+    return v
+
+
+def _path_segment(v: str) -> str:
+    if not v or "/" in v or "\\" in v or "\x00" in v or v in (".", ".."):
+        raise ValueError(f"{v!r} must be a plain name (no '/', no '..'): it becomes part of file paths")
+    return v
+
+
+#: A path pattern relative to the source folder that cannot leave it (no leading '/', no '..').
+RelativePattern = Annotated[str, AfterValidator(_relative_pattern)]
+#: A pixel count (image width or height) that an image can really have.
+PixelCount = Annotated[int, Field(ge=1, le=65_535)]
+#: A name that is used as one folder or file name (a raw split name, an id template).
+PathSegment = Annotated[str, AfterValidator(_path_segment)]
 
 
 def _pattern_to_regex(pattern: str) -> re.Pattern[str]:
@@ -159,7 +182,11 @@ class PathPattern:
             path = path[:-2]
         path = re.sub(r"\{([^}]*)\}", sub, path)
         folder, slash, name = path.rpartition("/")
-        return folder.replace("*", dir_star) + slash + name.replace("*", star)
+        filled = folder.replace("*", dir_star) + slash + name.replace("*", star)
+        problem = relative_path_problem(filled)
+        if problem:  # a value from the registry (a raw label, a split name) would leave the folder
+            raise UnsafePathError(f"pattern {self.pattern!r} filled with {values} gives {filled!r}, which {problem}")
+        return filled
 
     def __repr__(self) -> str:
         return f"PathPattern({self.pattern!r})"
@@ -175,10 +202,15 @@ def is_junk(relpath: str) -> bool:
 
 
 class FileIndex:
-    """All files below a source folder, walked once, sorted, junk removed."""
+    """All files below a source folder, walked once, sorted, junk removed.
+
+    Links to folders are not followed (``folder_links`` lists them); links to files are listed like
+    files, and the build checks where they lead before opening anything (see ``outside_link``).
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.folder_links: list[str] = []
 
     @cached_property
     def files(self) -> list[str]:
@@ -188,6 +220,7 @@ class FileIndex:
             dirnames[:] = [d for d in dirnames if d.lower() not in JUNK_DIRS]
             rel = os.path.relpath(dirpath, root)
             prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            self.folder_links += [prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
             for name in filenames:
                 path = prefix + name
                 if not is_junk(path):
@@ -216,8 +249,8 @@ class LayoutBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    split_map: dict[str, Literal["train", "test", "drop"]] = Field(default_factory=dict)
-    exclude: list[str] = Field(default_factory=list)
+    split_map: dict[PathSegment, Literal["train", "test", "drop"]] = Field(default_factory=dict)
+    exclude: list[RelativePattern] = Field(default_factory=list)
 
     def map_split(self, raw: str | None) -> tuple[Split | None, bool]:
         """Return (split, dropped) for a raw split value; unknown values raise ``KeyError``."""

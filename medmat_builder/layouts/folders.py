@@ -25,6 +25,7 @@ from medmat_builder.layouts.base import (
     LayoutBase,
     PathPattern,
     RawRecord,
+    RelativePattern,
     accepts_image,
     write_bytes,
 )
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class FoldersLayout(LayoutBase):
     kind: Literal["folders"]
-    images: str = Field(description="Path pattern of the images; captures {label}, maybe {split}.")
+    images: RelativePattern = Field(description="Path pattern of the images; captures {label}, maybe {split}.")
     extensions: list[str] = Field(
         default_factory=list,
         description="Image extensions accepted when the pattern does not fix one (default: all).",
