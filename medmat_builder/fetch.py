@@ -421,7 +421,10 @@ def _extract(archive: Path, dest: Path, label: str, limits: ExtractLimits, kind:
             opener = lambda m: handle.extractfile(m.ref)  # noqa: E731
         _check_limits(plan, archive, limits, label)
         _check_links(plan, dest, label)
-        created = not dest.exists()
+        created = dest
+        while not created.parent.exists():  # the highest folder this call creates
+            created = created.parent
+        created = None if dest.exists() else created
         owned = safe_paths.claim(dest, "source", label="unpack folder")
         try:
             with owned.lock(f"another medmat fetch is unpacking into {dest}"):
@@ -448,10 +451,18 @@ def _extract(archive: Path, dest: Path, label: str, limits: ExtractLimits, kind:
     return [m.name for m in plan]
 
 
-def _undo_claim(dest: Path, created: bool) -> None:
-    """Remove a folder this call created (it holds nothing but medmat's own state) after a failure."""
-    if created and all(e == STATE_DIR for e in os.listdir(dest)):
-        shutil.rmtree(dest, ignore_errors=True)
+def _undo_claim(dest: Path, created: Path | None) -> None:
+    """After a failure, remove the folders this call created (``dest`` holds nothing but medmat's state)."""
+    if created is None or not all(e == STATE_DIR for e in os.listdir(dest)):
+        return
+    shutil.rmtree(dest, ignore_errors=True)
+    for parent in dest.parents:
+        if parent == created.parent:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 def _check_space(plan: list[_Member], where: Path, label: str) -> None:
