@@ -58,7 +58,7 @@ class BuildResult:
 
 def source_present(raw: Path, source: Source) -> bool:
     folder = raw / source.folder
-    return folder.is_dir() and any(folder.iterdir())
+    return folder.is_dir() and any(e.name != safe_paths.STATE_DIR for e in folder.iterdir())
 
 
 def missing_sources_message(registry: Registry, missing: dict[str, list[str]], raw: Path) -> str:

@@ -280,13 +280,14 @@ class OwnedFolder:
         """Paths among ``paths`` that a commit may not write: a file or link medmat did not write is
         there, a folder is there, or a parent is a file or a link."""
         owned = self.files() if owned is None else owned
+        base = str(self.path)
         bad: list[str] = []
         checked: dict[str, bool] = {}
         for rel in paths:
             for parent in _parents(rel):
                 if parent not in checked:
                     try:
-                        st = os.lstat(self.path / parent)
+                        st = os.lstat(os.path.join(base, parent))
                         checked[parent] = stat.S_ISDIR(st.st_mode)
                     except FileNotFoundError:
                         checked[parent] = True
@@ -295,7 +296,7 @@ class OwnedFolder:
                     break
             else:
                 try:
-                    st = os.lstat(self.path / rel)
+                    st = os.lstat(os.path.join(base, rel))
                 except FileNotFoundError:
                     continue
                 if stat.S_ISDIR(st.st_mode):
@@ -312,6 +313,8 @@ class OwnedFolder:
         Returns the relative paths moved in. Call it while holding the lock.
         """
         src = Path(src)
+        if not is_within(src.resolve(), self.state.resolve()) or src.resolve() == self.state.resolve():
+            raise ValueError(f"commit needs a scratch folder of {self.path} (OwnedFolder.scratch), not {src}")
         items = list_tree(src)
         owned = self.files()
         bad = self.conflicts(items, owned)
@@ -338,13 +341,17 @@ class OwnedFolder:
         gone = [str(r) for r in plan.get("remove", [])]
         owned = set(self.files())
         _write_owner(self.path, self.kind, owned | set(items))  # claim before anything appears
+        base, src_base = str(self.path), str(src)
+        made: set[str] = set()
         for rel in items:
-            s = src / rel
+            s = os.path.join(src_base, rel)
             if not os.path.lexists(s):
                 continue  # moved before the kill
-            d = self.path / rel
-            d.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(s, d)
+            folder = os.path.dirname(rel)
+            if folder and folder not in made:
+                os.makedirs(os.path.join(base, folder), exist_ok=True)
+                made.add(folder)
+            os.replace(s, os.path.join(base, rel))
         for rel in gone:
             d = self.path / rel
             if os.path.lexists(d) and not (d.is_dir() and not d.is_symlink()):

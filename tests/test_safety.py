@@ -276,7 +276,9 @@ class _Zeros(io.RawIOBase):
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip"])
 def test_decompression_bomb_is_refused_before_writing(kind, tmp_path):
-    size = 256 * 2**20
+    """A small archive that unpacks to ~1000 times its size (the default ratio limit is 200; the floor
+    under which ratios are not checked is lowered from 100 MiB so that the test stays fast)."""
+    size = 16 * 2**20
     archive = tmp_path / f"bomb.{kind}"
     if kind == "zip":
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("zeros.bin", "w") as fh:
@@ -287,11 +289,12 @@ def test_decompression_bomb_is_refused_before_writing(kind, tmp_path):
             info = tarfile.TarInfo("zeros.bin")
             info.size = size
             tf.addfile(info, io.BufferedReader(_Zeros(size)))
-    assert archive.stat().st_size < 2 * 2**20
+    assert archive.stat().st_size < size / 500
     before = tree_state(tmp_path)
     with pytest.raises(FetchError, match="decompression bomb.*--max-ratio"):
-        safe_extract(archive, tmp_path / "raw" / "src")
+        safe_extract(archive, tmp_path / "raw" / "src", limits=ExtractLimits(ratio_floor=2**20))
     assert tree_state(tmp_path) == before
+    assert ExtractLimits().max_ratio == 200 and ExtractLimits().ratio_floor == 100 * 2**20
 
 
 def test_member_and_byte_limits_and_raising_them(tmp_path):
@@ -540,10 +543,12 @@ def test_trainer_refuses_a_foreign_output_dir_and_accepts_its_own(tmp_path, caps
     pytest.importorskip("trl")
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("medmat_training_sft_safety", REPO / "training" / "sft.py")
-    sft = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = sft
-    spec.loader.exec_module(sft)
+    sft = sys.modules.get("medmat_training_sft")  # loaded by test_training.py when it runs first
+    if sft is None:
+        spec = importlib.util.spec_from_file_location("medmat_training_sft", REPO / "training" / "sft.py")
+        sft = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = sft
+        spec.loader.exec_module(sft)
     mydocs = tmp_path / "mydocs"
     mydocs.mkdir()
     (mydocs / "checkpoint-5").mkdir()
