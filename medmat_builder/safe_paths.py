@@ -164,6 +164,8 @@ def check_output_dir(
         raise UnsafePathError(f"{shown} is a file, not a folder; medmat does not replace it: {fix}")
     if not folder.exists():
         return folder
+    if os.path.islink(folder / STATE_DIR):
+        raise UnsafePathError(f"{shown} holds {STATE_DIR} as a link; medmat keeps its state only in a real folder: {fix}")
     owner = read_owner(folder)
     if owner is not None and owner.kind == kind:
         return folder
@@ -196,17 +198,17 @@ def exclusive_lock(state_dir: Path, busy: str):
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / LOCK
-    fh = open(lock_path, "a+")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never through a link
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.close()
+        os.close(fd)
         raise FolderBusyError(f"{busy} (lock {lock_path} is held); wait for it to finish") from None
     try:
         yield
     finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _parents(rel: str) -> Iterator[str]:
