@@ -273,9 +273,20 @@ class Experiment:
 
                 create_tiny_model(self.spec.tiny_model_arch, self.spec.backbone)  # type: ignore[arg-type]
 
+    def claim_output(self) -> None:
+        """Apply the output-folder rule (``medmat_builder.safe_paths``): new, empty or an earlier experiment.
+
+        Raises ``UnsafePathError`` before any work (a dry run too: it writes spec.yaml and the mixtures).
+        """
+        from medmat_builder.safe_paths import claim
+
+        dataset = Path(self.spec.dataset)
+        keep_clear = [("the dataset", dataset)] if dataset.exists() else []
+        claim(self.out, "experiment", label="--output_dir", keep_clear=keep_clear)
+
     def run(self) -> dict[str, Any]:
         """Run every arm and volume point; render the table and plots; return :func:`eval.report.render`'s dict."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.claim_output()
         (self.out / "spec.yaml").write_text(yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False))
         self.ensure_backbone()
         runs = self.out / "runs"
@@ -321,7 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     spec = load_spec(args.spec)
     out = args.output_dir or spec.output_dir or f"runs/{slug(spec.name)}"
-    written = Experiment(spec, out, dry_run=args.dry_run).run()
+    from medmat_builder.safe_paths import UnsafePathError
+
+    try:
+        written = Experiment(spec, out, dry_run=args.dry_run).run()
+    except UnsafePathError as exc:
+        print(f"error: {exc}")
+        return 2
     if written["markdown"]:
         print(written["markdown"], end="")
     for png in written["plots"]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from medmat_builder import safe_paths
 from medmat_builder.images import FAKE_EXTENSIONS, write_fake_image
 from medmat_builder.layouts.base import Box, FakeSample
 from medmat_builder.registry import Registry, Source, load_registry
@@ -105,17 +107,27 @@ def _writes_label_sets(source: Source, registry: Registry) -> bool:
 
 def write_demo_sources(raw: str | Path, registry: Registry | None = None, keys: Iterable[str] | None = None,
                        per_label: int = DEMO_PER_LABEL, seed: int = 0) -> dict[str, int]:
-    """Write synthetic copies of the sources (all by default) under ``raw/<folder>/``; return counts."""
+    """Write synthetic copies of the sources (all by default) under ``raw/<folder>/``; return counts.
+
+    ``raw`` must be a new path, an empty folder or an earlier demo folder (see
+    :mod:`medmat_builder.safe_paths`); the files are written into scratch space inside it and then
+    moved into place, replacing only files an earlier demo wrote.
+    """
     registry = registry or load_registry()
-    raw = Path(raw)
     wanted = set(keys) if keys is not None else None
     written: dict[str, int] = {}
-    for source in sorted(registry.sources, key=lambda s: s.number):
-        if wanted is not None and source.key not in wanted:
-            continue
-        samples = fake_samples(source, registry, per_label, seed)
-        # Sources sharing one download (data_dir) each write their own part under the shared folder.
-        root = raw / source.folder
-        source.layout.write_fake(source, root, samples)
-        written[source.key] = len(samples)
+    owned = safe_paths.claim(raw, "demo", label="--data-dir")
+    with owned.lock():
+        work = owned.scratch()
+        try:
+            for source in sorted(registry.sources, key=lambda s: s.number):
+                if wanted is not None and source.key not in wanted:
+                    continue
+                samples = fake_samples(source, registry, per_label, seed)
+                # Sources sharing one download (data_dir) each write their own part under the shared folder.
+                source.layout.write_fake(source, work / source.folder, samples)
+                written[source.key] = len(samples)
+            owned.commit(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return written

@@ -1,4 +1,4 @@
-"""``medmat build``: run the builder for the requested configs and write the Hub layout, atomically.
+"""``medmat build``: run the builder for the requested configs and write the Hub layout.
 
 Output (``DIR``, default ``./medmat``)::
 
@@ -7,20 +7,23 @@ Output (``DIR``, default ``./medmat``)::
     DIR/build_report.json         the ledger (see medmat_builder.report)
     DIR/licenses.csv              one row per source: license, access, redistributable
     DIR/croissant.json            Croissant metadata of the export
+    DIR/.medmat/                  medmat's marker (owner.json: the files it wrote), lock and scratch space
 
-The build writes into a temporary sibling folder and swaps it in with renames, so a build killed at
-any moment leaves the previous output intact; a lock file refuses a second concurrent build into the
-same folder. Configs already in ``DIR`` that are not rebuilt are carried over unchanged.
+``DIR`` must be a new path, an empty folder or an earlier medmat export (its marker says so); anything
+else is refused before any work starts (:mod:`medmat_builder.safe_paths`). The build works in
+``DIR/.medmat/staging-*`` and then moves the finished files into place with renames, replacing only
+files medmat wrote; a lock inside ``DIR`` refuses a second concurrent build into the same folder (a
+link to ``DIR`` included). A build killed while building leaves the previous output untouched; one
+killed during the final renames (milliseconds) is completed by the next build. Configs already in
+``DIR`` that are not rebuilt are kept unchanged, and so are files a user put into ``DIR``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from pathlib import Path
 import datasets
 from tqdm.auto import tqdm
 
+from medmat_builder import safe_paths
 from medmat_builder.registry import Registry, Source, load_registry
 from medmat_builder.sampling import BuildSettings, shutdown_pools
 
@@ -54,7 +58,7 @@ class BuildResult:
 
 def source_present(raw: Path, source: Source) -> bool:
     folder = raw / source.folder
-    return folder.is_dir() and any(folder.iterdir())
+    return folder.is_dir() and any(e.name != safe_paths.STATE_DIR for e in folder.iterdir())
 
 
 def missing_sources_message(registry: Registry, missing: dict[str, list[str]], raw: Path) -> str:
@@ -80,25 +84,32 @@ def missing_sources_message(registry: Registry, missing: dict[str, list[str]], r
     return "\n".join(lines)
 
 
+META_FILES = ("README.md", "licenses.csv", "croissant.json", REPORT_NAME)
+
+
+def check_out(out: str | Path, raw: str | Path | None = None) -> Path:
+    """Apply the ``--out`` rule (see :mod:`medmat_builder.safe_paths`); return ``out`` resolved.
+
+    Raises :class:`~medmat_builder.safe_paths.UnsafePathError` before any work starts.
+    """
+    keep_clear = [("the data dir", raw)] if raw is not None else []
+    return safe_paths.check_output_dir(out, "export", label="--out", keep_clear=keep_clear)
+
+
 @contextmanager
-def build_lock(out: Path):
-    """Exclusive lock beside ``out``; a second build into the same folder is refused."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = out.parent / f".{out.name}.lock"
-    fh = open(lock_path, "a+")
+def build_lock(out: Path, raw: str | Path | None = None):
+    """Claim ``out`` as an export and hold its lock (``out/.medmat/lock``) for the duration.
+
+    The path is resolved first, so a link and its target share one lock. A second build into the
+    same folder is refused with :class:`BuildError`. Yields the :class:`~medmat_builder.safe_paths.OwnedFolder`.
+    """
+    owned = safe_paths.claim(out, "export", label="--out",
+                             keep_clear=[("the data dir", raw)] if raw is not None else [])
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise BuildError(
-            f"another medmat build is writing to {out} (lock {lock_path} is held); "
-            "wait for it to finish or choose another --out"
-        ) from None
-    try:
-        yield
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        with owned.lock(f"another medmat build is writing to {owned.path}") as held:
+            yield held
+    except safe_paths.FolderBusyError as exc:
+        raise BuildError(f"{exc} or choose another --out") from None
 
 
 def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,
@@ -146,13 +157,16 @@ def build(
     registry: Registry | None = None,
     progress: bool = False,
 ) -> BuildResult:
-    """Build ``configs`` (all 53 by default) from ``raw`` into ``out`` (Hub layout), atomically."""
+    """Build ``configs`` (all 53 by default) from ``raw`` into ``out`` (Hub layout); see the module docstring.
+
+    Raises :class:`~medmat_builder.safe_paths.UnsafePathError` (nothing done) when ``out`` may not be written.
+    """
     from medmat_builder import cards
 
     registry = registry or load_registry()
     settings = settings or BuildSettings()
     raw = Path(raw)
-    out = Path(out).absolute()
+    out = check_out(out, raw)
     names = [registry.subset(c).name for c in (configs or registry.subset_names)]
     if not raw.is_dir():
         raise BuildError(f"raw data folder {raw} does not exist; unpack the sources as {raw}/<key>/ (see `medmat sources list`)")
@@ -169,19 +183,24 @@ def build(
     if missing and not partial:
         raise MissingSourcesError(missing_sources_message(registry, missing, raw))
 
-    with build_lock(out):
-        _recover_interrupted(out)
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    with build_lock(out, raw) as owned:
+        work = owned.scratch()
         try:
             staging = work / "out"
             staging.mkdir()
             old_report = _read_report(out)
             report = {"configs": {}, "settings": _settings_dict(settings)}
             result = BuildResult(out=out, report=report)
-            # Carry over configs that are not rebuilt (hard links: no copy).
+            ours = owned.files()
+            clash = owned.conflicts(META_FILES, ours)
+            if clash:  # known names first, before any work
+                raise safe_paths.UnsafePathError(
+                    f"--out {out} holds {', '.join(clash)}, which medmat did not write; move them out of it and run again")
+            # Configs that are not rebuilt stay; their files are linked into the staging folder so that
+            # the card and the Croissant file describe the whole export (only files medmat wrote).
             for name in old_report.get("configs", {}):
                 if name not in names and (out / name).is_dir():
-                    _link_tree(out / name, staging / name)
+                    _link_owned(out, staging, name, ours)
                     report["configs"][name] = old_report["configs"][name]
             for name in tqdm(names, desc="building", unit="config", disable=not progress):
                 if not present[name]:
@@ -197,7 +216,8 @@ def build(
             report["configs"] = dict(sorted(report["configs"].items()))
             (staging / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
             cards.write_export_metadata(staging, registry, report)
-            _swap_in(staging, out, work)
+            # Replace medmat's previous files; remove those it wrote that this build no longer has.
+            owned.commit(staging, remove=ours)
         finally:
             shutdown_pools()
             shutil.rmtree(work, ignore_errors=True)
@@ -226,35 +246,17 @@ def _read_report(out: Path) -> dict:
         return {}
 
 
-def _link_tree(src: Path, dst: Path) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in sorted(src.iterdir()):
-        if f.is_file():
-            try:
-                os.link(f, dst / f.name)
-            except OSError:
-                shutil.copy2(f, dst / f.name)
-
-
-def _recover_interrupted(out: Path) -> None:
-    """Undo what a build killed mid-way left: restore a moved-away output, delete temp folders."""
-    for tmp in sorted(out.parent.glob(f".{out.name}.tmp-*")):
-        previous = tmp / "previous"
-        if not out.exists() and previous.is_dir():
-            os.replace(previous, out)
-            logger.warning("restored %s from an interrupted build", out)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _swap_in(staging: Path, out: Path, work: Path) -> None:
-    """Replace ``out`` with ``staging`` using renames only (the old output survives until the end)."""
-    if out.exists():
-        trash = work / "previous"
-        os.replace(out, trash)
+def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> None:
+    """Hard-link (or copy) the files medmat wrote under ``out/name`` into ``staging/name``."""
+    prefix = name + "/"
+    for rel in sorted(ours):
+        if not rel.startswith(prefix):
+            continue
+        src, dst = out / rel, staging / rel
+        if not src.is_file() or src.is_symlink():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.replace(staging, out)
-        except BaseException:
-            os.replace(trash, out)
-            raise
-    else:
-        os.replace(staging, out)
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)

@@ -9,10 +9,20 @@ For each ``Source.downloads`` entry (``url``, ``filename``, ``sha256`` and/or ``
    :class:`FetchError` naming the source, the algorithm and both values; only a verified file is
    renamed (atomic ``os.replace``) to its final name, so no corrupt file is ever left where it could be used;
 3. ``extract: true``: unpack the zip or tar into ``RAW/<folder>/`` after checking *every* member
-   first: absolute paths, ``..``, drive letters, links whose target leaves the folder, device files,
-   FIFOs and sockets are refused, and nothing is written when one member is unsafe. Members are
-   unpacked into a temporary folder and then moved in; permissions and owners from the archive are
-   ignored. ``extract: false``: the verified file is moved to ``RAW/<folder>/<filename>``.
+   first: absolute paths, ``..``, drive letters, device files, FIFOs and sockets are refused; every
+   symlink target is resolved through the archive's own links (and links already in the folder) and
+   refused when it is absolute, climbs above the folder at any step (``s -> .`` plus
+   ``p -> s/s/../../x``), or loops; no member may be written through a link; a hard link must name a
+   file of the archive (it becomes a copy). An archive over :class:`ExtractLimits` (total unpacked
+   bytes, member count, unpacked/packed ratio) is refused as a likely bomb, and a corrupt or truncated
+   one gives a :class:`FetchError` naming it. Nothing is written when one member is unsafe. Members
+   are unpacked into ``RAW/<folder>/.medmat/tmp-*`` and then moved in; permissions and owners from
+   the archive are ignored. ``extract: false``: the verified file is moved to ``RAW/<folder>/<filename>``.
+
+``RAW/<folder>/`` must be new, empty or a folder ``medmat fetch`` unpacked before (its marker
+``.medmat/owner.json`` lists the files medmat put there); anything else is refused before any
+download (:mod:`medmat_builder.safe_paths`). A file in it that medmat did not put there is never
+replaced or removed: unpacking that would do so is refused, naming the file.
 
 A download without any pinned checksum is refused unless ``allow_unpinned=True`` (the hashes are
 then printed so that a maintainer can pin them). Sources without downloads (login, application,
@@ -23,11 +33,12 @@ by hand is checked against whatever the registry pins with :func:`check_files`
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import json
+import lzma
 import os
-import posixpath
 import shutil
 import socket
 import stat
@@ -35,12 +46,13 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from medmat_builder import __version__
+from medmat_builder import __version__, safe_paths
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Download, Source
@@ -211,6 +223,28 @@ def _content_range_start(value: str | None) -> int | None:
 
 
 # --------------------------------------------------------------------------- safe extraction
+@dataclass(frozen=True)
+class ExtractLimits:
+    """What one archive may unpack to; an archive over a limit is refused before anything is written.
+
+    ``max_ratio`` (unpacked bytes / archive bytes) applies once the unpacked size passes
+    ``ratio_floor`` (small archives of text compress well and are harmless). Raise them with
+    ``medmat fetch --max-unpacked-gb / --max-members / --max-ratio``.
+    """
+
+    max_bytes: int = 256 * 2**30
+    max_members: int = 2_000_000
+    max_ratio: float = 200.0
+    ratio_floor: int = 100 * 2**20
+
+
+MAX_LINK_DEPTH = 40
+#: First bytes of zip, gzip, bzip2 and xz files: such a file that cannot be read is damaged, not a non-archive.
+ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error,
+                   lzma.LZMAError, gzip.BadGzipFile, NotImplementedError)
+
+
 def _clean_member_name(name: str, archive: str) -> str:
     """Validate an archive member name and return it as a normalised relative POSIX path."""
     raw = name.replace("\\", "/")
@@ -221,16 +255,9 @@ def _clean_member_name(name: str, archive: str) -> str:
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise FetchError(f"{archive}: refusing member {name!r}: '..' leaves the extraction folder")
+    if parts and parts[0] == STATE_DIR:
+        raise FetchError(f"{archive}: refusing member {name!r}: {STATE_DIR}/ is medmat's own folder")
     return "/".join(parts)
-
-
-def _link_stays_inside(member: str, target: str) -> bool:
-    """True when a symlink at ``member`` pointing at ``target`` resolves inside the folder (lexically)."""
-    target = target.replace("\\", "/")
-    if not target or target.startswith("/") or (len(target) >= 2 and target[1] == ":"):
-        return False
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(member), target))
-    return not (joined == ".." or joined.startswith("../"))
 
 
 @dataclass
@@ -255,9 +282,9 @@ def _plan_zip(zf: zipfile.ZipFile, archive: str) -> list[_Member]:
         if info.is_dir() or ftype == stat.S_IFDIR:
             plan.append(_Member(name, "dir"))
         elif ftype == stat.S_IFLNK:
+            if info.file_size > 4096:
+                raise FetchError(f"{archive}: refusing symlink {info.filename!r}: its target is {info.file_size} bytes long")
             target = zf.read(info).decode("utf-8", "replace")
-            if not _link_stays_inside(name, target):
-                raise FetchError(f"{archive}: refusing symlink {info.filename!r} -> {target!r}: it leaves the folder")
             plan.append(_Member(name, "symlink", target=target))
         else:
             plan.append(_Member(name, "file", size=info.file_size, ref=info))
@@ -275,8 +302,6 @@ def _plan_tar(tf: tarfile.TarFile, archive: str) -> list[_Member]:
         if m.isdir():
             plan.append(_Member(name, "dir"))
         elif m.issym():
-            if not _link_stays_inside(name, m.linkname):
-                raise FetchError(f"{archive}: refusing symlink {m.name!r} -> {m.linkname!r}: it leaves the folder")
             plan.append(_Member(name, "symlink", target=m.linkname))
         elif m.islnk():
             try:
@@ -289,47 +314,181 @@ def _plan_tar(tf: tarfile.TarFile, archive: str) -> list[_Member]:
     return plan
 
 
-def _inside(root_real: str, path: Path) -> bool:
-    real = os.path.realpath(path)
-    return real == root_real or real.startswith(root_real + os.sep)
+def _final_plan(plan: list[_Member], label: str) -> list[_Member]:
+    """One entry per path (a later member replaces an earlier one, as tar does); kinds must agree."""
+    by_name: dict[str, _Member] = {}
+    for m in plan:
+        old = by_name.get(m.name)
+        if old is not None and (old.kind == "dir") != (m.kind == "dir"):
+            raise FetchError(f"{label}: refusing member {m.name!r}: the archive holds it both as a folder and as a file")
+        by_name[m.name] = m
+    for name, m in by_name.items():
+        for parent in _parents(name):
+            p = by_name.get(parent)
+            if p is None or p.kind == "dir":
+                continue
+            if p.kind == "symlink":
+                raise FetchError(f"{label}: refusing member {name!r}: it would be written through the link {parent!r}")
+            raise FetchError(f"{label}: refusing member {name!r}: {parent!r} is a file in the archive")
+    return [by_name[n] for n in sorted(by_name)]
 
 
-def safe_extract(archive: Path, dest: Path, *, label: str | None = None) -> list[str]:
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _check_links(plan: list[_Member], dest: Path, label: str) -> None:
+    """Resolve every link target through the archive's own links (and links already in ``dest``).
+
+    A target is refused when it is absolute, when any step of its resolution climbs above the
+    extraction folder (``s -> .`` plus ``p -> s/s/../../x`` included), or when links loop. A hard
+    link must name a regular file of the archive.
+    """
+    members = {m.name: m for m in plan}
+    links = {m.name: m.target for m in plan if m.kind == "symlink"}
+
+    def link_at(path: str) -> str | None:
+        if path in links:
+            return links[path]
+        if path in members:
+            return None
+        on_disk = dest / path
+        return os.readlink(on_disk) if os.path.islink(on_disk) else None
+
+    def resolve(base: list[str], target: str, depth: int, name: str) -> list[str]:
+        if depth > MAX_LINK_DEPTH:
+            raise FetchError(f"{label}: refusing symlink {name!r}: its links loop")
+        t = target.replace("\\", "/")
+        if not t or t.startswith("/") or (len(t) >= 2 and t[1] == ":"):
+            raise FetchError(f"{label}: refusing symlink {name!r} -> {target!r}: it leaves the folder (absolute)")
+        parts = list(base)
+        for comp in t.split("/"):
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if not parts:
+                    raise FetchError(f"{label}: refusing symlink {name!r} -> {links.get(name, target)!r}: it leaves the folder")
+                parts.pop()
+                continue
+            parts.append(comp)
+            hop = link_at("/".join(parts))
+            if hop is not None:
+                parts = resolve(parts[:-1], hop, depth + 1, name)
+        return parts
+
+    for m in plan:
+        if m.kind == "symlink":
+            resolve(m.name.split("/")[:-1], m.target, 0, m.name)
+        elif m.kind == "hardlink":
+            target = members.get(m.target)
+            if target is None or target.kind != "file":
+                raise FetchError(f"{label}: refusing hard link {m.name!r} -> {m.target!r}: it names no file of the archive")
+
+
+def _check_limits(plan: list[_Member], archive: Path, limits: ExtractLimits, label: str) -> None:
+    sizes = {m.name: m.size for m in plan if m.kind == "file"}
+    total = sum(sizes.values()) + sum(sizes.get(m.target, 0) for m in plan if m.kind == "hardlink")
+    packed = max(archive.stat().st_size, 1)
+    raise_it = "; if this archive is genuine, raise the limit with `medmat fetch {flag}`"
+    if len(plan) > limits.max_members:
+        raise FetchError(f"{label}: refusing archive: {len(plan):,} members, more than the limit of "
+                         f"{limits.max_members:,}" + raise_it.format(flag="--max-members N"))
+    if total > limits.max_bytes:
+        raise FetchError(f"{label}: refusing archive: it unpacks to {total:,} bytes, more than the limit of "
+                         f"{limits.max_bytes:,}" + raise_it.format(flag="--max-unpacked-gb N"))
+    if total > limits.ratio_floor and total / packed > limits.max_ratio:
+        raise FetchError(f"{label}: refusing archive: {packed:,} bytes unpack to {total:,} ({total / packed:,.0f} times "
+                         f"as much; limit {limits.max_ratio:g}), the mark of a decompression bomb"
+                         + raise_it.format(flag="--max-ratio R"))
+
+
+def safe_extract(archive: Path, dest: Path, *, label: str | None = None,
+                 limits: ExtractLimits | None = None) -> list[str]:
     """Unpack a zip or tar archive into ``dest`` after checking every member; return member paths.
 
-    Raises :class:`FetchError` (and writes nothing) when any member is unsafe, when the archive is
-    neither zip nor tar, or when the disk cannot hold the unpacked files.
+    ``dest`` must be new, empty or a folder medmat unpacked before (:mod:`medmat_builder.safe_paths`).
+    Raises :class:`FetchError` (and writes nothing into ``dest``) when any member is unsafe, when the
+    archive is over a limit (``limits``), neither zip nor tar, corrupt or cut short, when it would
+    replace a file medmat did not write, or when the disk cannot hold the unpacked files.
     """
     archive = Path(archive)
     label = label or archive.name
-    if zipfile.is_zipfile(archive):
-        opener = "zip"
-    elif tarfile.is_tarfile(archive):
-        opener = "tar"
-    else:
-        raise FetchError(f"{label}: not a zip or tar archive; set `extract: false` for it in sources.yaml")
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / STATE_DIR / "tmp" / f"{dest.name}-{archive.name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    limits = limits or ExtractLimits()
     try:
-        if opener == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                plan = _plan_zip(zf, label)
-                _check_space(plan, tmp, label)
-                _materialise(plan, tmp, lambda m: zf.open(m.ref), label)
+        dest = safe_paths.check_output_dir(dest, "source", label="unpack folder")
+    except safe_paths.UnsafePathError as exc:
+        raise FetchError(f"{label}: {exc}") from None
+    try:
+        if zipfile.is_zipfile(archive):
+            return _extract(archive, dest, label, limits, "zip")
+        if tarfile.is_tarfile(archive):
+            return _extract(archive, dest, label, limits, "tar")
+    except _ARCHIVE_ERRORS as exc:
+        raise FetchError(_corrupt(label, archive, f"{type(exc).__name__}: {exc}")) from None
+    with open(archive, "rb") as fh:
+        head = fh.read(6)
+    if head.startswith(ARCHIVE_MAGIC):
+        raise FetchError(_corrupt(label, archive, "no readable member list"))
+    raise FetchError(f"{label}: not a zip or tar archive; set `extract: false` for it in sources.yaml")
+
+
+def _corrupt(label: str, archive: Path, why: str) -> str:
+    return f"{label}: archive {archive} is corrupt or cut short ({why}); delete it and run `medmat fetch` again"
+
+
+def _extract(archive: Path, dest: Path, label: str, limits: ExtractLimits, kind: str) -> list[str]:
+    with (zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive)) as handle:
+        if kind == "zip":
+            plan = _final_plan(_plan_zip(handle, label), label)
+            opener = lambda m: handle.open(m.ref)  # noqa: E731
         else:
-            with tarfile.open(archive) as tf:
-                plan = _plan_tar(tf, label)
-                _check_space(plan, tmp, label)
-                _materialise(plan, tmp, lambda m: tf.extractfile(m.ref), label)
-        dest.mkdir(parents=True, exist_ok=True)
-        _merge(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            plan = _final_plan(_plan_tar(handle, label), label)
+            opener = lambda m: handle.extractfile(m.ref)  # noqa: E731
+        _check_limits(plan, archive, limits, label)
+        _check_links(plan, dest, label)
+        created = dest
+        while not created.parent.exists():  # the highest folder this call creates
+            created = created.parent
+        created = None if dest.exists() else created
+        owned = safe_paths.claim(dest, "source", label="unpack folder")
+        try:
+            with owned.lock(f"another medmat fetch is unpacking into {dest}"):
+                work = owned.scratch("tmp-")
+                try:
+                    _check_space(plan, work, label)
+                    _materialise(plan, work, opener, label)
+                    owned.commit(work)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+        except safe_paths.UnsafePathError as exc:
+            _undo_claim(dest, created)
+            raise FetchError(f"{label}: {exc}") from None
+        except safe_paths.FolderBusyError as exc:
+            raise FetchError(f"{label}: {exc}") from None
+        except BaseException:
+            _undo_claim(dest, created)
+            raise
+    tree = safe_paths.RawTree(dest)
+    for m in plan:  # backstop: where the links lead now that they are in place
+        if m.kind == "symlink" and tree.escape(m.name) is not None:
+            (dest / m.name).unlink()
+            raise FetchError(f"{label}: refusing symlink {m.name!r} -> {m.target!r}: it leaves the folder")
     return [m.name for m in plan]
+
+
+def _undo_claim(dest: Path, created: Path | None) -> None:
+    """After a failure, remove the folders this call created (``dest`` holds nothing but medmat's state)."""
+    if created is None or not all(e == STATE_DIR for e in os.listdir(dest)):
+        return
+    shutil.rmtree(dest, ignore_errors=True)
+    for parent in dest.parents:
+        if parent == created.parent:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 def _check_space(plan: list[_Member], where: Path, label: str) -> None:
@@ -340,58 +499,32 @@ def _check_space(plan: list[_Member], where: Path, label: str) -> None:
 
 
 def _materialise(plan: list[_Member], root: Path, open_member, label: str) -> None:
-    root_real = os.path.realpath(root)
-    for m in sorted(plan, key=lambda m: (m.kind in ("symlink", "hardlink"), m.name)):
+    order = {"dir": 0, "file": 1, "hardlink": 2, "symlink": 3}
+    for m in sorted(plan, key=lambda m: (order[m.kind], m.name)):
         try:
-            _materialise_one(m, root, root_real, open_member, label)
+            _materialise_one(m, root, open_member, label)
         except OSError as exc:
             raise FetchError(f"{label}: cannot unpack member {m.name!r}: {exc.strerror or exc}") from None
 
 
-def _materialise_one(m: _Member, root: Path, root_real: str, open_member, label: str) -> None:
-    """Write one planned member under ``root``, re-checking that nothing goes through a link."""
+def _materialise_one(m: _Member, root: Path, open_member, label: str) -> None:
+    """Write one checked member under ``root`` (a fresh scratch folder: no member lies under a link)."""
     path = root / m.name
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not _inside(root_real, path.parent) or path.is_symlink():
-        raise FetchError(f"{label}: refusing member {m.name!r}: it would be written through a link")
     if m.kind == "dir":
         path.mkdir(exist_ok=True)
     elif m.kind == "file":
         src = open_member(m)
         if src is None:
             raise FetchError(f"{label}: member {m.name!r} cannot be read")
-        with src, open(path, "wb") as out:
+        with src, open(path, "xb") as out:
             shutil.copyfileobj(src, out, CHUNK)
         os.chmod(path, 0o644)
     elif m.kind == "symlink":
-        if path.exists():
-            raise FetchError(f"{label}: refusing symlink {m.name!r}: another member already uses that path")
         os.symlink(m.target, path)
-        if not _inside(root_real, path):
-            path.unlink()
-            raise FetchError(f"{label}: refusing symlink {m.name!r} -> {m.target!r}: it leaves the folder")
-    else:  # hardlink: copy the already unpacked target (no link to anything outside)
-        source = root / m.target
-        if path.exists():
-            raise FetchError(f"{label}: refusing hard link {m.name!r}: another member already uses that path")
-        if not source.is_file() or not _inside(root_real, source):
-            raise FetchError(f"{label}: hard link {m.name!r} -> {m.target!r} points at no unpacked file")
-        shutil.copyfile(source, path)
+    else:  # hardlink: a copy of the unpacked file (no link to anything outside)
+        shutil.copyfile(root / m.target, path)
         os.chmod(path, 0o644)
-
-
-def _merge(src: Path, dest: Path) -> None:
-    """Move the unpacked tree into ``dest``, merging folders that already exist."""
-    for entry in sorted(os.listdir(src)):
-        s, d = src / entry, dest / entry
-        if s.is_dir() and not s.is_symlink() and d.is_dir() and not d.is_symlink():
-            _merge(s, d)
-        else:
-            if d.is_dir() and not d.is_symlink():
-                shutil.rmtree(d)
-            elif d.exists() or d.is_symlink():
-                d.unlink()
-            os.replace(s, d)
 
 
 # --------------------------------------------------------------------------- per source
@@ -408,6 +541,12 @@ def _done_marker(data_dir: Path, source: "Source", dl: "Download") -> Path:
     return data_dir / STATE_DIR / "done" / source.key / f"{dl.filename}.json"
 
 
+def check_unpack_folder(source: "Source", data_dir: Path | str) -> Path:
+    """The source's folder under ``data_dir``, if medmat may write into it (new, empty, or unpacked by
+    ``medmat fetch``); else :class:`~medmat_builder.safe_paths.UnsafePathError`."""
+    return safe_paths.check_output_dir(Path(data_dir) / source.folder, "source", label=f"{source.key}: folder")
+
+
 def fetch_source(
     source: "Source",
     data_dir: Path | str,
@@ -416,11 +555,20 @@ def fetch_source(
     retries: int = 3,
     timeout: float = 60.0,
     log: Log = print,
+    limits: ExtractLimits | None = None,
 ) -> FetchResult:
-    """Fetch, verify and unpack every download of one source into ``data_dir/<folder>``."""
+    """Fetch, verify and unpack every download of one source into ``data_dir/<folder>``.
+
+    The folder must be new, empty or one ``medmat fetch`` unpacked before; anything else raises
+    :class:`FetchError` before any download.
+    """
     data_dir = Path(data_dir)
     if not source.downloads:
         return FetchResult(source.key, "manual", message=obtain_steps(source, data_dir))
+    try:
+        check_unpack_folder(source, data_dir)
+    except safe_paths.UnsafePathError as exc:
+        raise FetchError(str(exc)) from None
     files: list[Path] = []
     fetched_any = False
     for dl in source.downloads:
@@ -440,10 +588,12 @@ def fetch_source(
         if marker.exists() and _marker_matches(marker, dl) and target.exists() and (data_dir / source.folder).is_dir():
             files.append(target)
             continue
-        if target.exists() and (not expected or mismatches(file_hashes(target), expected)):
+        stale = target.exists() and (not expected or mismatches(file_hashes(target), expected))
+        if stale:
             log(f"{source.key}: {name}: existing copy does not match the pinned checksum; downloading again")
-            target.unlink()
-        if not target.exists():
+            if dl.extract:
+                target.unlink()  # medmat's own cache; a placed file is replaced only if medmat put it there
+        if stale or not target.exists():
             tmp_dest = cached if dl.extract else cached.with_name(name + ".verified")
             log(f"{source.key}: downloading {dl.url}")
             download(dl.url, tmp_dest, sha256=dl.sha256, md5=dl.md5, source=source.key, retries=retries,
@@ -452,17 +602,31 @@ def fetch_source(
                 got = file_hashes(tmp_dest)
                 log(f"{source.key}: {name}: sha256 {got['sha256']} md5 {got['md5']} (not pinned; add one to sources.yaml)")
             if not dl.extract:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp_dest, final)
+                _place_file(tmp_dest, data_dir / source.folder, name, label=f"{source.key}: {name}")
             fetched_any = True
         if dl.extract:
             log(f"{source.key}: unpacking {name} into {data_dir / source.folder}/")
-            members = safe_extract(cached, data_dir / source.folder, label=f"{source.key}: {name}")
+            members = safe_extract(cached, data_dir / source.folder, label=f"{source.key}: {name}", limits=limits)
             log(f"{source.key}: {len(members)} entries unpacked")
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"url": dl.url, **(expected or file_hashes(target))}, sort_keys=True))
         files.append(target)
     return FetchResult(source.key, "fetched" if fetched_any else "present", files)
+
+
+def _place_file(src: Path, folder: Path, name: str, label: str) -> None:
+    """Move a verified download into ``folder`` (replacing only a file medmat put there)."""
+    try:
+        owned = safe_paths.claim(folder, "source", label="folder")
+        with owned.lock(f"another medmat fetch is writing into {folder}"):
+            work = owned.scratch("tmp-")
+            try:
+                shutil.move(str(src), str(work / name))  # the folder may be on another disk
+                owned.commit(work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except (safe_paths.UnsafePathError, safe_paths.FolderBusyError) as exc:
+        raise FetchError(f"{label}: {exc}") from None
 
 
 def _marker_matches(marker: Path, dl: "Download") -> bool:

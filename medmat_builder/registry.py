@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medmat_builder.layouts import Layout, PathPattern
+from medmat_builder.layouts.base import RelativePattern
 
 DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
 
@@ -25,6 +26,10 @@ SubsetKind = Literal["single-label", "multi-label", "detection", "segmentation"]
 Access = Literal["open", "registration", "restricted"]
 SUBSET_NAME = re.compile(r"^subset_\d{2}$")
 SOURCE_KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+#: A folder under the data dir: relative names of letters, digits, ``_ . -`` (no segment starts with a dot,
+#: so no ``..`` and no ``.medmat``).
+DATA_DIR = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 
 
 class RegistryError(ValueError):
@@ -52,7 +57,7 @@ Fact = Literal["homepage", "license", "access", "layout", "labels", "split", "gr
 class GroupTable(_Strict):
     """A side table that names the subject of each image (e.g. ISIC 2018's lesion groupings CSV)."""
 
-    path: str = Field(description="Path pattern of the table, relative to the source folder.")
+    path: RelativePattern = Field(description="Path pattern of the table, relative to the source folder.")
     id_column: str = Field(description="Column naming the image (matched like a table layout's id).")
     group_column: str = Field(description="Column naming the subject (patient, lesion, study ...).")
     sep: str | None = Field(default=None, description="Field separator (default from the extension).")
@@ -68,7 +73,7 @@ class Groups(_Strict):
 
     column: str | None = None
     table: GroupTable | None = None
-    path: list[str] = Field(default_factory=list)
+    path: list[RelativePattern] = Field(default_factory=list)
     none: str | None = Field(default=None, min_length=3)
 
     @model_validator(mode="after")
@@ -90,6 +95,20 @@ class Download(_Strict):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     md5: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="As published by Zenodo, figshare, Mendeley.")
     extract: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(f"url {v!r} is not an http(s) URL")
+        return v
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_file_name(cls, v: str) -> str:
+        if not FILE_NAME.match(v):
+            raise ValueError(f"filename {v!r} must be a plain file name (letters, digits, _ . + -; no '/', no '..')")
+        return v
 
 
 class Source(_Strict):
@@ -167,6 +186,15 @@ class Source(_Strict):
         if key in self._label_index:
             return True, self._label_index[key]
         return False, None
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_stays_inside(cls, v: str | None) -> str | None:
+        if v is not None and not DATA_DIR.match(v):
+            raise ValueError(
+                f"data_dir {v!r} must be a folder relative to the data dir (letters, digits, _ . -, folders "
+                "separated by '/'; no leading '/', no '..', no segment starting with '.')"
+            )
+        return v
 
     @field_validator("key")
     @classmethod
@@ -248,7 +276,7 @@ class Subset(_Strict):
 class Registry(_Strict):
     """The whole registry: every subset and every source, cross-checked."""
 
-    version: int = 1
+    version: int = Field(default=1, ge=1, le=1)
     subsets: list[Subset]
     sources: list[Source]
 

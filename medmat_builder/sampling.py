@@ -32,9 +32,10 @@ import numpy as np
 from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE, ImageError, image_id, load_image
 from medmat_builder.boxes import MASK_SEPARATOR
 from medmat_builder.file_ledger import account_files
-from medmat_builder.layouts.base import Box, RawRecord
+from medmat_builder.layouts.base import Box, FileIndex, RawRecord
 from medmat_builder.registry import Source, Subset
-from medmat_builder.report import ConfigReport
+from medmat_builder.report import ConfigReport, safe_ref
+from medmat_builder.safe_paths import RawTree
 
 TRAIN_CAP = 3000
 TEST_FRACTION = 0.1
@@ -285,6 +286,25 @@ class _SeenImages:
         self.n += 1
 
 
+def folder_links_out(root: Path) -> list[str]:
+    """Links to folders under ``root`` that lead outside it (``link -> target``); never followed."""
+    if not root.is_dir():
+        return []
+    tree = RawTree(root)
+    index = FileIndex(root)
+    index.all_files  # the walk fills folder_links
+    return [f"{link} -> {tree.escape(link)}" for link in index.folder_links if tree.escape(link) is not None]
+
+
+def _outside_link(tree: RawTree, rec: RawRecord) -> str | None:
+    """Why a record must not be read: its image or a mask is a link leading out of the source folder."""
+    for rel in (rec.image, *(rec.mask.split(MASK_SEPARATOR) if rec.mask else ())):
+        target = tree.escape(rel)
+        if target is not None:
+            return f"{rel} is a link to {target}, outside the source folder"
+    return None
+
+
 # --------------------------------------------------------------------------- the selection
 @dataclass
 class Selection:
@@ -313,6 +333,7 @@ def select_subset(
         ledger = report.ledger(source.key)
         src_unknown: dict[str, list[str]] = {}
         claimed: set[str] = set()
+        tree = RawTree(root)
         for rec in scan(source, root):
             ledger.raw += 1
             claimed.add(rec.image)
@@ -320,6 +341,10 @@ def select_subset(
                 claimed.update(rec.mask.split(MASK_SEPARATOR))
             if rec.drop_reason:
                 ledger.drop(rec.drop_reason, rec.ref, rec.detail)
+                continue
+            outside = _outside_link(tree, rec)
+            if outside:
+                ledger.drop("outside_link", rec.ref, outside)
                 continue
             labels, reason = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
             if reason:
@@ -331,6 +356,12 @@ def select_subset(
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
         report.warnings += account_files(source, root, claimed, ledger, (siblings or {}).get(source.key, ()))
+        links_out = folder_links_out(root)
+        if links_out:
+            report.warnings.append(
+                f"source {source.key}: {len(links_out)} links to folders outside its folder are not followed "
+                f"(e.g. {safe_ref(links_out[0])}); nothing under them is read"
+            )
     if unknown and not settings.lenient:
         lines = [
             f"  source {src}: raw label {lab!r} ({len(refs)} records, e.g. {refs[0]})"

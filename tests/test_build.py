@@ -25,10 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def digest_tree(root: Path) -> dict[str, str]:
+    """The export's files (not medmat's own marker, lock and scratch space under .medmat/)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and ".medmat" not in p.relative_to(root).parts
     }
 
 
@@ -215,7 +216,7 @@ def test_killed_build_leaves_previous_output_and_rerun_completes(tmp_path, mini_
     for delay in (0.05, 0.6, 1.5):
         proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
         deadline = time.time() + 60
-        while time.time() < deadline and not list(tmp_path.glob(".out.tmp-*")) and proc.poll() is None:
+        while time.time() < deadline and not list(out.glob(".medmat/staging-*")) and proc.poll() is None:
             time.sleep(0.01)
         time.sleep(delay)
         if proc.poll() is None:
@@ -226,7 +227,7 @@ def test_killed_build_leaves_previous_output_and_rerun_completes(tmp_path, mini_
     assert killed_at, "the build finished before it could be killed"
     build(None, mini_raw, out, registry=mini_registry)
     assert digest_tree(out) == before
-    assert not list(tmp_path.glob(".out.tmp-*"))
+    assert not list(out.glob(".medmat/staging-*")) and sorted(os.listdir(tmp_path)) == ["out"]
 
 
 def test_cli_demo_build_on_mini_registry(tmp_path):

@@ -384,6 +384,26 @@ def apply_global_batch_size(script_args: MedmatScriptArguments, training_args: S
         training_args.hf_deepspeed_config.trainer_config_process(training_args)
 
 
+def claim_output_dir(script_args: MedmatScriptArguments, training_args: SFTConfig) -> None:
+    """Refuse an ``--output_dir`` medmat may not write into (exit 2); else mark it as a training folder.
+
+    It must be new, empty or an earlier training output (see ``medmat_builder.safe_paths``), so the
+    Trainer's checkpoint rotation can only ever delete checkpoints of its own.
+    """
+    from medmat_builder.safe_paths import UnsafePathError, check_output_dir, claim
+
+    keep_clear = [("the dataset", script_args.dataset_name)] if script_args.dataset_name and \
+        Path(script_args.dataset_name).exists() else []
+    try:  # every process checks before any writes, so all of them stop together
+        check_output_dir(training_args.output_dir, "training", label="--output_dir", keep_clear=keep_clear)
+    except UnsafePathError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    with training_args.main_process_first(desc="claim --output_dir", local=False):
+        if training_args.process_index == 0:
+            claim(training_args.output_dir, "training", label="--output_dir", keep_clear=keep_clear)
+
+
 def freeze_vision(model) -> int:
     """Freeze the vision encoder's parameters; returns how many tensors were frozen."""
     frozen = 0
@@ -406,6 +426,7 @@ def main(script_args: MedmatScriptArguments, training_args: SFTConfig, model_arg
     logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING)
     if not model_args.model_name_or_path:
         raise SystemExit("Pass --model_name_or_path (a Hub id or a folder), or use a recipe: --config FILE.yaml.")
+    claim_output_dir(script_args, training_args)
     ensure_tiny_model(script_args, model_args, training_args)
     apply_global_batch_size(script_args, training_args)
     if training_args.completion_only_loss is None:

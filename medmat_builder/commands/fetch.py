@@ -1,8 +1,12 @@
 """``medmat fetch [KEY ...] --data-dir RAW``: download, verify and unpack the openly downloadable sources.
 
 Sources that need a login, an application or a manual download get their steps printed instead.
+Each source is unpacked into RAW/<key>/, which must be new, empty or a folder that `medmat fetch`
+unpacked before; anything else is refused before any download. Archives over the unpack limits
+(likely decompression bombs) are refused; raise the limits with the flags below for a genuine one.
+
 Exit status: 0 when every requested download is in place, 1 when one failed (the message says why
-and what to do), 2 for an unknown key or subset or an invalid registry.
+and what to do), 2 for an unknown key or subset, a refused folder or an invalid registry.
 
 ``medmat fetch [KEY ...] --check FILE ...`` checks archives downloaded by hand against the
 checksums the registry pins (sha256 and/or md5), matching each file to a download by name or by
@@ -15,8 +19,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medmat_builder.fetch import FetchError, check_files, fetch_source
+from medmat_builder.fetch import ExtractLimits, FetchError, check_files, check_unpack_folder, fetch_source
 from medmat_builder.registry import load_registry
+from medmat_builder.safe_paths import UnsafePathError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +42,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="download files with no pinned sha256 or md5 in the registry (the hashes are printed)")
     p.add_argument("--retries", type=int, default=3, help="resumed attempts after a dropped connection")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    d = ExtractLimits()
+    p.add_argument("--max-unpacked-gb", type=float, default=d.max_bytes / 2**30, metavar="GB",
+                   help=f"refuse an archive that unpacks to more than this (default: {d.max_bytes / 2**30:g} GiB)")
+    p.add_argument("--max-members", type=int, default=d.max_members, metavar="N",
+                   help=f"refuse an archive with more entries than this (default: {d.max_members:,})")
+    p.add_argument("--max-ratio", type=float, default=d.max_ratio, metavar="R",
+                   help=f"refuse an archive that unpacks to more than R times its size, once past "
+                        f"{d.ratio_floor // 2**20} MiB (default: {d.max_ratio:g})")
     p.set_defaults(func=run)
 
 
@@ -58,12 +71,24 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is None:
         print("give --data-dir RAW (the folder that holds RAW/<key>/), or --check FILE ... to check archives")
         return 2
+    refused = []
+    for src in sources:  # every folder rule before any download
+        if src.downloads:
+            try:
+                check_unpack_folder(src, args.data_dir)
+            except UnsafePathError as exc:
+                refused.append(f"error: {exc}")
+    if refused:
+        print("\n".join(refused))
+        return 2
+    limits = ExtractLimits(max_bytes=int(args.max_unpacked_gb * 2**30), max_members=args.max_members,
+                           max_ratio=args.max_ratio)
 
     manual, failed, ok = [], [], []
     for src in sources:
         try:
             result = fetch_source(src, args.data_dir, allow_unpinned=args.allow_unpinned,
-                                  retries=args.retries, timeout=args.timeout, log=print)
+                                  retries=args.retries, timeout=args.timeout, log=print, limits=limits)
         except FetchError as exc:
             print(f"error: {exc}")
             failed.append(src.key)

@@ -45,9 +45,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from medmat_builder.safe_paths import UnsafePathError, relative_path_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -55,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Split = Literal["train", "test"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom", ".gif", ".webp", ".pgm", ".ppm")
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
-JUNK_DIRS = {"__macosx", ".git", ".ipynb_checkpoints"}
+JUNK_DIRS = {"__macosx", ".git", ".ipynb_checkpoints", ".medmat"}  # .medmat: medmat's own marker and scratch
 #: Raw split names that mean "validation" (any case); they go to ``train`` unless ``split_map`` says otherwise.
 VALIDATION_SPLITS = ("val", "valid", "validation", "dev")
 #: Files hashed per folder to confirm that two folders with the same names and sizes are copies.
@@ -123,6 +125,27 @@ class FakeSample:
     height: int
     mask: bytes | None = None
     boxes: tuple[Box, ...] = ()
+
+
+def _relative_pattern(v: str) -> str:
+    problem = relative_path_problem(v, pattern=True)
+    if problem:
+        raise ValueError(f"path pattern {v!r} {problem}")
+    return v
+
+
+def _path_segment(v: str) -> str:
+    if not v or "/" in v or "\\" in v or "\x00" in v or v in (".", ".."):
+        raise ValueError(f"{v!r} must be a plain name (no '/', no '..'): it becomes part of file paths")
+    return v
+
+
+#: A path pattern relative to the source folder that cannot leave it (no leading '/', no '..').
+RelativePattern = Annotated[str, AfterValidator(_relative_pattern)]
+#: A pixel count (image width or height) that an image can really have.
+PixelCount = Annotated[int, Field(ge=1, le=65_535)]
+#: A name that is used as one folder or file name (a raw split name, an id template).
+PathSegment = Annotated[str, AfterValidator(_path_segment)]
 
 
 _TRAILING_EXT = re.compile(r"\.([A-Za-z0-9]+)$")
@@ -213,7 +236,11 @@ class PathPattern:
             path = path[:-2]
         path = re.sub(r"\{([^}]*)\}", sub, path)
         folder, slash, name = path.rpartition("/")
-        return folder.replace("*", dir_star) + slash + name.replace("*", star)
+        filled = folder.replace("*", dir_star) + slash + name.replace("*", star)
+        problem = relative_path_problem(filled)
+        if problem:  # a value from the registry (a raw label, a split name) would leave the folder
+            raise UnsafePathError(f"pattern {self.pattern!r} filled with {values} gives {filled!r}, which {problem}")
+        return filled
 
     def __repr__(self) -> str:
         return f"PathPattern({self.pattern!r})"
@@ -266,6 +293,9 @@ def declared_first(paths: list[str], extension: str | None) -> list[str]:
 class FileIndex:
     """All files below a source folder, walked once, sorted, junk removed, nested copies set aside.
 
+    Links to folders are not followed (``folder_links`` lists them); links to files are listed like
+    files, and the build checks where they lead before opening anything (see ``outside_link``).
+
     ``files`` are the files layouts read; ``copies`` maps each file of a second copy of a folder
     (same folder name, same file names and sizes, same bytes in a sample) to its twin in the copy
     that is kept. ``prefer`` (the layout's own patterns) decides which copy is kept: the one whose
@@ -275,6 +305,7 @@ class FileIndex:
     def __init__(self, root: Path, prefer: Sequence[PathPattern] = ()):
         self.root = Path(root)
         self.prefer = list(prefer)
+        self.folder_links: list[str] = []
 
     @cached_property
     def all_files(self) -> list[str]:
@@ -285,6 +316,7 @@ class FileIndex:
             dirnames[:] = [d for d in dirnames if d.lower() not in JUNK_DIRS]
             rel = os.path.relpath(dirpath, root)
             prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            self.folder_links += [prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
             for name in filenames:
                 path = prefix + name
                 if not is_junk(path):
@@ -439,8 +471,8 @@ class SplitList(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(description="Pattern of the list file; may capture {split}.")
-    split: str | None = Field(default=None, description="Raw split name of every listed image.")
+    path: RelativePattern = Field(description="Pattern of the list file; may capture {split}.")
+    split: PathSegment | None = Field(default=None, description="Raw split name of every listed image.")
     column: str | None = Field(default=None, description="Table column naming the image (text list: none).")
     split_column: str | None = Field(default=None, description="Table column holding each row's raw split.")
     sheet: str | None = None
@@ -478,14 +510,14 @@ class LayoutBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    split_map: dict[str, Literal["train", "test", "drop"]] = Field(default_factory=dict)
+    split_map: dict[PathSegment, Literal["train", "test", "drop"]] = Field(default_factory=dict)
     split_lists: list[SplitList] = Field(
         default_factory=list, description="Official split lists (text files or tables naming the images of a split)."
     )
     unlisted: Literal["keep", "drop"] = Field(
         default="keep", description="Images the split lists do not name: keep them (path split or none), or drop."
     )
-    exclude: list[str] = Field(default_factory=list)
+    exclude: list[RelativePattern] = Field(default_factory=list)
     extensions: list[str] | Literal["strict"] = Field(
         default_factory=list,
         description="Image extensions read: default every image extension (the pattern's own is a default), "

@@ -26,6 +26,7 @@ from medmat_builder.layouts.base import (
     LayoutBase,
     PathPattern,
     RawRecord,
+    RelativePattern,
     write_bytes,
 )
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class FoldersLayout(LayoutBase):
     kind: Literal["folders"]
-    images: str = Field(description="Path pattern of the images; captures {label}, maybe {split}.")
+    images: RelativePattern = Field(description="Path pattern of the images; captures {label}, maybe {split}.")
     label_separator: str | None = Field(
         default=None, description="Split a captured label into several (multi-label folder names)."
     )

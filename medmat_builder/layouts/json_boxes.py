@@ -45,11 +45,13 @@ from medmat_builder.layouts.base import (
     FakeSample,
     LayoutBase,
     PathPattern,
+    PathSegment,
     RawRecord,
+    RelativePattern,
     declared_first,
     write_bytes,
 )
-from medmat_builder.layouts.table import LayoutError, _unpad
+from medmat_builder.layouts.table import LayoutError, _unpad, source_file
 from medmat_builder.layouts.misses import missing_file_hint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,15 +61,15 @@ if TYPE_CHECKING:  # pragma: no cover
 class JsonFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(description="Pattern of the JSON file; may capture {split}.")
-    split: str | None = Field(default=None, description="Raw split of every image of this file.")
+    path: RelativePattern = Field(description="Pattern of the JSON file; may capture {split}.")
+    split: PathSegment | None = Field(default=None, description="Raw split of every image of this file.")
 
 
 class JsonBoxesLayout(LayoutBase):
     kind: Literal["json_boxes"]
     annotations: list[JsonFile] = Field(min_length=1)
     format: Literal["coco", "list", "dict"]
-    images: str = Field(description="Pattern locating an image; must capture {id}.")
+    images: RelativePattern = Field(description="Pattern locating an image; must capture {id}.")
     items_field: str | None = Field(default=None, description="list: key of the list when the file is an object.")
     id_field: str = "file_name"
     boxes_field: str = "boxes"
@@ -149,8 +151,9 @@ class JsonBoxesLayout(LayoutBase):
         for spec in self.annotations:
             for jpath, jgroups in index.matching(PathPattern(spec.path)):
                 n_files += 1
+                jfile = source_file(root, jpath, source.key)
                 try:
-                    data = json.loads((root / jpath).read_text(encoding="utf-8-sig"))
+                    data = json.loads(jfile.read_text(encoding="utf-8-sig"))
                 except Exception as exc:  # noqa: BLE001
                     raise LayoutError(f"source {source.key}: {jpath} is not readable JSON: {exc}") from None
                 raw_split = spec.split or jgroups.get("split")

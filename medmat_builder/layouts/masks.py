@@ -52,6 +52,7 @@ from medmat_builder.layouts.base import (
     LayoutBase,
     PathPattern,
     RawRecord,
+    RelativePattern,
     accepts_image,
     prefer_declared_extension,
     write_bytes,
@@ -82,8 +83,8 @@ def parse_mask_value(key: str) -> int:
 
 class MasksLayout(LayoutBase):
     kind: Literal["masks"]
-    images: str = Field(description="Pattern of the images; captures {id} (maybe {split}, {label}).")
-    masks: str = Field(description="Pattern of the masks; shares placeholders with images; maybe {class} or *.")
+    images: RelativePattern = Field(description="Pattern of the images; captures {id} (maybe {split}, {label}).")
+    masks: RelativePattern = Field(description="Pattern of the masks; shares placeholders with images; maybe {class} or *.")
     mask_values: dict[str, str] | None = Field(
         default=None, description="Mask pixel ('nonzero', grey level, '#RRGGBB') -> raw label or '{label}'."
     )

@@ -43,10 +43,12 @@ from medmat_builder.layouts.base import (
     LayoutBase,
     PathPattern,
     RawRecord,
+    PixelCount,
+    RelativePattern,
     declared_first,
     write_bytes,
 )
-from medmat_builder.layouts.table import LayoutError, TableFile
+from medmat_builder.layouts.table import LayoutError, TableFile, source_file
 from medmat_builder.layouts.misses import missing_file_hint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class RleTableLayout(LayoutBase):
     kind: Literal["rle_table"]
     tables: list[TableFile] = Field(min_length=1)
-    images: str = Field(description="Pattern locating a row's image.")
+    images: RelativePattern = Field(description="Pattern locating a row's image.")
     image_id: str = Field(default="{id}", description="Row id built from the image pattern's captures.")
     id_column: str
     rle_column: str
@@ -64,7 +66,7 @@ class RleTableLayout(LayoutBase):
     label: str | None = Field(default=None, description="Raw label of every region (no label column).")
     empty_values: list[str] = Field(default_factory=lambda: ["", "-1"])
     empty_label: str | None = None
-    image_size: tuple[int, int] | None = Field(default=None, description="(width, height) of every image.")
+    image_size: tuple[PixelCount, PixelCount] | None = Field(default=None, description="(width, height) of every image.")
     rle_order: Literal["row", "column"] = "row"
     rle_starts: Literal["absolute", "relative"] = "absolute"
     rle_base: Literal[0, 1] = 1
@@ -121,7 +123,7 @@ class RleTableLayout(LayoutBase):
         for spec in self.tables:
             for tpath, tgroups in index.matching(PathPattern(spec.path)):
                 n_tables += 1
-                header, rows = self._read(root / tpath, spec, source.key)
+                header, rows = self._read(source_file(root, tpath, source.key), spec, source.key)
                 cols = {}
                 for name in [self.id_column, self.rle_column] + ([self.label_column] if self.label_column else []):
                     if name.strip() not in header:

@@ -78,7 +78,7 @@ class ListedSplits:
 def read_split_lists(layout: LayoutBase, index: FileIndex, root: Path, source: str,
                      key: Callable[[str], str] = list_key) -> ListedSplits:
     """Read every split list of ``layout`` (an error names a list that is missing or unreadable)."""
-    from medmat_builder.layouts.table import LayoutError, read_table
+    from medmat_builder.layouts.table import LayoutError, read_table, source_file
 
     listed = ListedSplits()
     for spec in layout.split_lists:
@@ -90,12 +90,12 @@ def read_split_lists(layout: LayoutBase, index: FileIndex, root: Path, source: s
             listed.files.append(path)
             fixed = spec.split or groups.get("split")
             if spec.column is None:
-                text = (root / path).read_bytes().decode(spec.encoding)
+                text = source_file(root, path, source).read_bytes().decode(spec.encoding)
                 for line in text.splitlines():
                     if line.strip():
                         listed.add(key(line), fixed)  # type: ignore[arg-type]
                 continue
-            header, rows = read_table(root / path, sep=spec.sep, sheet=spec.sheet, header_row=spec.header_row,
+            header, rows = read_table(source_file(root, path, source), sep=spec.sep, sheet=spec.sheet, header_row=spec.header_row,
                                       encoding=spec.encoding, source=source)
             cols = {}
             for name in filter(None, (spec.column, spec.split_column)):

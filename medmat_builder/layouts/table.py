@@ -39,11 +39,15 @@ from medmat_builder.layouts.base import (
     FileIndex,
     LayoutBase,
     PathPattern,
+    PathSegment,
     RawRecord,
     declared_first,
+    RelativePattern,
     write_bytes,
 )
 from medmat_builder.layouts.misses import missing_file_hint
+
+from medmat_builder.safe_paths import RawTree
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -55,16 +59,25 @@ class LayoutError(RuntimeError):
     """A source's files do not match its declared layout; the message names file and source."""
 
 
+def source_file(root: Path, rel: str, source: str) -> Path:
+    """``root/rel``, to read a table or a list; refused when a link takes it outside the source folder."""
+    target = RawTree(root).escape(rel)
+    if target is not None:
+        raise LayoutError(f"source {source}: {rel} is a link to {target}, outside the source folder; medmat does "
+                          "not read it (put the file itself into the folder)")
+    return root / rel
+
+
 class TableFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(description="Pattern of the table file; may capture {split}.")
-    split: str | None = Field(default=None, description="Raw split name for every row of this table.")
+    path: RelativePattern = Field(description="Pattern of the table file; may capture {split}.")
+    split: PathSegment | None = Field(default=None, description="Raw split name for every row of this table.")
     sheet: str | None = Field(default=None, description="XLSX sheet (default: the first).")
     sep: str | None = Field(
         default=None, description="Field separator (default from extension); 'whitespace' splits on runs of blanks."
     )
-    header_row: int = Field(default=0, ge=0, description="0-based line of the header.")
+    header_row: int = Field(default=0, ge=0, le=1000, description="0-based line of the header.")
     columns: list[str] | None = Field(
         default=None, description="Column names of a table without a header line (header_row is then ignored)."
     )
@@ -77,11 +90,11 @@ class TableFile(BaseModel):
 class TableLayout(LayoutBase):
     kind: Literal["table"]
     tables: list[TableFile] = Field(min_length=1)
-    images: str = Field(description="Pattern locating a row's image; must capture {id}.")
+    images: RelativePattern = Field(description="Pattern locating a row's image; must capture {id}.")
     id_column: str
-    id_zfill: int | None = Field(default=None, description="Zero padding of ids in file names.")
+    id_zfill: int | None = Field(default=None, ge=1, le=32, description="Zero padding of ids in file names.")
     id_strip_extension: bool = True
-    id_template: str = Field(default="{id}", description="File id from the row id, e.g. '{id}_green'.")
+    id_template: PathSegment = Field(default="{id}", description="File id from the row id, e.g. '{id}_green'.")
     id_regex: str | None = Field(
         default=None, description="Regex whose group 'id' (or first group) extracts the id from the cell."
     )
@@ -203,7 +216,7 @@ class TableLayout(LayoutBase):
             tpattern = PathPattern(spec.path)
             for tpath, tgroups in index.matching(tpattern):
                 n_tables += 1
-                header, rows = self._read_rows(root / tpath, spec, source.key)
+                header, rows = self._read_rows(source_file(root, tpath, source.key), spec, source.key)
                 needed = [self.id_column, *self._label_source_columns()]
                 needed += [self.split_column] if self.split_column else []
                 needed += self.box_columns or []
