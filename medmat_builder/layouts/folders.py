@@ -26,6 +26,7 @@ from medmat_builder.layouts.base import (
     PathPattern,
     RawRecord,
     accepts_image,
+    fill_fake_path,
     write_bytes,
 )
 
@@ -77,15 +78,18 @@ class FoldersLayout(LayoutBase):
             return first if first.startswith(".") else "." + first
         return ".png"
 
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
         pattern = PathPattern(self.images)
         default_split = next(iter(self.split_map), None)
+        written: dict[int, str] = {}
         for s in samples:
             values = {name: f"x{s.index:05d}" for name in pattern.placeholders}
             values["label"] = (self.label_separator or "").join(s.labels) if self.label_separator else s.labels[0]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or default_split or "train"
-            rel = pattern.fill(values, star=f"fake{s.index:05d}")
+            rel = fill_fake_path(pattern, values, s)
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 rel += s.ext
             write_bytes(root / rel, s.image)
+            written[s.index] = rel
+        return written
