@@ -4,7 +4,11 @@
 "dropped": {reason: m, ...}, "examples": {reason: [[ref, detail], ...]}}`` with
 ``raw == a + b + sum(dropped.values())`` for every source; :meth:`ConfigReport.check` enforces it.
 Each source also lists ``unread_images``: image files in its folder that no record refers to
-(:class:`UnreadFiles`), so files that a layout misses are visible too.
+(:class:`UnreadFiles`), so files that a layout misses are visible too, and ``groups``: its declared
+subject key, the number of subjects and of records that matched none (``ungrouped``), and its kept
+subjects per split. Per config, ``num_examples`` are the rows written per split (for a multi-label
+config, ``label_counts`` count label occurrences, which are more), and ``groups`` is the leakage
+audit (:mod:`medmat_builder.audit`): subjects per split and those found in both.
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ class SourceLedger:
     unread: UnreadFiles = field(default_factory=UnreadFiles)
     #: raw labels outside the clusters of a source declared ``unlisted_labels: drop``, with their counts
     ignored_labels: Counter = field(default_factory=Counter)
+    #: subject key and counts (see the module docstring); None for a source that was not scanned
+    groups: dict[str, Any] | None = None
 
     def drop(self, reason: str, ref: str, detail: str | None = None) -> None:
         if reason not in DROP_REASONS:
@@ -104,6 +110,7 @@ class SourceLedger:
             "missing": self.missing,
             "unread_images": self.unread.to_dict(),
             "ignored_labels": dict(sorted(self.ignored_labels.items())),
+            "groups": self.groups,
         }
 
 
@@ -114,6 +121,10 @@ class ConfigReport:
     label_counts: dict[str, Counter] = field(default_factory=lambda: {"train": Counter(), "test": Counter()})
     ood: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: rows written per split (the parquet row counts)
+    rows: Counter = field(default_factory=Counter)
+    #: the leakage audit of the config (subjects per split, subjects on both sides)
+    groups: dict[str, Any] = field(default_factory=dict)
 
     def ledger(self, key: str) -> SourceLedger:
         return self.sources.setdefault(key, SourceLedger())
@@ -130,9 +141,10 @@ class ConfigReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "sources": {k: v.to_dict() for k, v in sorted(self.sources.items())},
-            "num_examples": {s: sum(c.values()) for s, c in self.label_counts.items()},
+            "num_examples": {s: self.rows[s] for s in ("train", "test")},
             "label_counts": {s: dict(sorted(c.items())) for s, c in self.label_counts.items()},
             "ood": self.ood,
             "missing_sources": sorted(k for k, v in self.sources.items() if v.missing),
             "warnings": list(self.warnings),
+            "groups": dict(self.groups),
         }
