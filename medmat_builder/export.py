@@ -11,6 +11,11 @@ Output (``DIR``, default ``./medmat``)::
 The build writes into a temporary sibling folder and swaps it in with renames, so a build killed at
 any moment leaves the previous output intact; a lock file refuses a second concurrent build into the
 same folder. Configs already in ``DIR`` that are not rebuilt are carried over unchanged.
+
+Every written config loads: a config whose train or test split would end empty (or, single-label, a
+label with records but no test item) is never written. The build stops with one line saying why in
+numbers (:class:`UnloadableConfigError`) and the previous output stays as it was; with ``partial``
+the config is skipped instead, and the report lists it under ``skipped`` with that line.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import datasets
 from tqdm.auto import tqdm
 
 from medmat_builder.registry import Registry, Source, load_registry
-from medmat_builder.sampling import BuildSettings, shutdown_pools
+from medmat_builder.sampling import BuildSettings, EmptySplitError, shutdown_pools
 
 logger = logging.getLogger(__name__)
 REPORT_NAME = "build_report.json"
@@ -42,6 +47,10 @@ class BuildError(RuntimeError):
 
 class MissingSourcesError(BuildError):
     pass
+
+
+class UnloadableConfigError(BuildError):
+    """A config would be written with an empty split (or a label without test item); nothing was written."""
 
 
 @dataclass
@@ -181,7 +190,18 @@ def build(
                     continue
                 logger.info("building %s from %s", name, ", ".join(present[name]))
                 only = None if len(present[name]) == len(registry.subset(name).sources) else present[name]
-                report["configs"][name] = _build_one(registry, name, raw, settings, only, staging / name, work)
+                try:
+                    report["configs"][name] = _build_one(registry, name, raw, settings, only, staging / name, work)
+                except EmptySplitError as exc:
+                    if not partial:
+                        raise UnloadableConfigError(
+                            f"{exc}; nothing was written (pass --partial to build the other configs without it)"
+                        ) from None
+                    result.skipped[name] = str(exc)
+                    report.setdefault("skipped", {})[name] = {
+                        "reason": str(exc), "sources": exc.report.to_dict()["sources"] if exc.report else {}}
+                    logger.warning("%s: skipped, %s", name, exc)
+                    continue
                 result.built.append(name)
             report["configs"] = dict(sorted(report["configs"].items()))
             (staging / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
