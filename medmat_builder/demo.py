@@ -36,6 +36,9 @@ from medmat_builder.layouts.base import IMAGE_EXTENSIONS, Box, FakeSample, PathP
 from medmat_builder.registry import Registry, Source, load_registry
 
 DEMO_PER_LABEL = 8
+#: The smallest ``per_label`` from which every config of the shipped registry builds (and loads): six
+#: records per label give each label one test record under the 9:1 split (round(0.6) = 1); five do not.
+MINIMAL_PER_LABEL = 6
 CLASSIFICATION_SIZE = (48, 40)
 DETECTION_SIZE = (64, 64)
 

@@ -526,6 +526,7 @@ _DROP_PHRASES = {
     "duplicate": "dropped as duplicates",
     "balance": "dropped to balance the labels",
     "over_cap": "over the cap",
+    "no_annotation": "dropped without a box",
 }
 
 
@@ -538,7 +539,8 @@ def _unloadable(subset: Subset, selection: Selection, cands: Sequence[Candidate]
             continue
         n = per_split[split]
         parts = [f"{n} candidates"]
-        parts += [f"{v} {_DROP_PHRASES.get(r, f'dropped ({r})')}" for r, v in sorted(split_drops[split].items()) if v > 0]
+        parts += [f"{v} {_DROP_PHRASES.get(r, 'dropped as ' + r.replace('_', ' '))}"
+                  for r, v in sorted(split_drops[split].items()) if v > 0]
         line = f"{subset.name}: {split} would be empty: " + ", ".join(parts)
         if n == 0:
             line += f" (all {per_split[other]} usable records fell in {other})"
