@@ -180,7 +180,8 @@ def build(
             for name in old_report.get("configs", {}):
                 if name not in names and (out / name).is_dir():
                     _link_tree(out / name, staging / name)
-                    report["configs"][name] = old_report["configs"][name]
+                    # rows as on disk (a report written before num_examples counted rows may say otherwise)
+                    report["configs"][name] = {**old_report["configs"][name], "num_examples": _rows_on_disk(out / name)}
             for name in tqdm(names, desc="building", unit="config", disable=not progress):
                 if not present[name]:
                     result.skipped[name] = "no source present"
@@ -223,6 +224,14 @@ def _settings_dict(s: BuildSettings) -> dict:
         "lenient": s.lenient,
         "near_duplicate_distance": s.near_duplicate_distance,
     }
+
+
+def _rows_on_disk(folder: Path) -> dict[str, int]:
+    """Rows per split of a config's parquet files (from their footers)."""
+    import pyarrow.parquet as pq
+
+    return {split: sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob(f"{split}-*.parquet")))
+            for split in ("train", "test")}
 
 
 def _read_report(out: Path) -> dict:

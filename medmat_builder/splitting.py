@@ -40,26 +40,25 @@ class Splittable(Protocol):
 
 @dataclass
 class _Unit:
-    key: str
-    members: list
-    counts: Counter
     order: str
+    members: list
+    counts: dict[str, int]
 
 
 def _seeded(*parts: object) -> str:
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
 
 
-def _closer(counts: Counter, in_test: Counter, target: dict[str, int]) -> bool:
+def _closer(counts: dict[str, int], in_test: dict[str, int], target: dict[str, int]) -> bool:
     """Does adding ``counts`` to the test counts bring them strictly closer to the targets?"""
     if len(counts) == 1:
         ((s, c),) = counts.items()
-        return abs(in_test[s] + c - target[s]) < abs(in_test[s] - target[s])
-    delta = sum(
-        (Fraction(abs(in_test[s] + c - target[s]) - abs(in_test[s] - target[s]), max(target[s], 1))
-         for s, c in counts.items()),
-        Fraction(0),
-    )
+        t = in_test.get(s, 0)
+        return abs(t + c - target[s]) < abs(t - target[s])
+    delta = Fraction(0)
+    for s, c in counts.items():
+        t = in_test.get(s, 0)
+        delta += Fraction(abs(t + c - target[s]) - abs(t - target[s]), max(target[s], 1))
     return delta < 0
 
 
@@ -83,6 +82,7 @@ def assign_group_splits(
     for item in free:
         by_subject.setdefault(item.group, []).append(item)
     units: list[_Unit] = []
+    totals: dict[str, int] = {}
     for key, members in by_subject.items():
         sides = official.get(key)
         if sides:
@@ -90,16 +90,19 @@ def assign_group_splits(
             for item in members:
                 item.split = side
             continue
-        counts = Counter(s for item in members for s in strata(item))
-        units.append(_Unit(key, members, counts, _seeded(seed, "split", source, split_token(key))))
-    totals: Counter = Counter()
-    for unit in units:
-        totals.update(unit.counts)
+        counts: dict[str, int] = {}
+        for item in members:
+            for s in strata(item):
+                counts[s] = counts.get(s, 0) + 1
+                totals[s] = totals.get(s, 0) + 1
+        units.append(_Unit(_seeded(seed, "split", source, split_token(key)), members, counts))
     target = {s: int(round(n * fraction)) for s, n in totals.items()}
-    in_test: Counter = Counter()
-    for unit in sorted(units, key=lambda u: u.order):
+    in_test: dict[str, int] = {}
+    units.sort(key=lambda u: u.order)
+    for unit in units:
         to_test = _closer(unit.counts, in_test, target)
         if to_test:
-            in_test.update(unit.counts)
+            for s, c in unit.counts.items():
+                in_test[s] = in_test.get(s, 0) + c
         for item in unit.members:
             item.split = "test" if to_test else "train"

@@ -208,6 +208,13 @@ def test_grouped_source_without_official_split_never_leaks(grouped, tmp_path):
         assert not audit_export(out)["subset_01"].leaks
 
 
+def test_grouped_build_is_byte_identical_with_two_processes(grouped, tmp_path):
+    base, registry = grouped
+    build(None, base / "raw", tmp_path / "again", BuildSettings(num_proc=2), registry=registry)
+    digest = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}  # noqa: E731
+    assert digest(tmp_path / "again") == digest(base / "out")
+
+
 def test_exported_group_column_is_a_pseudonym_shared_by_a_subjects_images(grouped):
     base, registry = grouped
     ds = datasets.load_dataset(str(base / "out"), "subset_01")
