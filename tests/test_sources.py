@@ -34,7 +34,7 @@ EXAMPLE_GROUPS = {
 }
 GROUPED = [s for s in SOURCES if s.groups is not None and s.groups.declared != "none"]
 GROUPED += [REGISTRY.source(k).model_copy(update={"groups": g}) for k, g in sorted(EXAMPLE_GROUPS.items())
-            if REGISTRY.source(k) not in GROUPED]
+            if all(s.key != k for s in GROUPED)]  # a researched declaration replaces the example
 
 
 def inject_fake_data(source: Source, registry: Registry, root: Path):
