@@ -44,6 +44,7 @@ FEATURES = datasets.Features(
         "subset": datasets.Value("string"),
         "source": datasets.Value("string"),
         "license": datasets.Value("string"),
+        "group": datasets.Value("string"),
     }
 )
 
@@ -101,9 +102,10 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
         siblings = {src.key: self.registry.sharing_folder(src) for src, _ in sources}
         selection = select_subset(sub, sources, self.config.settings, self.report, self._spool, siblings=siblings)
         pool = self._distractor_pool(sub, selection.train + selection.test)
+        groups = selection.groups
         return [
-            datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"items": selection.train, "pool": pool}),
-            datasets.SplitGenerator(name=datasets.Split.TEST, gen_kwargs={"items": selection.test, "pool": pool}),
+            datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"items": selection.train, "pool": pool, "groups": groups}),
+            datasets.SplitGenerator(name=datasets.Split.TEST, gen_kwargs={"items": selection.test, "pool": pool, "groups": groups}),
         ]
 
     @staticmethod
@@ -115,7 +117,7 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
             return sorted(seen | set(sub.labels))
         return []
 
-    def _generate_examples(self, items: list[Selected], pool: list[str]):
+    def _generate_examples(self, items: list[Selected], pool: list[str], groups: dict[str, str]):
         from medmat_builder.boxes import format_box_answer, normalize_boxes
 
         sub = self.subset
@@ -145,6 +147,7 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
                 "subset": sub.name,
                 "source": sel.source,
                 "license": source.license,
+                "group": groups[sel.id],
             }
 
     def close(self) -> None:

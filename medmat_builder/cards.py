@@ -74,6 +74,8 @@ FIELDS: list[tuple[str, str, str]] = [
     ("subset", "string", "config name"),
     ("source", "string", "key of the source dataset (see `licenses.csv`)"),
     ("license", "string", "license or terms of the source dataset"),
+    ("group", "string", "subject (patient, lesion, volume, video) as a pseudonym: 16 hex digits of a salted hash "
+     "of the source and its subject id, never the id itself; the same in every config (use it for GroupKFold)"),
 ]
 
 
@@ -218,11 +220,14 @@ def config_context(registry: Registry, report: dict, name: str, publication: Pub
     sources = []
     for s in registry.sources_of(sub):
         kept = ledgers.get(s.key, {}).get("kept", {})
+        groups = ledgers.get(s.key, {}).get("groups") or {}
         sources.append({
             "key": s.key, "number": s.number, "name": s.name, "homepage": s.homepage, "license": s.license,
             "license_url": s.license_url, "access": s.access, "redistributable": s.redistributable,
             "citation": s.citation.strip(), "kept_train": kept.get("train", 0), "kept_test": kept.get("test", 0),
             "unverified": {fact: " ".join(why.split()) for fact, why in s.unverified.items()},
+            "group_key": _one_line(s.groups.describe()) if s.groups is not None else "none: not declared",
+            "groups_train": groups.get("train", 0), "groups_test": groups.get("test", 0),
         })
     status = None
     if publication is not None:
@@ -240,6 +245,8 @@ def config_context(registry: Registry, report: dict, name: str, publication: Pub
         "num_train": rep.get("num_examples", {}).get("train", 0), "num_test": rep.get("num_examples", {}).get("test", 0),
         "label_counts": {"train": counts.get("train", {}), "test": counts.get("test", {})} if counts else None,
         "ood": bool(rep.get("ood", False)), "sources": sources,
+        "groups": {"train": rep.get("groups", {}).get("train", 0), "test": rep.get("groups", {}).get("test", 0),
+                   "across": rep.get("groups", {}).get("across_splits", 0)},
         "citations": list(dict.fromkeys(s["citation"] for s in sources)),
         "terms": license_terms([s.license for s in registry.sources_of(sub)]), "publication": status,
     }

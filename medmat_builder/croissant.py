@@ -72,6 +72,7 @@ _TEXT_COLUMNS: list[tuple[str, bool, str]] = [
     ("subset", False, "Config name."),
     ("source", False, "Key of the source dataset."),
     ("license", False, "License or terms of the source dataset."),
+    ("group", False, "Subject pseudonym (salted hash of source and patient/lesion/volume id; never the id)."),
 ]
 
 

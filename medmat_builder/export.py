@@ -16,6 +16,11 @@ files medmat wrote; a lock inside ``DIR`` refuses a second concurrent build into
 link to ``DIR`` included). A build killed while building leaves the previous output untouched; one
 killed during the final renames (milliseconds) is completed by the next build. Configs already in
 ``DIR`` that are not rebuilt are kept unchanged, and so are files a user put into ``DIR``.
+
+Every written config loads: a config whose train or test split would end empty (or, single-label, a
+label with records but no test item) is never written. The build stops with one line saying why in
+numbers (:class:`UnloadableConfigError`) and the previous output stays as it was; with ``partial``
+the config is skipped instead, and the report lists it under ``skipped`` with that line.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from tqdm.auto import tqdm
 
 from medmat_builder import safe_paths
 from medmat_builder.registry import Registry, Source, load_registry
-from medmat_builder.sampling import BuildSettings, shutdown_pools
+from medmat_builder.sampling import BuildSettings, EmptySplitError, shutdown_pools
 
 logger = logging.getLogger(__name__)
 REPORT_NAME = "build_report.json"
@@ -46,6 +51,10 @@ class BuildError(RuntimeError):
 
 class MissingSourcesError(BuildError):
     pass
+
+
+class UnloadableConfigError(BuildError):
+    """A config would be written with an empty split (or a label without test item); nothing was written."""
 
 
 @dataclass
@@ -201,7 +210,8 @@ def build(
             for name in old_report.get("configs", {}):
                 if name not in names and (out / name).is_dir():
                     _link_owned(out, staging, name, ours)
-                    report["configs"][name] = old_report["configs"][name]
+                    # rows as on disk (a report written before num_examples counted rows may say otherwise)
+                    report["configs"][name] = {**old_report["configs"][name], "num_examples": _rows_on_disk(out / name)}
             for name in tqdm(names, desc="building", unit="config", disable=not progress):
                 if not present[name]:
                     result.skipped[name] = "no source present"
@@ -211,7 +221,18 @@ def build(
                     continue
                 logger.info("building %s from %s", name, ", ".join(present[name]))
                 only = None if len(present[name]) == len(registry.subset(name).sources) else present[name]
-                report["configs"][name] = _build_one(registry, name, raw, settings, only, staging / name, work)
+                try:
+                    report["configs"][name] = _build_one(registry, name, raw, settings, only, staging / name, work)
+                except EmptySplitError as exc:
+                    if not partial:
+                        raise UnloadableConfigError(
+                            f"{exc}; nothing was written (pass --partial to build the other configs without it)"
+                        ) from None
+                    result.skipped[name] = str(exc)
+                    report.setdefault("skipped", {})[name] = {
+                        "reason": str(exc), "sources": exc.report.to_dict()["sources"] if exc.report else {}}
+                    logger.warning("%s: skipped, %s", name, exc)
+                    continue
                 result.built.append(name)
             report["configs"] = dict(sorted(report["configs"].items()))
             (staging / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -234,6 +255,14 @@ def _settings_dict(s: BuildSettings) -> dict:
         "lenient": s.lenient,
         "near_duplicate_distance": s.near_duplicate_distance,
     }
+
+
+def _rows_on_disk(folder: Path) -> dict[str, int]:
+    """Rows per split of a config's parquet files (from their footers)."""
+    import pyarrow.parquet as pq
+
+    return {split: sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob(f"{split}-*.parquet")))
+            for split in ("train", "test")}
 
 
 def _read_report(out: Path) -> dict:

@@ -76,6 +76,21 @@ class Groups(_Strict):
     path: list[RelativePattern] = Field(default_factory=list)
     none: str | None = Field(default=None, min_length=3)
 
+    @property
+    def declared(self) -> str:
+        """Which kind of key is declared: ``column``, ``table``, ``path`` or ``none``."""
+        return next(n for n in ("column", "table", "path", "none") if getattr(self, n))
+
+    def describe(self) -> str:
+        """One line for the dataset card: the key, or ``none`` with the reason."""
+        if self.column:
+            return f"column `{self.column}` of the label table"
+        if self.table:
+            return f"column `{self.table.group_column}` of `{self.table.path}`"
+        if self.path:
+            return "path " + " or ".join(f"`{p}`" for p in self.path)
+        return f"none: {self.none}"
+
     @model_validator(mode="after")
     def _exactly_one(self) -> "Groups":
         given = [n for n in ("column", "table", "path", "none") if getattr(self, n)]
@@ -158,6 +173,11 @@ class Source(_Strict):
         empty = sorted(k for k, v in {**self.evidence, **self.unverified}.items() if not v.strip())
         if empty:
             raise ValueError(f"facts {empty} need a non-empty statement")
+        if self.groups is not None and self.groups.column is not None and self.layout.kind != "table":
+            raise ValueError(
+                f"groups.column reads a column of the layout's own label table, but the layout is {self.layout.kind!r}; "
+                "use groups.table (a side table) or groups.path (path patterns)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -6,7 +6,11 @@
 Each source also accounts for the files in its folder: ``read_images`` (image files its records
 refer to), ``unread_images`` (the others, each counted under why: :class:`UnreadFiles`) and
 ``unmatched_tables`` (tables no pattern reads, with the closest pattern), so files that a layout
-misses are visible too.
+misses are visible too; and ``groups``: its declared subject key, the number of subjects and of
+records that matched none (``ungrouped``), and its kept subjects per split. Per config,
+``num_examples`` are the rows written per split (for a multi-label config, ``label_counts`` count
+label occurrences, which are more), and ``groups`` is the leakage audit (:mod:`medmat_builder.audit`):
+subjects per split and those found in both.
 """
 
 from __future__ import annotations
@@ -108,6 +112,8 @@ class SourceLedger:
     unmatched_tables: list[dict[str, Any]] = field(default_factory=list)
     #: raw labels outside the clusters of a source declared ``unlisted_labels: drop``, with their counts
     ignored_labels: Counter = field(default_factory=Counter)
+    #: subject key and counts (see the module docstring); None for a source that was not scanned
+    groups: dict[str, Any] | None = None
 
     def drop(self, reason: str, ref: str, detail: str | None = None) -> None:
         if reason not in DROP_REASONS:
@@ -128,6 +134,7 @@ class SourceLedger:
             "unread_images": self.unread.to_dict(),
             "unmatched_tables": [dict(t) for t in self.unmatched_tables],
             "ignored_labels": dict(sorted(self.ignored_labels.items())),
+            "groups": self.groups,
         }
 
 
@@ -138,6 +145,10 @@ class ConfigReport:
     label_counts: dict[str, Counter] = field(default_factory=lambda: {"train": Counter(), "test": Counter()})
     ood: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: rows written per split (the parquet row counts)
+    rows: Counter = field(default_factory=Counter)
+    #: the leakage audit of the config (subjects per split, subjects on both sides)
+    groups: dict[str, Any] = field(default_factory=dict)
 
     def ledger(self, key: str) -> SourceLedger:
         return self.sources.setdefault(key, SourceLedger())
@@ -154,9 +165,10 @@ class ConfigReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "sources": {k: v.to_dict() for k, v in sorted(self.sources.items())},
-            "num_examples": {s: sum(c.values()) for s, c in self.label_counts.items()},
+            "num_examples": {s: self.rows[s] for s in ("train", "test")},
             "label_counts": {s: dict(sorted(c.items())) for s, c in self.label_counts.items()},
             "ood": self.ood,
             "missing_sources": sorted(k for k, v in self.sources.items() if v.missing),
             "warnings": list(self.warnings),
+            "groups": dict(self.groups),
         }

@@ -5,13 +5,18 @@ Order of work, so that only kept images are ever opened:
 1. scan every source's layout (tables and file names only) -> raw records;
 2. map raw labels to the subset's canonical labels, count every record that cannot be used;
 3. split: the source's own train/test split where it has one (validation goes to train), else a
-   seeded, label-stratified 9:1 split;
+   seeded, label-stratified 9:1 split by subject (:mod:`medmat_builder.splitting`): the images of
+   one patient, lesion, volume or video (``groups`` in the registry, :mod:`medmat_builder.groups`)
+   all go to one side. Later steps only drop images, so no subject ever spans train and test
+   unless the source's official split puts it there (the leakage audit reports that);
 4. quotas: test strictly label-balanced (same count for every label, at most ``test_max_per_label``),
    train capped at 3,000 with labels balanced as far as possible (water-filling);
 5. fill the quotas in a seeded order, opening images only now (in parallel when ``num_proc > 1``):
    corrupt images and exact or near duplicates (same decoded pixels, or perceptual hash within
    :data:`~medmat_builder.images.NEAR_DUPLICATE_MAX_DISTANCE`) are skipped and the next candidate is
    taken. The test split is filled first, so a duplicate pair never spans train and test.
+6. check that the config loads: an empty train or test split, or (single-label) a label with
+   records but no test item, raises :class:`EmptySplitError` with the numbers (nothing is written).
 
 Accepted image bytes go to an on-disk :class:`Spool` (bounded memory); the builder reads them back.
 """
@@ -30,12 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE, ImageError, image_id, load_image
+from medmat_builder.audit import audit_rows
 from medmat_builder.boxes import MASK_SEPARATOR
 from medmat_builder.file_ledger import account_files
+from medmat_builder.groups import GroupResolver, subject_pseudonym
 from medmat_builder.layouts.base import Box, FileIndex, RawRecord
 from medmat_builder.registry import Source, Subset
 from medmat_builder.report import ConfigReport, safe_ref
 from medmat_builder.safe_paths import RawTree
+from medmat_builder.splitting import assign_group_splits
 
 TRAIN_CAP = 3000
 TEST_FRACTION = 0.1
@@ -59,6 +67,14 @@ class UnknownLabelError(ValueError):
     """Raw labels that are not in a source's clusters (use --lenient to count them as dropped)."""
 
 
+class EmptySplitError(ValueError):
+    """A config would not load (an empty split, or a label without test item); the message says why in numbers."""
+
+    def __init__(self, message: str, report: ConfigReport | None = None):
+        super().__init__(message)
+        self.report = report
+
+
 @dataclass
 class Candidate:
     record: RawRecord
@@ -69,6 +85,7 @@ class Candidate:
     id: str
     key: str  # balancing key: the label (single), rarest label (multi), "all" (det/seg)
     order: str = ""
+    group: str = ""  # namespaced subject key (medmat_builder.groups)
 
 
 @dataclass(frozen=True)
@@ -150,16 +167,26 @@ def map_labels(
     return tuple(out), None
 
 
-def assign_random_splits(cands: list[Candidate], seed: int, fraction: float) -> None:
-    """Seeded, label-stratified exact 9:1 split of candidates whose source has no split."""
-    groups: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
+def assign_random_splits(
+    cands: list[Candidate], seed: int, fraction: float, kind: str = "single-label", placed: Sequence[Candidate] = ()
+) -> None:
+    """Seeded 9:1 split by subject, stratified by label, of candidates without an official split.
+
+    Strata: the label (single-label), every label (multi-label), one stratum (detection/segmentation).
+    ``placed`` are candidates of the same sources that keep their official split. See
+    :mod:`medmat_builder.splitting` for the greedy assignment.
+    """
+    def strata(c: Candidate) -> tuple[str, ...]:
+        return c.labels if kind == "multi-label" else (c.key,)
+
+    free: dict[str, list[Candidate]] = defaultdict(list)
+    fixed: dict[str, list[Candidate]] = defaultdict(list)
     for c in cands:
-        groups[(c.source.key, c.key)].append(c)
-    for (src, key), group in sorted(groups.items()):
-        group.sort(key=lambda c: _hash_key(seed, "split", src, c.record.image))
-        n_test = int(round(len(group) * fraction))
-        for i, c in enumerate(group):
-            c.split = "test" if i < n_test else "train"
+        free[c.source.key].append(c)
+    for c in placed:
+        fixed[c.source.key].append(c)
+    for src in sorted(free):
+        assign_group_splits(free[src], seed, fraction, strata, src, fixed[src])  # type: ignore[arg-type]
 
 
 def balanced_quotas(available: dict[str, int], cap: int) -> dict[str, int]:
@@ -310,6 +337,8 @@ def _outside_link(tree: RawTree, rec: RawRecord) -> str | None:
 class Selection:
     train: list[Selected] = field(default_factory=list)
     test: list[Selected] = field(default_factory=list)
+    #: record id -> subject pseudonym (the exported ``group`` column)
+    groups: dict[str, str] = field(default_factory=dict)
 
 
 def select_subset(
@@ -334,6 +363,7 @@ def select_subset(
         src_unknown: dict[str, list[str]] = {}
         claimed: set[str] = set()
         tree = RawTree(root)
+        resolver = GroupResolver(source, root)
         for rec in scan(source, root):
             ledger.raw += 1
             claimed.add(rec.image)
@@ -352,9 +382,13 @@ def select_subset(
                 ledger.drop(reason, rec.ref, detail)
                 continue
             rid = f"{subset.name}-{image_id(source.key, rec.image)}"
-            candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, key=""))
+            candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, key="",
+                                        group=resolver.key_of(rec)))
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
+        ledger.groups = resolver.stats.to_dict()
+        if resolver.warning():
+            report.warnings.append(resolver.warning())
         report.warnings += account_files(source, root, claimed, ledger, (siblings or {}).get(source.key, ()))
         links_out = folder_links_out(root)
         if links_out:
@@ -388,17 +422,19 @@ def select_subset(
             c.key = "all"
         c.order = _hash_key(settings.seed, "order", c.id)
 
-    # Splits: the source's own where it has one, else a seeded stratified 9:1.
+    # Splits: the source's own where it has one, else a seeded 9:1 split by subject, stratified by label.
     by_source: dict[str, list[Candidate]] = defaultdict(list)
     for c in candidates:
         by_source[c.source.key].append(c)
-    unsplit = []
+    unsplit: list[Candidate] = []
+    placed: list[Candidate] = []
     for key, group in by_source.items():
         if any(c.split == "test" for c in group):  # the source has its own test split
             unsplit += [c for c in group if not c.split]
+            placed += [c for c in group if c.split]
         else:  # no split, or only train/validation parts: seeded 9:1 over everything
             unsplit += group
-    assign_random_splits(unsplit, settings.seed, settings.test_fraction)
+    assign_random_splits(unsplit, settings.seed, settings.test_fraction, subset.kind, placed)
 
     # Same image id twice (a table listing one file twice): keep the first, count the rest.
     seen_ids: set[str] = set()
@@ -420,6 +456,7 @@ def select_subset(
     loader = _Loader(settings.num_proc)
     seen = _SeenImages(settings.near_duplicate_distance)
     selection = Selection()
+    drops_before = _drop_totals(report)
     # Test first: strictly balanced.
     test_avail = {k: len(v) for k, v in buckets["test"].items()}
     if subset.kind == "single-label":
@@ -434,20 +471,93 @@ def select_subset(
             for sel, cand in items[floor:]:
                 report.ledger(cand.source.key).drop("balance", cand.record.ref, "test re-levelled")
             kept_test[k] = items[:floor]
+    drops_after_test = _drop_totals(report)
     train_avail = {k: len(v) for k, v in buckets["train"].items()}
     train_quota = balanced_quotas(train_avail, settings.train_cap)
     kept_train = _fill(buckets["train"], train_quota, loader, seen, spool, report, subset, "over_cap")
 
+    split_drops = {"test": drops_after_test - drops_before, "train": _drop_totals(report) - drops_after_test}
+
     for split, kept in (("test", kept_test), ("train", kept_train)):
         items = sorted((sel for group in kept.values() for sel, _ in group), key=lambda s: s.id)
         setattr(selection, split, items)
+        report.rows[split] = len(items)
+        for sel, cand in (pair for group in kept.values() for pair in group):
+            selection.groups[sel.id] = subject_pseudonym(cand.group)
         for sel in items:
             report.ledger(sel.source).kept[split] += 1
             for lab in sel.labels:
                 report.label_counts[split][lab] += 1
     report.ood = len(selection.train) < settings.train_cap
+    _audit(report, selection)
     report.check()
+    problem = _unloadable(subset, selection, unique, split_drops)
+    if problem:
+        raise EmptySplitError(problem, report)
     return selection
+
+
+def _drop_totals(report: ConfigReport) -> Counter:
+    total: Counter = Counter()
+    for led in report.sources.values():
+        total.update(led.dropped)
+    return total
+
+
+def _audit(report: ConfigReport, selection: Selection) -> None:
+    """The leakage audit of the selection: subjects per split and subjects on both sides, overall and per source."""
+    rows = [(split, selection.groups[sel.id], sel.source, sel.id)
+            for split in ("train", "test") for sel in getattr(selection, split)]
+    audit = audit_rows(rows)
+    report.groups = audit.to_dict()
+    for key, led in report.sources.items():
+        own = audit_rows(r for r in rows if r[2] == key)
+        led.groups = {**(led.groups or {"declared": "none", "groups": 0, "ungrouped": 0}),
+                      "train": own.subjects["train"], "test": own.subjects["test"], "across_splits": len(own.spanning)}
+    if audit.spanning:
+        by_source = Counter(s.source for s in audit.spanning)
+        report.warnings.append(
+            f"{len(audit.spanning)} subjects span train and test ("
+            + ", ".join(f"{k}: {n}" for k, n in sorted(by_source.items()))
+            + "), as the sources' official splits put them; `medmat audit` lists them"
+        )
+
+
+_DROP_PHRASES = {
+    "near_duplicate": "dropped as near duplicates",
+    "duplicate": "dropped as duplicates",
+    "balance": "dropped to balance the labels",
+    "over_cap": "over the cap",
+    "no_annotation": "dropped without a box",
+}
+
+
+def _unloadable(subset: Subset, selection: Selection, cands: Sequence[Candidate],
+                split_drops: Mapping[str, Counter]) -> str | None:
+    """Why the config would not load (one line, in numbers), or None."""
+    per_split = Counter(c.split for c in cands)
+    for split, other in (("train", "test"), ("test", "train")):
+        if getattr(selection, split):
+            continue
+        n = per_split[split]
+        parts = [f"{n} candidates"]
+        parts += [f"{v} {_DROP_PHRASES.get(r, 'dropped as ' + r.replace('_', ' '))}"
+                  for r, v in sorted(split_drops[split].items()) if v > 0]
+        line = f"{subset.name}: {split} would be empty: " + ", ".join(parts)
+        if n == 0:
+            line += f" (all {per_split[other]} usable records fell in {other})"
+        return line
+    if subset.kind == "single-label":
+        in_test = {lab for sel in selection.test for lab in sel.labels}
+        for lab in subset.labels:
+            have = [c for c in cands if c.labels[0] == lab]
+            if have and lab not in in_test:
+                n_test = sum(c.split == "test" for c in have)
+                official = all(c.record.split for c in have)
+                how = "the official split" if official else "the 9:1 split by subject"
+                return (f"{subset.name}: test would have no {lab!r} item: {n_test} of its {len(have)} candidates "
+                        f"are in test ({how}), and the paper balances test over every label")
+    return None
 
 
 def _fill(

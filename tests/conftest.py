@@ -44,13 +44,20 @@ def mini_export(tmp_path_factory, mini_raw, mini_registry) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_export(tmp_path_factory) -> Path:
-    """``medmat build --demo`` of all configs of the real registry: ``raw/`` and ``medmat/`` under one folder."""
+    """``medmat build --demo`` of all configs of the real registry: ``raw/`` and ``medmat/`` under one folder.
+
+    Written from the *minimal* demo archive (:data:`~medmat_builder.demo.MINIMAL_PER_LABEL` records per
+    label), so the tests that build and load every config also prove that each one is written whole
+    and loads from the smallest archive that can make it (``tests/test_loadable.py`` shows one record
+    fewer cannot).
+    """
+    from medmat_builder.demo import MINIMAL_PER_LABEL
     from medmat_builder.export import build
     from medmat_builder.sampling import BuildSettings
 
     base = tmp_path_factory.mktemp("demo")
     registry = load_registry()
-    write_demo_sources(base / "raw", registry)
+    write_demo_sources(base / "raw", registry, per_label=MINIMAL_PER_LABEL)
     build(None, base / "raw", base / "medmat", BuildSettings(num_proc=1), registry=registry)
     return base
 

@@ -197,6 +197,20 @@ def test_rebuilding_one_config_keeps_the_others(tmp_path, mini_raw, mini_registr
     assert datasets.load_dataset(str(out), "subset_02")["test"].num_rows > 0
 
 
+def test_carried_over_configs_report_their_rows(tmp_path, mini_raw, mini_registry, mini_export):
+    """A config kept from an earlier build (whose report may have counted label occurrences) reports its parquet rows."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    shutil.copytree(mini_export, out)
+    report = json.loads((out / "build_report.json").read_text())
+    report["configs"]["subset_02"]["num_examples"] = {"train": 999, "test": 999}
+    (out / "build_report.json").write_text(json.dumps(report))
+    res = build(["subset_01"], mini_raw, out, registry=mini_registry)
+    rows = {s: sum(pq.ParquetFile(f).metadata.num_rows for f in (out / "subset_02").glob(f"{s}-*.parquet")) for s in ("train", "test")}
+    assert res.report["configs"]["subset_02"]["num_examples"] == rows
+
+
 def test_concurrent_build_into_one_folder_is_refused(tmp_path, mini_raw, mini_registry):
     out = tmp_path / "out"
     with build_lock(out.absolute()):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medmat_builder.export import BuildError, build, check_out
+from medmat_builder.export import BuildError, BuildResult, build, check_out
 from medmat_builder.layouts.table import LayoutError
 from medmat_builder.registry import load_registry
 from medmat_builder.safe_paths import UnsafePathError, check_output_dir
@@ -67,7 +67,15 @@ def run(args: argparse.Namespace) -> int:
     except (BuildError, UnknownLabelError, LayoutError) as exc:
         print(f"error: {exc}")
         return 1
-    print(f"{'config':<10} {'train':>6} {'test':>6}  {'ood':<4} dropped")
+    for line in summary_lines(result):
+        print(line)
+    return 0
+
+
+def summary_lines(result: BuildResult) -> list[str]:
+    """The table printed after a build: rows per split (the parquet row counts), subjects, OOD, drops."""
+    lines = [f"{'config':<10} {'train':>6} {'test':>6} {'subjects':>13}  {'ood':<4} dropped"]
+    leaking = []
     for name in result.built:
         rep = result.report["configs"][name]
         dropped: dict[str, int] = {}
@@ -75,16 +83,20 @@ def run(args: argparse.Namespace) -> int:
             for reason, n in led["dropped"].items():
                 dropped[reason] = dropped.get(reason, 0) + n
         n = rep["num_examples"]
-        print(f"{name:<10} {n['train']:>6} {n['test']:>6}  {'yes' if rep['ood'] else 'no':<4} "
-              + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
+        groups = rep.get("groups", {})
+        subjects = f"{groups.get('train', 0)}/{groups.get('test', 0)}"
+        if groups.get("across_splits"):
+            leaking.append(f"{name}: {groups['across_splits']} subjects span train and test (official split)")
+        lines.append(f"{name:<10} {n['train']:>6} {n['test']:>6} {subjects:>13}  {'yes' if rep['ood'] else 'no':<4} "
+                     + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
     for name, why in result.skipped.items():
-        print(f"{name:<10} skipped: {why}")
+        lines.append(f"{name:<10} skipped: {why}")
     seen: dict[str, list[str]] = {}
     for name in result.built:  # one line per warning, naming every config it came up in
         for warning in result.report["configs"][name].get("warnings", []):
             seen.setdefault(warning, []).append(name)
-    for warning, names in seen.items():
-        print(f"warning ({', '.join(names)}): {warning}")
-    print(f"wrote {Path(result.out)} ({len(result.built)} configs built); "
-          f"load with datasets.load_dataset({str(result.out)!r}, 'subset_NN')")
-    return 0
+    lines += [f"warning ({', '.join(names)}): {warning}" for warning, names in seen.items()]
+    lines += [f"leakage: {line}; run `medmat audit {result.out}` to list them" for line in leaking]
+    lines.append(f"wrote {Path(result.out)} ({len(result.built)} configs built); "
+                 f"load with datasets.load_dataset({str(result.out)!r}, 'subset_NN')")
+    return lines

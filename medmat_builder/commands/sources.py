@@ -35,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
         for s in reg.sources:
             kinds[s.layout.kind] = kinds.get(s.layout.kind, 0) + 1
         print("layout kinds: " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+        keys: dict[str, int] = {}
+        for s in reg.sources:
+            declared = s.groups.declared if s.groups is not None else "undeclared"
+            keys[declared] = keys.get(declared, 0) + 1
+        print("subject keys (groups): " + ", ".join(f"{k}={v}" for k, v in sorted(keys.items())))
         if unknown:
             print(f"warning: license unknown for {len(unknown)} sources: {', '.join(unknown)}")
         return 0
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  subsets:         {', '.join(s.subsets)}")
     print(f"  raw folder:      RAW/{s.folder}/")
     print(f"  layout:          {s.layout.kind}")
+    print(f"  subjects:        {s.groups.describe() if s.groups is not None else 'not declared'}")
     for spec in s.layout.split_lists:
         print(f"  split list:      {spec.path}" + (f" (column {spec.column})" if spec.column else ""))
     print("  how to obtain:")

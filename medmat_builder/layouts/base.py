@@ -92,7 +92,9 @@ class RawRecord:
     ``image`` is relative to the source folder. ``split`` is ``train``/``test`` when the source
     fixes it, else ``None`` (a seeded 9:1 split is made later). ``drop_reason`` is set when the
     record is already known to be unusable (unreadable table row, image missing ...): it is still
-    yielded so the build report can count it.
+    yielded so the build report can count it. ``group`` is the raw subject id read from the
+    layout's own table (a source declaring ``groups: {column: ...}``); other group keys are
+    resolved later from the path or a side table (:mod:`medmat_builder.groups`).
     """
 
     source: str
@@ -105,6 +107,7 @@ class RawRecord:
     mask_labels: tuple[tuple[int, str], ...] = ()
     drop_reason: str | None = None
     detail: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,13 @@ class FakeSample:
     ``labels`` are raw labels (as the source spells them); ``split`` is the split the record must
     land in (``None``: the layout's own default). ``image`` is encoded image bytes in ``ext``.
     ``mask`` (segmentation) is a PNG-encoded mask; ``boxes`` (detection) are pixel boxes.
+
+    Subjects: ``group`` is the raw subject id (patient, lesion, volume) that a table layout writes
+    into the source's group column, and the side table of ``groups: {table: ...}`` lists. For
+    ``groups: {path: [...]}`` the demo gives path hints instead, so that the file lands where the
+    group pattern finds its subject: ``path_values`` (values of placeholders the layout does not
+    fill itself, e.g. a patient folder), ``star`` (text of a ``*`` in the file name) and
+    ``dir_star`` (text of a ``*`` in a folder). Writers apply them through :func:`fill_fake_path`.
     """
 
     index: int
@@ -125,6 +135,17 @@ class FakeSample:
     height: int
     mask: bytes | None = None
     boxes: tuple[Box, ...] = ()
+    group: str | None = None
+    path_values: tuple[tuple[str, str], ...] = ()
+    star: str | None = None
+    dir_star: str | None = None
+
+
+def fill_fake_path(pattern: "PathPattern", values: dict[str, str], sample: FakeSample) -> str:
+    """The relative path a layout writes ``sample``'s image to: ``pattern`` filled with ``values``
+    (the layout's own placeholder values) and the sample's path hints (see :class:`FakeSample`)."""
+    values.update(dict(sample.path_values))
+    return pattern.fill(values, star=sample.star or f"fake{sample.index:05d}", dir_star=sample.dir_star or "fake")
 
 
 def _relative_pattern(v: str) -> str:
@@ -623,7 +644,8 @@ class LayoutBase(BaseModel):
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:  # pragma: no cover
         raise NotImplementedError
 
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:  # pragma: no cover
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:  # pragma: no cover
+        """Write ``samples`` in this layout under ``root``; return each sample's image path (by index)."""
         raise NotImplementedError
 
     def fake_image_size(self) -> tuple[int, int] | None:

@@ -27,6 +27,7 @@ from medmat_builder.layouts.base import (
     PathPattern,
     RawRecord,
     RelativePattern,
+    fill_fake_path,
     write_bytes,
 )
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
@@ -65,19 +66,22 @@ class FoldersLayout(LayoutBase):
                 split, reason, detail = self.resolve_split(raw_split)
             yield RawRecord(source.key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
 
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
         pattern = PathPattern(self.images)
         default_split = next(iter(self.split_map), None)
         listed = []
+        written: dict[int, str] = {}
         for s in samples:
             values = {name: f"x{s.index:05d}" for name in pattern.placeholders}
             values["label"] = (self.label_separator or "").join(s.labels) if self.label_separator else s.labels[0]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or default_split or "train"
-            rel = pattern.fill(values, star=f"fake{s.index:05d}")
+            rel = fill_fake_path(pattern, values, s)
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 rel += s.ext
             write_bytes(root / rel, s.image)
             listed.append((os.path.basename(rel), s.split))
+            written[s.index] = rel
         if self.split_lists:
             write_split_lists(self, root, listed)
+        return written

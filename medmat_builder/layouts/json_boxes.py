@@ -49,6 +49,7 @@ from medmat_builder.layouts.base import (
     RawRecord,
     RelativePattern,
     declared_first,
+    fill_fake_path,
     write_bytes,
 )
 from medmat_builder.layouts.table import LayoutError, _unpad, source_file
@@ -199,9 +200,10 @@ class JsonBoxesLayout(LayoutBase):
                               f"{', '.join(a.path for a in self.annotations)} under {root}{hint}")
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat = PathPattern(self.images)
         groups: dict[int, list[tuple[FakeSample, str]]] = {}
+        written: dict[int, str] = {}
         for s in samples:
             values = {n: f"x{s.index:05d}" for n in ipat.placeholders}
             values["id"] = f"fake{s.index:05d}"
@@ -209,10 +211,11 @@ class JsonBoxesLayout(LayoutBase):
             spec = self.annotations[t]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or spec.split or next(iter(self.split_map), "train")
-            rel = ipat.fill(values, star=f"fake{s.index:05d}")
+            rel = fill_fake_path(ipat, values, s)
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 rel += s.ext
             write_bytes(root / rel, s.image)
+            written[s.index] = rel
             groups.setdefault(t, []).append((s, os.path.basename(rel)))
         if self.split_lists:
             from medmat_builder.layouts.split_lists import write_split_lists
@@ -224,6 +227,7 @@ class JsonBoxesLayout(LayoutBase):
             jpath = root / PathPattern(spec.path).fill(
                 {n: (spec.split or "train") for n in PathPattern(spec.path).placeholders}, star="annotations")
             write_bytes(jpath, json.dumps(doc, indent=1).encode("utf-8"))
+        return written
 
     def _fake_boxes(self, s: FakeSample) -> list[Box]:
         if s.boxes:

@@ -55,6 +55,7 @@ from medmat_builder.layouts.base import (
     RelativePattern,
     accepts_image,
     prefer_declared_extension,
+    fill_fake_path,
     write_bytes,
 )
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
@@ -198,8 +199,9 @@ class MasksLayout(LayoutBase):
                             mask=MASK_SEPARATOR.join(paths), mask_labels=tuple(mask_labels))
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat, mpat = PathPattern(self.images), PathPattern(self.masks)
+        written: dict[int, str] = {}
         per_class = "class" in mpat.placeholders
         label_in_path = "label" in ipat.placeholders
         default_split = next(iter(self.split_map), None)
@@ -211,26 +213,29 @@ class MasksLayout(LayoutBase):
                 values["label"] = s.labels[0]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or default_split or "train"
-            rel = ipat.fill(values, star=f"fake{s.index:05d}")
+            rel = fill_fake_path(ipat, values, s)
             if not self.accepts(rel):
                 rel += s.ext
             write_bytes(root / rel, s.image)
             listed.append((os.path.basename(rel), s.split))
+            written[s.index] = rel
+            dir_star = s.dir_star or "fake"
             if per_class:
                 for lab in s.labels:
                     cls = self._class_for(lab)
                     mvals = dict(values, **{"class": cls})
                     own = [b for b in s.boxes if b.label == lab] if s.boxes else None
                     data = _mask_bytes(s, [(255, lab)], own, mpat.pattern)
-                    write_bytes(root / _mask_path(mpat, mvals), data)
+                    write_bytes(root / _mask_path(mpat, mvals, dir_star), data)
             else:
                 pairs = self._values(s.labels[0] if label_in_path else None)
                 by_label = {lab: v for v, lab in pairs}
                 wanted = [(by_label.get(lab, pairs[0][0] if pairs else ANY_FOREGROUND), lab) for lab in s.labels]
                 data = _mask_bytes(s, wanted, list(s.boxes) or None, mpat.pattern)
-                write_bytes(root / _mask_path(mpat, values), data)
+                write_bytes(root / _mask_path(mpat, values, dir_star), data)
         if self.split_lists:
             write_split_lists(self, root, listed)
+        return written
 
     def _class_for(self, raw_label: str) -> str:
         for k, v in (self.classes or {}).items():
@@ -239,8 +244,8 @@ class MasksLayout(LayoutBase):
         return raw_label
 
 
-def _mask_path(pattern: PathPattern, values: dict[str, str]) -> str:
-    rel = pattern.fill(values, star="")
+def _mask_path(pattern: PathPattern, values: dict[str, str], dir_star: str = "fake") -> str:
+    rel = pattern.fill(values, star="", dir_star=dir_star)
     if rel.endswith("."):  # "{id}.*": any extension
         rel += "png"
     elif not os.path.splitext(rel)[1]:

@@ -46,6 +46,7 @@ from medmat_builder.layouts.base import (
     PixelCount,
     RelativePattern,
     declared_first,
+    fill_fake_path,
     write_bytes,
 )
 from medmat_builder.layouts.table import LayoutError, TableFile, source_file
@@ -193,7 +194,7 @@ class RleTableLayout(LayoutBase):
     def fake_image_size(self) -> tuple[int, int] | None:
         return tuple(self.image_size) if self.image_size is not None else None  # type: ignore[return-value]
 
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
         import numpy as np
 
         from medmat_builder.boxes import encode_rle
@@ -201,6 +202,7 @@ class RleTableLayout(LayoutBase):
         ipat = PathPattern(self.images)
         by_table: dict[int, list[str]] = {}
         listed: list[tuple[str, str | None]] = []
+        written: dict[int, str] = {}
         for s in samples:
             values = {n: f"{s.index}" for n in ipat.placeholders}
             values["id"] = f"fake{s.index:05d}"
@@ -208,11 +210,12 @@ class RleTableLayout(LayoutBase):
                 values["width"], values["height"] = str(s.width), str(s.height)
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or next(iter(self.split_map), "train")
-            rel = ipat.fill(values, star=f"fake{s.index:05d}")
+            rel = fill_fake_path(ipat, values, s)
             if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 rel += s.ext
             write_bytes(root / rel, s.image)
             listed.append((os.path.basename(rel), s.split))
+            written[s.index] = rel
             width, height = self.image_size or (s.width, s.height)
             row_id = self.image_id.format(**values)
             t = self._table_for(s)
@@ -248,6 +251,7 @@ class RleTableLayout(LayoutBase):
             from medmat_builder.layouts.split_lists import write_split_lists
 
             write_split_lists(self, root, listed)
+        return written
 
     def _row(self, row_id: str, label: str | None, rle: str) -> list[str]:
         return [row_id] + ([label or ""] if self.label_column else []) + [rle]

@@ -14,6 +14,9 @@ One reader for the many table shapes real sources use. YAML::
       label_separator: "|"                       # multi-label strings in one column
       split_column: split                        # optional per-row split
 
+A source declaring ``groups: {column: "Patient ID"}`` gets the subject of each image from that column
+of the same row (the first non-empty value when several rows name one image).
+
 Rows naming the same image are merged (their labels united). Column names are matched exactly,
 then with surrounding spaces stripped (some sources ship ``" Label"`` headers). Ids are matched
 without a known image extension, with zero padding removed on both sides, and for path-like ids
@@ -43,6 +46,7 @@ from medmat_builder.layouts.base import (
     RawRecord,
     declared_first,
     RelativePattern,
+    fill_fake_path,
     write_bytes,
 )
 from medmat_builder.layouts.misses import missing_file_hint
@@ -135,14 +139,11 @@ class TableLayout(LayoutBase):
                           pad_short_rows=spec.pad_short_rows, encoding=spec.encoding, source=source)
 
     def _column(self, header: list[str], name: str, table: str, source: str) -> int:
-        if name in header:
-            return header.index(name)
-        stripped = [h.strip() for h in header]
-        if name.strip() in stripped:
-            return stripped.index(name.strip())
-        raise LayoutError(
-            f"source {source}: table {table} has no column {name!r} (columns: {', '.join(map(repr, header))})"
-        )
+        return find_column(header, name, table, source)
+
+    def _group_column(self, source: "Source") -> str | None:
+        groups = getattr(source, "groups", None)
+        return groups.column if groups is not None else None
 
     def _label_source_columns(self) -> list[str]:
         if self.label_columns is not None:
@@ -156,9 +157,7 @@ class TableLayout(LayoutBase):
             if m:
                 v = m.groupdict().get("id") or (m.group(1) if m.groups() else m.group(0))
         if self.id_strip_extension:
-            root, ext = os.path.splitext(v)
-            if ext.lower() in IMAGE_EXTENSIONS:
-                v = root
+            v = strip_image_extension(v)
         v = self.id_template.format(id=v)
         return _unpad(v).lower()
 
@@ -212,6 +211,7 @@ class TableLayout(LayoutBase):
         order: list[tuple] = []
         n_tables = 0
         listed = read_split_lists(self, index, root, source.key, key=self._normalize_id)
+        group_column = self._group_column(source)
         for spec in self.tables:
             tpattern = PathPattern(spec.path)
             for tpath, tgroups in index.matching(tpattern):
@@ -221,6 +221,8 @@ class TableLayout(LayoutBase):
                 needed += [self.split_column] if self.split_column else []
                 needed += self.box_columns or []
                 cols = {name: self._column(header, name, tpath, source.key) for name in needed}
+                if group_column is not None:
+                    cols[group_column] = find_column(header, group_column, tpath, source.key, "groups.column")
                 table_split = spec.split or tgroups.get("split")
                 for line, cells in rows:
                     ref = f"{tpath}:{line}"
@@ -244,9 +246,11 @@ class TableLayout(LayoutBase):
                     labels = self._labels_of(cells, cols)
                     slot = merged.get((key, raw_split))
                     if slot is None:
-                        slot = {"ref": ref, "key": key, "split": raw_split, "labels": [], "boxes": []}
+                        slot = {"ref": ref, "key": key, "split": raw_split, "labels": [], "boxes": [], "group": None}
                         merged[(key, raw_split)] = slot
                         order.append((key, raw_split))
+                    if group_column is not None and slot["group"] is None:
+                        slot["group"] = cells[cols[group_column]].strip() or None
                     for lab in labels:
                         if box is not None:
                             slot["boxes"].append(Box(lab, *box))
@@ -275,7 +279,8 @@ class TableLayout(LayoutBase):
                 yield RawRecord(source.key, slot["ref"], hits[0], labels, drop_reason=reason, detail=detail)
                 continue
             for hit in hits if self.on_multiple_images == "all" else hits[:1]:
-                yield RawRecord(source.key, slot["ref"], hit, labels, split=split, boxes=tuple(slot["boxes"]))
+                yield RawRecord(source.key, slot["ref"], hit, labels, split=split, boxes=tuple(slot["boxes"]),
+                                group=slot["group"])
 
     def _box_of(self, cells: list[str], cols: dict[str, int]) -> tuple[float, float, float, float] | None:
         if not self.box_columns:
@@ -290,8 +295,10 @@ class TableLayout(LayoutBase):
         return (a, b, a + c, b + d) if self.box_format == "xywh" else (a, b, c, d)
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> None:
+    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
         img_pattern = PathPattern(self.images)
+        group_column = self._group_column(source)
+        written: dict[int, str] = {}
         groups: dict[tuple[int, str | None], list[FakeSample]] = {}
         for s in samples:
             t_idx = self._table_for(s)
@@ -306,6 +313,8 @@ class TableLayout(LayoutBase):
             needed = [self.id_column, *self._label_source_columns()]
             needed += [self.split_column] if self.split_column else []
             needed += self.box_columns or []
+            if group_column is not None and group_column not in needed:
+                needed.append(group_column)
             header = list(spec.columns) if spec.columns else needed
             rows: list[list[str]] = []
             for s in group:
@@ -314,10 +323,11 @@ class TableLayout(LayoutBase):
                 values["id"] = self.id_template.format(id=padded)
                 if "split" in values:
                     values["split"] = self.raw_split_for(s.split) or raw_split or "train"
-                rel = img_pattern.fill(values, star=f"fake{s.index:05d}")
+                rel = fill_fake_path(img_pattern, values, s)
                 if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                     rel += s.ext
                 write_bytes(root / rel, s.image)
+                written[s.index] = rel
                 cell_id = f"{s.index}" if self.id_zfill else padded
                 listed.append((os.path.basename(rel), s.split))
                 for b in list(s.boxes) or [None]:
@@ -332,6 +342,8 @@ class TableLayout(LayoutBase):
                         cells.update(zip(names, parts + [""] * (len(names) - len(parts))))
                     if self.split_column:
                         cells[self.split_column] = self.raw_split_for(s.split) or ""
+                    if group_column is not None and group_column != self.id_column:
+                        cells[group_column] = s.group or ""
                     if self.box_columns:
                         if b is None:
                             coords = ["", "", "", ""]
@@ -350,6 +362,7 @@ class TableLayout(LayoutBase):
             from medmat_builder.layouts.split_lists import write_split_lists
 
             write_split_lists(self, root, listed)
+        return written
 
     def _table_for(self, s: FakeSample) -> int:
         if self.split_column is None and not self.split_lists:
@@ -412,6 +425,31 @@ def read_table(
             cells = cells + [""] * (len(header) - len(cells))
         rows.append((i, cells if len(cells) == len(header) else None))
     return header, rows
+
+
+def find_column(header: list[str], name: str, table: str, source: str, what: str = "") -> int:
+    """Index of column ``name`` (exact, then with surrounding spaces stripped); else a :class:`LayoutError`
+    naming the source, the table and the columns it has (``what`` says which declaration asked)."""
+    if name in header:
+        return header.index(name)
+    stripped = [h.strip() for h in header]
+    if name.strip() in stripped:
+        return stripped.index(name.strip())
+    asked = f" (asked for by {what})" if what else ""
+    raise LayoutError(
+        f"source {source}: table {table} has no column {name!r}{asked} (columns: {', '.join(map(repr, header))})"
+    )
+
+
+def strip_image_extension(value: str) -> str:
+    """``x.png`` -> ``x``; other dotted names (``1-s2.0-x``) are kept whole."""
+    root, ext = os.path.splitext(value)
+    return root if ext.lower() in IMAGE_EXTENSIONS else value
+
+
+def id_key(value: str) -> str:
+    """How image ids are compared: slashes unified, image extension stripped, zero padding removed, lowercase."""
+    return _unpad(strip_image_extension(value.strip().replace("\\", "/"))).lower()
 
 
 def _json_rows(text: str) -> list[list[str]]:
