@@ -134,6 +134,8 @@ class _Subjects:
         self.hints = None
         if self.declared == "path":
             self.hints, self.pairs = path_hint_maker(source)
+            if self.hints is None:  # the demo cannot write this pattern's subjects: one subject per record
+                self.declared = "none"
         self.seen: dict[tuple, int] = {}
         self.numbers: dict[tuple, int] = {}
 
@@ -279,10 +281,23 @@ def regex_example(rx: str, n: int, slot: str = "last") -> str | None:
 
 _GROUP_RX = re.compile(r"\{group(?::([^}]*))?\}")
 
+
+def _segments(pattern: str) -> list[str]:
+    """Split a path pattern on the '/' that separate folders (not those inside ``{name:REGEX}``)."""
+    parts, depth, cur = [], 0, ""
+    for ch in pattern:
+        depth += (ch == "{") - (ch == "}")
+        if ch == "/" and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur]
+
 PathHints = Callable[[int, int], tuple[tuple[tuple[str, str], ...], str | None, str | None]]
 
 
-def path_hint_maker(source: Source) -> tuple[PathHints, bool]:
+def path_hint_maker(source: Source) -> tuple[PathHints | None, bool]:
     """How the demo writes subject ``n``'s record ``index`` so that the source's first ``groups.path``
     pattern finds its subject: ``(path_values, star, dir_star)`` for :class:`FakeSample`, and whether
     subjects can hold several records.
@@ -290,8 +305,9 @@ def path_hint_maker(source: Source) -> tuple[PathHints, bool]:
     Tried in order, each checked on three probe records (two of one subject, one of another): the
     subject in the file name's ``*``; in a placeholder of the image pattern that the layout does not
     fill itself (a patient or volume folder); in the folders' ``*``. When the pattern's subject is the
-    record's own id (one image per table row, say), subjects get one record each. Raises
-    ``ValueError`` naming the source and both patterns when nothing works.
+    record's own id (one image per table row, say), subjects get one record each. ``(None, False)``
+    when nothing works (a pattern beyond this small generator): the demo then writes one subject per
+    record; the pattern itself is checked against real file names in tests/test_registry_evidence_*.
     """
     layout = source.layout
     images = PathPattern(layout.images)  # type: ignore[attr-defined]
@@ -299,7 +315,7 @@ def path_hint_maker(source: Source) -> tuple[PathHints, bool]:
     gpat = PathPattern(group_pattern)
     found = _GROUP_RX.search(group_pattern)
     rx = (found.group(1) if found else None) or "[^/]+"
-    segments = group_pattern.replace("**/", "").split("/")
+    segments = _segments(group_pattern.replace("**/", ""))
     where = next(i for i, seg in enumerate(segments) if _GROUP_RX.search(seg))
     from_end = len(segments) - 1 - where
     segment = PathPattern(segments[where])
@@ -359,10 +375,7 @@ def path_hint_maker(source: Source) -> tuple[PathHints, bool]:
         for make in makers:
             if works(make, probes):
                 return make, pairs
-    raise ValueError(
-        f"source {source.key}: the demo cannot write file paths that match both the layout's images pattern "
-        f"{images.pattern!r} and groups.path {group_pattern!r}; check that a real file path matches both"
-    )
+    return None, False
 
 
 def _writes_label_sets(source: Source, registry: Registry) -> bool:

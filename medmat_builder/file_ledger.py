@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from medmat_builder.layouts.base import accepts_image
+from medmat_builder.layouts.base import PathPattern, accepts_image
 from medmat_builder.layouts.misses import TABLE_EXTENSIONS, closest_pattern
 from medmat_builder.registry import Source
 from medmat_builder.report import EXAMPLES_PER_REASON, SourceLedger, safe_ref
@@ -81,9 +81,15 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
     return warnings
 
 
+def _table_patterns(source: Source) -> list[PathPattern]:
+    """Patterns of the tables and lists a source reads: its layout's, and its subject side table."""
+    side = source.groups.table if source.groups is not None else None
+    return [*source.layout.aux_patterns, *([PathPattern(side.path)] if side is not None else [])]
+
+
 def _unmatched_tables(source: Source, index, ledger: SourceLedger, siblings: Sequence[Source]) -> list[str]:
-    own = [p.pattern for p in source.layout.aux_patterns]
-    readers = [*source.layout.aux_patterns, *(p for sib in siblings for p in sib.layout.aux_patterns)]
+    own = [p.pattern for p in _table_patterns(source)]
+    readers = [*_table_patterns(source), *(p for sib in siblings for p in _table_patterns(sib))]
     extensions = TABLE_EXTENSIONS + ((".txt",) if any(p.lower().endswith(".txt") for p in own) else ())
     warnings = []
     for path in index.files:

@@ -33,6 +33,16 @@ def _digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _unwritable_groups() -> list[str]:
+    from medmat_builder.demo import _Subjects
+
+    return [s.key for s in load_registry().sources
+            if s.groups is not None and s.groups.declared == "path" and _Subjects(s).declared == "none"]
+
+
+UNWRITABLE_GROUPS = _unwritable_groups()
+
+
 def test_every_config_is_built(demo_export):
     report = json.loads((demo_export / "medmat" / "build_report.json").read_text())
     assert sorted(report["configs"]) == CONFIGS
@@ -46,7 +56,11 @@ def test_every_config_is_built(demo_export):
             assert led["unread_images"]["unexplained"] == 0, (name, key, led["unread_images"])
             assert led["read_images"] > 0 and led["unmatched_tables"] == [], (name, key)
             assert led["unread_images"]["nested_copies"] == 0 and led["unread_images"]["folders"] == [], (name, key)
-        assert not conf["warnings"], (name, conf["warnings"])
+        # the demo writes one subject per record where it cannot write names for a group pattern
+        # (checked on real names in tests/test_registry_evidence_*): that warning is expected there
+        expected = tuple(f"source {k}: " for k in UNWRITABLE_GROUPS)
+        warnings = [w for w in conf["warnings"] if not (w.startswith(expected) and "have no subject" in w)]
+        assert not warnings, (name, warnings)
 
 
 @pytest.mark.parametrize("config", CONFIGS)
