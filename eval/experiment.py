@@ -113,7 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.dry_run and (args.calibrate or args.samples_per_second or args.eval_items_per_second):
+        parser.error("--samples_per_second, --eval_items_per_second and --calibrate price a --dry_run; add --dry_run")
+    if args.export != "slurm" and args.sbatch:
+        parser.error("--sbatch goes with --export slurm")
+    if not args.export and args.setup:
+        parser.error("--setup goes with --export")
     try:
         spec = load_spec(args.spec, args.sets)
     except SpecError as err:

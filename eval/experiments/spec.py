@@ -300,7 +300,7 @@ def fill_placeholders(data: Any, values: Mapping[str, str], origin: str = "spec"
 
         out = PLACEHOLDER.sub(sub, text)
         if whole and not missing:
-            parsed = yaml.safe_load(out) if out.strip() else None
+            parsed = _scalar(out)
             return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else out
         return out
 
@@ -416,8 +416,18 @@ def parse_sets(items: Sequence[str]) -> tuple[dict[str, str], dict[str, Any]]:
         if key.isupper() and "." not in key:
             values[key] = value
         else:
-            fields[key] = yaml.safe_load(value) if value.strip() else None
+            fields[key] = _scalar(value)
     return values, fields
+
+
+def _scalar(text: str) -> Any:
+    """A command-line value read as YAML (``5`` -> 5, ``true`` -> True, empty -> None), else the text."""
+    if not text.strip():
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def load_spec(
