@@ -23,7 +23,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from eval.experiment import main as experiment_main  # noqa: E402
-from eval.experiments.cost import Rates, calibrate, price  # noqa: E402
+from eval.experiments.cost import calibrate, price  # noqa: E402
 from eval.experiments.jobs import DONE_FILE, read_marker  # noqa: E402
 from eval.experiments.plan import make_plan  # noqa: E402
 from eval.experiments.spec import SpecError, load_spec  # noqa: E402
@@ -466,3 +466,28 @@ arms:
     assert third.count("finished earlier: skipped") == 3
     assert f"[train {key_b}] unfinished output" in third and "[eval" in third
     assert (out / "runs" / "trained__b" / DONE_FILE).is_file()
+
+
+def test_dry_run_counts_come_from_the_build_report_when_there_is_a_build(tmp_path, monkeypatch, capsys):
+    def kept(train: int, test: int) -> dict:
+        return {"sources": {"a": {"raw": train + test, "kept": {"train": train, "test": test}}}}
+
+    data = tmp_path / "medmat"
+    _write(data / "build_report.json", json.dumps({"configs": {
+        "subset_25": kept(100, 20), "subset_32": kept(2000, 40), "subset_26": kept(50, 30)}}))
+    spec_file = _write(tmp_path / "spec.yaml", f"""
+backbone: some/hub-model
+dataset: ./medmat
+recipe: {REPO}/training/recipes/llava15_7b.yaml
+rows: [{{target: subset_26, members: [subset_25, subset_32]}}]
+arms: {{Baseline: {{}}, Trained: {{mixture: "pair:{{target}}:{{members}}"}}}}
+""")
+    monkeypatch.chdir(tmp_path)
+    assert experiment_main([str(spec_file), "--dry_run", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["counts_source"].startswith("build report") and out["items_source"].startswith("build report")
+    (train,) = out["training_jobs"]
+    assert train["samples"] == {"subset_25": 100, "subset_32": 2000}  # what the build holds, not 3,000 each
+    assert train["samples_seen"] == 2100 * EPOCHS
+    assert [e["items"] for e in out["evaluation_jobs"]] == [{"subset_26": 30}, {"subset_26": 30}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["medmat", "spec.yaml"]
