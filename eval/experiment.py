@@ -106,6 +106,7 @@ class EvalSpec(BaseModel):
     limit: int | None = None
     max_new_tokens: int = 16
     split: str = "test"
+    circular: bool = Field(default=False, description="ask each item once per rotation of its options (evaluate.py --circular)")
 
 
 class ExperimentSpec(BaseModel):
@@ -121,6 +122,7 @@ class ExperimentSpec(BaseModel):
     launcher: list[str] = Field(default_factory=list, description="e.g. [accelerate, launch, --num_processes, '8']")
     eval_launcher: list[str] = Field(default_factory=list, description="empty: evaluate in this process")
     seed: int = 42
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the paired tests that decide success")
     eval: EvalSpec = Field(default_factory=EvalSpec)
     arms: dict[str, ArmSpec]
     volume: list[VolumeSpec] = Field(default_factory=list)
@@ -241,6 +243,8 @@ class Experiment:
                 "--split", e.split, "--output_dir", str(run_dir)]
         if e.limit is not None:
             argv += ["--limit", str(e.limit)]
+        if e.circular:
+            argv.append("--circular")
         done = (run_dir / "results.json").is_file() and (run_dir / "arm.json").is_file() \
             and json.loads((run_dir / "arm.json").read_text()).get("checkpoint") == checkpoint
         if done:
