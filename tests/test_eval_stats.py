@@ -131,11 +131,12 @@ def test_tally_reports_levels_and_flags_letter_bias():
 
 
 # ---------------------------------------------------------------------------------------------- report
-def _run(root: Path, name: str, arm: str, target: str, right: list[bool], circular: list[bool] | None = None) -> None:
+def _run(root: Path, name: str, arm: str, target: str, right: list[bool], circular: list[bool] | None = None,
+         **meta) -> None:
     """A run folder with predictions (plain answers, and 2 rotations when ``circular`` is given)."""
     d = root / name
     d.mkdir(parents=True)
-    (d / "arm.json").write_text(json.dumps({"arm": arm, "targets": [target], "combination": "subset_25"}))
+    (d / "arm.json").write_text(json.dumps({"arm": arm, "targets": [target], "combination": "subset_25", **meta}))
     preds = []
     for i, ok in enumerate(right):
         rots = [ok, circular[i]] if circular else [ok]
@@ -198,3 +199,30 @@ def test_circular_decides_success_and_table_shows_everything(tmp_path):
     header = (tmp_path / "table.csv").read_text().splitlines()[0].split(",")
     assert header[6:9] == ["Baseline", "Baseline ci_low", "Baseline ci_high"]
     assert (tmp_path / "cg_table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_related_vs_unrelated_is_tested_in_tables_and_volume_curves(tmp_path):
+    from eval import report
+
+    assert report.comparisons(["Baseline", "All Related", "All Unrelated", "Trained", "Related", "Unrelated"]) == [
+        ("Trained", "Baseline"), ("All Related", "All Unrelated"), ("Related", "Unrelated")]
+    n = 40
+    _run(tmp_path, "ar", "All Related", "subset_03", [i < 30 for i in range(n)])
+    _run(tmp_path, "au", "All Unrelated", "subset_03", [i < 12 for i in range(n)])
+    for series, right in (("Related", 25), ("Unrelated", 22)):
+        for volume in (0, 100):
+            _run(tmp_path, f"{series}{volume}", series, "subset_03", [i < (right if volume else 10) for i in range(n)],
+                 series=series, figure="rq1", volume=volume, xlabel="combination samples")
+    _, rows = report.cg_table(report.collect_runs(tmp_path))
+    cmp = rows[0]["p All Related vs All Unrelated"]
+    assert (cmp["n"], cmp["a_only"], cmp["b_only"]) == (n, 18, 0)
+    assert cmp["p_value"] == pytest.approx(stats.mcnemar_exact(18, 0)) and rows[0]["success"] is None
+    columns, vrows = report.volume_rows(report.volume_curves(report.collect_runs(tmp_path))["rq1"])
+    assert columns == ["volume", "n", "chance", "Related", "Unrelated", "p Related vs Unrelated"]
+    assert [r["volume"] for r in vrows] == [0, 100]
+    assert vrows[0]["p Related vs Unrelated"]["p_value"] == 1.0  # same answers at volume 0
+    assert vrows[1]["p Related vs Unrelated"]["p_value"] == pytest.approx(stats.mcnemar_exact(3, 0))
+    assert vrows[1]["Related"]["ci95"] == list(stats.wilson_interval(25, n))
+    written = report.render(tmp_path)
+    assert "| 100 | 40 | 50.0 | 62.5 [47.0, 75.8] | 55.0 [39.8, 69.3] | 0.250 |" in (tmp_path / "volume_rq1.md").read_text()
+    assert str(tmp_path / "volume_rq1.png") in written["plots"]
