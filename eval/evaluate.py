@@ -1,10 +1,12 @@
-"""Per-config accuracy of a vision-language model on Med-MAT multiple-choice configs.
+"""Per-config accuracy of a vision-language model on Med-MAT configs (multiple choice and grounding).
 
 Examples::
 
     python eval/evaluate.py --model_name_or_path llava-hf/llava-1.5-7b-hf --dataset_name ./medmat \\
         --configs subset_28 subset_03 --mode likelihood --batch_size 16 --output_dir runs/eval
     python eval/evaluate.py ... --mixture related:subset_28      # the mixture's target (subset_28)
+    python eval/evaluate.py ... --configs subset_28 --circular    # each item once per rotation of its options
+    python eval/evaluate.py ... --configs subset_38 --mode generate  # grounding: boxes scored by IoU
     accelerate launch --num_processes 8 eval/evaluate.py ...      # data-parallel, one shard per process
     python eval/evaluate.py --predictions runs/eval/predictions.jsonl --output_dir runs/rescored
 
@@ -28,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: import the package `eval` from
     sys.path.insert(0, str(_ROOT))
 
 from eval.items import load_items  # noqa: E402
-from eval.runner import MODES, gather_predictions, load_scorer, score_items, shard  # noqa: E402
+from eval.runner import GROUNDING_MAX_NEW_TOKENS, MODES, gather_predictions, load_scorer, score_items, shard  # noqa: E402
 from eval.scoring import Prediction, overall, read_predictions, tally, write_predictions  # noqa: E402
 
 
@@ -43,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="generate")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each config")
-    p.add_argument("--max_new_tokens", type=int, default=16, help="generate mode only")
+    p.add_argument("--max_new_tokens", type=int, default=16, help="generate mode, multiple-choice items")
+    p.add_argument("--grounding_max_new_tokens", type=int, default=GROUNDING_MAX_NEW_TOKENS,
+                   help="grounding items (always generated, in either mode)")
+    p.add_argument("--circular", action="store_true",
+                   help="ask each multiple-choice item once per rotation of its options; an item is right "
+                        "only when every rotation is (reported beside plain accuracy)")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     p.add_argument("--predictions", help="re-score this predictions.jsonl without a model")
     p.add_argument("--output_dir", required=True)
@@ -61,6 +68,8 @@ def write_results(
             per_config[config].update(
                 split=data["split"], split_size=data["split_size"], dataset_fingerprint=data["fingerprint"]
             )
+            if data.get("task") == "grounding" and meta.get("mode") == "likelihood":
+                per_config[config]["scored_by"] = "generate"  # boxes have no options to score
     results = {**meta, "configs": per_config, "overall": overall(per_config)}
     write_predictions(preds, out_dir / "predictions.jsonl")
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -106,11 +115,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} required (or pass --predictions FILE to re-score)")
     state = PartialState(cpu=_want_cpu())
-    items, info = load_items(args.dataset_name, args.configs, split=args.split, limit=args.limit)
+    items, info = load_items(args.dataset_name, args.configs, split=args.split, limit=args.limit,
+                             circular=args.circular)
     mine = shard(items, state.process_index, state.num_processes)
     scorer = load_scorer(args.model_name_or_path, device=state.device, dtype=args.dtype)
     start = time.perf_counter()
-    local = score_items(scorer, mine, mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    local = score_items(scorer, mine, mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                        grounding_max_new_tokens=args.grounding_max_new_tokens)
     for _, pred in local:
         pred.process = state.process_index
     preds = gather_predictions(local, total=len(items), state=state)
@@ -124,6 +135,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
         "mixture": args.mixture,
         "split": args.split,
         "limit": args.limit,
+        "circular": args.circular,
         "batch_size": args.batch_size,
         "num_processes": state.num_processes,
         "dataset_fingerprint": {c: d["fingerprint"] for c, d in info.items()},
@@ -132,13 +144,37 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
     return write_results(Path(args.output_dir), preds, meta, info)
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def summary(config: str, r: dict[str, Any]) -> str:
+    """One line per config: accuracy with its 95% interval and the levels to read it against."""
+    lo, hi = r["ci95"]
+    head = f"{config}: accuracy {_pct(r['accuracy'])} [95% CI {_pct(lo)}-{_pct(hi)}] ({r['correct']}/{r['n']})"
+    if r.get("task") == "grounding":
+        miou = "n/a" if r["mean_iou"] is None else f"{r['mean_iou']:.3f}"
+        return (f"{head} at IoU>={r['iou_threshold']}, mean IoU {miou}, "
+                f"object precision {_pct(r['precision'])} recall {_pct(r['recall'])}, unparseable {r['unparseable']}")
+    line = (f"{head}, chance {_pct(r['chance'])}, majority letter {r['majority_letter']} {_pct(r['majority_accuracy'])}, "
+            f"unparseable {r['unparseable']}")
+    if "circular" in r:
+        c = r["circular"]
+        line += (f"; circular {_pct(c['accuracy'])} [95% CI {_pct(c['ci95'][0])}-{_pct(c['ci95'][1])}] "
+                 f"({c['correct']}/{c['n']}, chance {_pct(c['chance'])})")
+    if r["letter_bias"]:
+        line += (f"\n  WARNING: {_pct(r['top_answer_share'])} of the answers are {r['top_answer']!r}: "
+                 "letter bias, the accuracy follows that letter's share of correct answers")
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     results = rescore(args) if args.predictions else evaluate(args)
     if results is not None:
         for config, r in results["configs"].items():
-            print(f"{config}: accuracy {r['accuracy']:.4f} ({r['correct']}/{r['n']}), unparseable {r['unparseable']}")
+            print(summary(config, r))
         print(f"wrote {Path(args.output_dir) / 'results.json'}")
     return 0
 

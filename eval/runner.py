@@ -3,11 +3,14 @@
 Both modes build the same prompt: the processor's chat template with one user turn holding the image
 and the question, plus the generation prompt (LLaVA / Idefics3 / Qwen2-VL style templates).
 
-* ``generate``: greedy decoding (left padding), the output parsed by :func:`eval.parsing.parse_letter`.
+* ``generate``: greedy decoding (left padding), the output parsed by :func:`eval.parsing.parse_letter`
+  (choice) or :func:`eval.grounding.parse_boxes` (grounding; decoded with the box-style special
+  tokens kept, e.g. Qwen2-VL's ``<|box_start|>``).
 * ``likelihood``: no generation. Each option letter's continuation (as the chat template writes an
   assistant turn, e.g. ``" B"``) is scored by its summed log-probability in batched forwards with
   right padding, so a row's numbers do not depend on what it was batched with. When every letter is a
-  single token, one forward per item scores all letters at once.
+  single token, one forward per item scores all letters at once. Grounding items have no options
+  to score: they are always generated.
 
 Under ``accelerate launch`` each process scores items ``index % world_size == rank`` and
 :func:`gather_predictions` collects all of them once, checks that every item came back exactly once
@@ -21,10 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .items import EvalItem
-from .parsing import LETTERS, parse_letter
-from .scoring import Prediction
+from .parsing import LETTERS
+from .scoring import Prediction, parse_answer
 
 MODES = ("generate", "likelihood")
+GROUNDING_MAX_NEW_TOKENS = 128
+# special tokens that carry box answers (Qwen2-VL, MiniGPT-v2 style); kept when decoding grounding answers
+BOX_TOKENS = frozenset({"<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
+                        "<p>", "</p>", "<delim>"})
 
 
 @dataclass
@@ -96,8 +103,29 @@ def batched(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield seq[i : i + size]
 
 
+def _prediction(it: EvalItem, prompt: str, raw: str, scores: dict[str, float] | None = None) -> Prediction:
+    """The record of one answer; likelihood answers (``scores``) are letters already."""
+    return Prediction(
+        id=it.id, config=it.config, prompt=prompt, raw_output=raw,
+        parsed=raw if scores is not None else parse_answer(raw, it.task, it.options),
+        gold=it.gold, gold_label=it.gold_label, options=it.options, scores=scores, task=it.task,
+        boxes=it.boxes if it.task == "grounding" else None, rotation=it.rotation,
+    )
+
+
+def decode(tokenizer: Any, ids: Any, keep: frozenset[str] = frozenset()) -> list[str]:
+    """Decode generated ids without special tokens, except those in ``keep``."""
+    if not keep:
+        return tokenizer.batch_decode(ids, skip_special_tokens=True)
+    drop = sorted(set(getattr(tokenizer, "all_special_tokens", [])) - keep, key=len, reverse=True)
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=False)
+    for tok in drop:
+        texts = [t.replace(tok, "") for t in texts]
+    return texts
+
+
 def generate_batch(scorer: Scorer, items: Sequence[EvalItem], max_new_tokens: int = 16) -> list[Prediction]:
-    """Greedy answers for a batch, parsed deterministically."""
+    """Greedy answers for a batch (all choice or all grounding), parsed deterministically."""
     import torch
 
     prompts = [scorer.prompt(it.question) for it in items]
@@ -108,14 +136,9 @@ def generate_batch(scorer: Scorer, items: Sequence[EvalItem], max_new_tokens: in
             **batch, max_new_tokens=max_new_tokens, do_sample=False,
             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
         )
-    texts = tok.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [
-        Prediction(
-            id=it.id, config=it.config, prompt=p, raw_output=t, parsed=parse_letter(t, it.options),
-            gold=it.gold, gold_label=it.gold_label, options=it.options,
-        )
-        for it, p, t in zip(items, prompts, texts)
-    ]
+    grounding = any(it.task == "grounding" for it in items)
+    texts = decode(tok, out[:, batch["input_ids"].shape[1] :], BOX_TOKENS if grounding else frozenset())
+    return [_prediction(it, p, t) for it, p, t in zip(items, prompts, texts)]
 
 
 def _continuation_ids(scorer: Scorer, prompt: str, cont: str) -> list[int]:
@@ -170,12 +193,7 @@ def likelihood_batch(scorer: Scorer, items: Sequence[EvalItem], per_option: bool
     preds = []
     for it, p, sc in zip(items, prompts, scores):
         best = max(sc, key=lambda L: (sc[L], -LETTERS.index(L)))  # ties -> earliest letter, deterministic
-        preds.append(
-            Prediction(
-                id=it.id, config=it.config, prompt=p, raw_output=best, parsed=best, gold=it.gold,
-                gold_label=it.gold_label, options=it.options, scores=sc,
-            )
-        )
+        preds.append(_prediction(it, p, best, scores=sc))
     return preds
 
 
@@ -186,18 +204,28 @@ def score_items(
     batch_size: int = 8,
     max_new_tokens: int = 16,
     progress: Callable[[int], None] | None = None,
+    grounding_max_new_tokens: int = GROUNDING_MAX_NEW_TOKENS,
 ) -> list[tuple[int, Prediction]]:
-    """Score ``items`` in batches; returns ``(item.index, prediction)`` pairs."""
+    """Score ``items`` in batches of one task each; returns ``(item.index, prediction)`` pairs.
+
+    Grounding items are generated in either mode, with ``grounding_max_new_tokens``.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
     if batch_size < 1:
         raise ValueError("--batch_size must be at least 1")
     out: list[tuple[int, Prediction]] = []
-    for chunk in batched(items, batch_size):
-        preds = generate_batch(scorer, chunk, max_new_tokens) if mode == "generate" else likelihood_batch(scorer, chunk)
-        out.extend((it.index, p) for it, p in zip(chunk, preds))
-        if progress:
-            progress(len(chunk))
+    for task in ("choice", "grounding"):
+        for chunk in batched([it for it in items if it.task == task], batch_size):
+            if task == "grounding":
+                preds = generate_batch(scorer, chunk, grounding_max_new_tokens)
+            elif mode == "generate":
+                preds = generate_batch(scorer, chunk, max_new_tokens)
+            else:
+                preds = likelihood_batch(scorer, chunk)
+            out.extend((it.index, p) for it, p in zip(chunk, preds))
+            if progress:
+                progress(len(chunk))
     return out
 
 

@@ -27,40 +27,62 @@ def tiny_model(path: str | Path, seed: int = 0) -> Path:
     return create_tiny_model("llava", path, seed=seed)
 
 
+def _box_row(rng: random.Random) -> tuple[str, list[str], str, str, list[dict]]:
+    """Question, options, answer, answer label and boxes of a grounding item (1-2 boxes, 0-1000 grid)."""
+    from medmat_builder.boxes import format_box_answer
+    from medmat_builder.vqa import BOX_DIRECTIVE
+
+    boxes = []
+    for _ in range(rng.choice([1, 2])):
+        x1, y1 = rng.randrange(0, 600), rng.randrange(0, 600)
+        boxes.append({"label": "Lesion", "x1": x1, "y1": y1, "x2": x1 + rng.randrange(50, 400),
+                      "y2": y1 + rng.randrange(50, 400)})
+    answer = format_box_answer([(b["label"], b["x1"], b["y1"], b["x2"], b["y2"]) for b in boxes])
+    return f"Locate the lesion in this image.\n{BOX_DIRECTIVE}", [], answer, "Lesion", boxes
+
+
 def make_tiny_export(
-    root: str | Path, configs: Sequence[str] = ("subset_28",), n_train: int = 8, n_test: int = 10, seed: int = 0
+    root: str | Path, configs: Sequence[str] = ("subset_28",), n_train: int = 8, n_test: int = 10, seed: int = 0,
+    grounding_configs: Sequence[str] = (),
 ) -> Path:
-    """Write a tiny export in the ``medmat build`` layout with random images and 2-4 options per item."""
+    """Write a tiny export in the ``medmat build`` layout with random images and 2-4 options per item.
+
+    Configs in ``grounding_configs`` get grounding items instead: no options, a box answer and ``boxes``.
+    """
     import datasets
     from PIL import Image
 
     root = Path(root)
     rng = random.Random(seed)
     lines = ["---", "configs:"]
-    for config in configs:
+    for config in [*configs, *grounding_configs]:
         lines += [f"- config_name: {config}", "  data_files:"]
         for split, n in (("train", n_train), ("test", n_test)):
             rows: dict[str, list] = {k: [] for k in (
                 "id", "image", "question", "options", "answer", "answer_label", "labels", "boxes",
                 "modality", "area", "task", "subset", "source", "license")}
             for i in range(n):
-                k = rng.choice([2, 3, 4])
-                options = rng.sample(_LABELS, k)
-                gold = rng.randrange(k)
+                if config in grounding_configs:
+                    q, options, answer, label, boxes = _box_row(rng)
+                else:
+                    k = rng.choice([2, 3, 4])
+                    options = rng.sample(_LABELS, k)
+                    gold = rng.randrange(k)
+                    q = "Which condition does this chest X-ray show?\n" + "\n".join(
+                        f"{'ABCD'[j]}. {o}" for j, o in enumerate(options)
+                    ) + "\nAnswer with the option's letter from the given choices directly."
+                    answer, label, boxes = "ABCD"[gold], options[gold], []
                 # random blocks, not a flat colour: distinct perceptual hashes, as real images have
                 img = Image.frombytes("RGB", (8, 8), bytes(rng.randrange(256) for _ in range(192)))
                 img = img.resize((32, 32), Image.Resampling.NEAREST)
-                q = "Which condition does this chest X-ray show?\n" + "\n".join(
-                    f"{'ABCD'[j]}. {o}" for j, o in enumerate(options)
-                ) + "\nAnswer with the option's letter from the given choices directly."
                 rows["id"].append(f"{config}-{split}-{i:04d}")
                 rows["image"].append(img)
                 rows["question"].append(q)
                 rows["options"].append(options)
-                rows["answer"].append("ABCD"[gold])
-                rows["answer_label"].append(options[gold])
-                rows["labels"].append([options[gold]])
-                rows["boxes"].append([])
+                rows["answer"].append(answer)
+                rows["answer_label"].append(label)
+                rows["labels"].append([label])
+                rows["boxes"].append(boxes)
                 rows["modality"].append("X-ray")
                 rows["area"].append("Lung")
                 rows["task"].append("Diseases")

@@ -1,4 +1,4 @@
-"""The ``medmat`` command line: sources, build, audit, plan, fetch, publish, tiny-model."""
+"""The ``medmat`` command line: sources, build, audit, plan, fetch, publish, tiny-model, export-task."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from medmat_builder.registry import RegistryError
 
-COMMANDS = ["sources", "build", "audit", "plan", "fetch", "publish", "tiny_model"]
+COMMANDS = ["sources", "build", "audit", "plan", "fetch", "publish", "tiny_model", "export_task"]
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -17,4 +17,10 @@ fi
 if ! .venv/bin/python -c "import deepspeed" >/dev/null 2>&1; then
   DS_BUILD_OPS=0 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation "deepspeed>=0.15"
 fi
+# lmms-eval (the `lmms` extra) for the exported-task tests, without its heavy dependency set: --no-deps, then
+# only what loading a task and scoring it with the llava_hf wrapper import (docs/eval.md, "lmms-eval").
+if ! .venv/bin/python -c "import lmms_eval.evaluator, decord" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "lmms-eval==0.7.3"
+  .venv/bin/python -m pip install -q --disable-pip-version-check loguru pytz tenacity evaluate sacrebleu decord
+fi
 .venv/bin/python -c "import medmat_builder, datasets, torch, transformers, trl; print('medmat ready: torch', torch.__version__, '| datasets', datasets.__version__, '| transformers', transformers.__version__, '| trl', trl.__version__)"

@@ -1,4 +1,5 @@
-"""eval/ (issue 5): deterministic scoring, both modes, re-scoring, 2-process gather, micro CG experiment.
+"""eval/ (issues 5, 18): deterministic scoring, both modes, circular evaluation, grounding end to end,
+re-scoring, 2-process gather, micro CG experiment.
 
 Everything runs offline on a tiny random LLaVA and a tiny synthetic export built here.
 """
@@ -19,11 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from eval import stats  # noqa: E402
 from eval.evaluate import main as evaluate_main  # noqa: E402
+from eval.grounding import parse_boxes  # noqa: E402
 from eval.items import EvalItem, load_items  # noqa: E402
 from eval.parsing import parse_letter  # noqa: E402
 from eval.runner import gather_predictions, likelihood_batch, load_scorer, shard  # noqa: E402
-from eval.scoring import Prediction, read_predictions, tally  # noqa: E402
+from eval.scoring import Prediction, read_predictions  # noqa: E402
 from eval.testing import make_tiny_export, tiny_model  # noqa: E402
 
 CONFIGS = ["subset_25", "subset_26", "subset_28"]
@@ -81,8 +84,6 @@ def test_both_modes_tally_predictions_and_drop_nothing(mode, model, export, tmp_
     results = _run(model, export, tmp_path, mode)
     preds = read_predictions(tmp_path / "predictions.jsonl")
     assert results["mode"] == mode and results["model"] == str(model)
-    assert tally(preds) == {c: {k: v for k, v in r.items() if k not in ("split", "split_size", "dataset_fingerprint")}
-                            for c, r in results["configs"].items()}
     import pyarrow.parquet as pq
 
     for config in ("subset_28", "subset_26"):
@@ -91,8 +92,15 @@ def test_both_modes_tally_predictions_and_drop_nothing(mode, model, export, tmp_
         assert r["n"] == r["split_size"] == len(test["id"]) == N_TEST
         got = [p for p in preds if p.config == config]
         assert [p.id for p in got] == test["id"]  # every item once, in split order
-        assert [p.gold for p in got] == test["answer"]
-        assert r["correct"] == sum(p.parsed == p.gold for p in got)
+        # scored against the answers in the parquet file, from the raw outputs (or the arg-max score)
+        read = [max(p.scores, key=p.scores.get) if mode == "likelihood" else parse_letter(p.raw_output, opts)
+                for p, opts in zip(got, test["options"])]
+        right = sum(a == b for a, b in zip(read, test["answer"]))
+        assert (r["correct"], r["unparseable"]) == (right, sum(a is None for a in read))
+        assert r["ci95"] == pytest.approx(stats.wilson_interval(right, N_TEST))
+        assert r["chance"] == pytest.approx(sum(1 / len(o) for o in test["options"]) / N_TEST)
+        top = Counter(test["answer"]).most_common()
+        assert r["majority_accuracy"] == top[0][1] / N_TEST
         assert sum(v["n"] for v in r["per_label"].values()) == r["n"]
         assert len(results["dataset_fingerprint"][config]) == 64
     lines = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
@@ -119,8 +127,68 @@ def test_both_modes_on_a_demo_build_by_mixture(mode, model, demo_export, tmp_pat
     r = results["configs"]["subset_28"]
     assert r["n"] == r["split_size"] == report["configs"]["subset_28"]["num_examples"]["test"]
     preds = read_predictions(tmp_path / "predictions.jsonl")
-    assert tally(preds)["subset_28"] == {k: v for k, v in r.items() if k not in ("split", "split_size", "dataset_fingerprint")}
-    assert r["correct"] + sum(p.parsed != p.gold for p in preds) == r["n"]
+    import pyarrow.parquet as pq
+
+    test = pq.read_table(next((export / "subset_28").glob("test-*.parquet"))).to_pydict()
+    gold = dict(zip(test["id"], test["answer"]))
+    assert sorted(p.id for p in preds) == sorted(gold)  # the built test split, each item once
+    assert r["correct"] == sum(p.parsed == gold[p.id] for p in preds)  # against the built answers, not ours
+
+
+def test_circular_run_asks_every_rotation_and_keeps_plain_accuracy(model, export, tmp_path):
+    plain = _run(model, export, tmp_path / "plain", "likelihood")["configs"]["subset_28"]
+    results = _run(model, export, tmp_path / "circ", "likelihood", "--circular")
+    r = results["configs"]["subset_28"]
+    assert results["circular"] is True
+    preds = [p for p in read_predictions(tmp_path / "circ" / "predictions.jsonl") if p.config == "subset_28"]
+    import pyarrow.parquet as pq
+
+    test = pq.read_table(export / "subset_28" / "test-00000-of-00001.parquet").to_pydict()
+    assert r["circular"]["rotations"] == len(preds) == sum(len(o) for o in test["options"])
+    for item_id, options, answer in zip(test["id"], test["options"], test["answer"]):
+        mine = sorted((p for p in preds if p.id == item_id), key=lambda p: p.rotation)
+        assert [p.rotation for p in mine] == list(range(len(options)))
+        # the correct option text stands under the moved letter, and the prompt shows the rotated options
+        assert all(p.options["ABCD".index(p.gold)] == options["ABCD".index(answer)] for p in mine)
+        assert all(f"A. {p.options[0]}" in p.prompt for p in mine)
+    # rotation 0 is the item as written: the plain numbers equal a run without --circular
+    assert (r["n"], r["correct"], r["ci95"]) == (plain["n"], plain["correct"], plain["ci95"])
+    right = {i: all(p.parsed == p.gold for p in preds if p.id == i) for i in test["id"]}
+    assert (r["circular"]["n"], r["circular"]["correct"]) == (N_TEST, sum(right.values()))
+    assert r["circular"]["correct"] <= r["correct"]
+
+
+def test_evaluate_scores_a_grounding_config_end_to_end(model, demo_export, tmp_path):
+    """A tiny model generates boxes for subset_38 of a demo build; then hand answers are re-scored."""
+    import pyarrow.parquet as pq
+
+    export = demo_export / "medmat"
+    out = tmp_path / "run"
+    assert evaluate_main([
+        "--model_name_or_path", str(model), "--dataset_name", str(export), "--configs", "subset_38",
+        "--mode", "likelihood", "--grounding_max_new_tokens", "12", "--batch_size", "8", "--output_dir", str(out),
+    ]) == 0
+    results = json.loads((out / "results.json").read_text())
+    r = results["configs"]["subset_38"]
+    test = pq.read_table(next((export / "subset_38").glob("test-*.parquet"))).to_pylist()
+    assert r["task"] == "grounding" and r["scored_by"] == "generate"  # boxes are generated in either mode
+    assert r["n"] == r["split_size"] == len(test) > 1 and all(row["boxes"] for row in test)
+    assert r["objects"]["reference"] == sum(len(row["boxes"]) for row in test)
+    preds = read_predictions(out / "predictions.jsonl")
+    assert [p.id for p in preds] == [row["id"] for row in test]
+    assert r["unparseable"] == sum(parse_boxes(p.raw_output) is None for p in preds)
+    # the same items answered by hand: the gold answer text for the first half, a box beside it for the rest
+    half = len(test) // 2
+    lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    for i, (line, row) in enumerate(zip(lines, test)):
+        b = row["boxes"][0]
+        line["raw_output"] = row["answer"] if i < half else f"{b['label']}: [{b['x2']}, {b['y2']}, 1000, 1000]"
+    hand = tmp_path / "hand.jsonl"
+    hand.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert evaluate_main(["--predictions", str(hand), "--output_dir", str(tmp_path / "rescored")]) == 0
+    again = json.loads((tmp_path / "rescored" / "results.json").read_text())["configs"]["subset_38"]
+    assert (again["correct"], again["unparseable"]) == (half, 0)
+    assert again["recall"] == pytest.approx(sum(len(row["boxes"]) for row in test[:half]) / again["objects"]["reference"])
 
 
 def test_limit_takes_first_items(model, export, tmp_path):
@@ -235,7 +303,7 @@ def test_micro_experiment_writes_table_and_plot(model, export, tmp_path):
         "name": "micro", "backbone": str(model), "dataset": str(export), "target": "subset_28",
         "recipe": str(REPO / "training" / "recipes" / "tiny_cpu.yaml"),
         "train_args": {"max_steps": 1, "per_device_train_batch_size": 2},
-        "eval": {"mode": "likelihood", "batch_size": 4},
+        "eval": {"mode": "likelihood", "batch_size": 4, "circular": True}, "alpha": 0.1,
         "arms": {"Baseline": {}, "Trained": {"train_configs": ["subset_25"], "budget": 6}},
         "volume": [{"name": "rq1", "sizes": [0, 6], "series": {"Related": {"train_configs": ["subset_25"]}}}],
     })
@@ -243,21 +311,30 @@ def test_micro_experiment_writes_table_and_plot(model, export, tmp_path):
     written = Experiment(spec, out, log=lambda *_: None).run()
     assert len(list((out / "models").glob("*/config.json"))) == 1  # the Trained arm is also the volume point
     md = (out / "table.md").read_text()
-    assert "| Related combination | Target subset | Baseline | Trained | success |" in md
-    assert "subset_28" in md and "subset_25" in md
+    assert md.startswith("| Related combination | Target subset | metric | n | chance | majority letter | Baseline | "
+                         "Trained | p Trained vs Baseline | success |")
+    assert "subset_28" in md and "subset_25" in md and "p < 0.1" in md
     csv_rows = (out / "table.csv").read_text().splitlines()
-    assert csv_rows[0] == "combination,target,Baseline,Trained,success"
-    assert csv_rows[1].endswith(",")  # no Baseline+ arm: success undecided, left empty
-    png = out / "volume_rq1.png"
-    assert written["plots"] == [str(png)] and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert csv_rows[0] == ("combination,target,metric,n,chance,majority,Baseline,Baseline ci_low,Baseline ci_high,"
+                           "Trained,Trained ci_low,Trained ci_high,p Trained vs Baseline,success")
+    assert [row.split(",")[2] for row in csv_rows[1:]] == ["accuracy", "circular"]  # the circular run's own row
+    assert csv_rows[2].endswith(",")  # no Baseline+ arm: success undecided, left empty
+    assert written["plots"] == [str(out / "cg_table.png"), str(out / "volume_rq1.png")]
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written["plots"])
     baseline = json.loads((out / "runs" / "baseline" / "results.json").read_text())["configs"]["subset_28"]
-    assert f"| {100 * baseline['accuracy']:.1f} |" in md
+    lo, hi = stats.wilson_interval(baseline["correct"], baseline["n"])
+    assert f"| {100 * baseline['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] |" in md
+    assert baseline["circular"]["n"] == N_TEST
+    table = json.loads((out / "table.json").read_text())
+    assert table["alpha"] == 0.1 and table["rows"][0]["n"] == [N_TEST]
+    assert "| volume | n | chance | Related |" in (out / "volume_rq1.md").read_text()
     # re-rendered from the result files alone (no model) into another folder: same table
     again = report.render(out, tmp_path / "again", arm_order=["Baseline", "Trained"])
     assert again["markdown"] == md
 
 
 def _fake_run(root: Path, name: str, arm: str, target: str, correct: int, n: int = 10, **meta) -> None:
+    """A run folder as older versions wrote it: counts only, no predictions.jsonl to pair items with."""
     d = root / name
     d.mkdir(parents=True)
     (d / "arm.json").write_text(json.dumps({"arm": arm, "targets": [target], "combination": "subset_25 + subset_26",
@@ -266,19 +343,23 @@ def _fake_run(root: Path, name: str, arm: str, target: str, correct: int, n: int
         "n": n, "correct": correct, "accuracy": correct / n, "unparseable": 0, "per_label": {}}}}))
 
 
-def test_report_success_is_trained_beating_both_baselines(tmp_path):
+def test_report_without_predictions_shows_intervals_but_claims_no_success(tmp_path):
     from eval import report
 
-    for target, (b, bp, t) in {"subset_03": (3, 4, 6), "subset_28": (3, 6, 5), "subset_10": (5, 2, 5)}.items():
+    for target, (b, bp, t) in {"subset_03": (3, 4, 6), "subset_28": (3, 6, 5)}.items():
         _fake_run(tmp_path, f"b_{target}", "Baseline", target, b)
         _fake_run(tmp_path, f"bp_{target}", "Baseline+", target, bp)
         _fake_run(tmp_path, f"t_{target}", "Trained", target, t)
     for size, c in ((0, 3), (100, 5), (200, 7)):
         _fake_run(tmp_path, f"v{size}", "Related", "subset_03", c, series="Related", figure="rq1", volume=size)
     columns, rows = report.cg_table(report.collect_runs(tmp_path), ["Baseline", "Baseline+", "Trained"])
-    assert columns == ["combination", "target", "Baseline", "Baseline+", "Trained", "success"]
-    assert {r["target"]: r["success"] for r in rows} == {"subset_03": True, "subset_28": False, "subset_10": False}
-    assert report.volume_curves(report.collect_runs(tmp_path)) == {"rq1": {"Related": [(0, 0.3), (100, 0.5), (200, 0.7)]}}
+    assert columns[-3:] == ["p Trained vs Baseline", "p Trained vs Baseline+", "success"]
+    # Trained 6/10 above 3/10 and 4/10, but without paired items there is no test, so no success either way
+    assert {r["target"]: r["success"] for r in rows} == {"subset_03": None, "subset_28": None}
+    assert rows[0]["Trained"]["ci95"] == list(stats.wilson_interval(6, 10))
+    curves = report.volume_curves(report.collect_runs(tmp_path))
+    assert {f: {s: [(r.volume, r.accuracy) for r in rs] for s, rs in c.items()} for f, c in curves.items()} == \
+        {"rq1": {"Related": [(0, 0.3), (100, 0.5), (200, 0.7)]}}
     written = report.render(tmp_path)
-    assert "🟩 yes" in written["markdown"] and "🟥 no" in written["markdown"]
+    assert "🟩" not in written["markdown"] and "| 60.0 [31.3, 83.2] |" in written["markdown"]
     assert (tmp_path / "volume_rq1.png").is_file()

@@ -86,8 +86,9 @@ def collect(out: str | Path, plan: dict[str, Any] | None = None) -> Collected:
     arms: list[str] = plan["main_arms"]
     written = Collected(markdown="", missing=missing, finished=len(found), total=len(plan["cells"]))
 
+    alpha = report.spec_alpha(out)
     if arms:
-        columns = ["combination", "target", *arms, "success"]
+        columns: list[str] = []
         rows = []
         for row in plan["rows"]:
             rid = row["id"]
@@ -95,22 +96,32 @@ def collect(out: str | Path, plan: dict[str, Any] | None = None) -> Collected:
             combination = next((c["combination"] for c in cells if c["arm"] == "Trained"), "") or \
                 next((c["combination"] for c in cells if c["combination"]), "")
             runs = [r for c, r in found if c["row"] == rid and c.get("series") is None]
-            got = report.cg_table(runs, arms)[1] if runs else []
-            line = got[0] if got else {"target": row["target"], **{a: None for a in arms}, "success": None}
-            rows.append({**line, "combination": combination})  # the planned combination, also while one is missing
-        written.markdown = report.to_markdown(columns, rows) + _missing_text(missing, written.total)
+            cols, got = report.cg_table(runs, arms, alpha) if runs else ([], [])
+            columns = columns or cols
+            got = got or [{"target": row["target"], "metric": "accuracy", "n": [], **{a: None for a in arms},
+                           "success": None}]
+            rows += [{**line, "combination": combination} for line in got]  # the planned combination
+        columns = columns or ["combination", "target", "metric", "n", "chance", "majority", *arms, "success"]
+        notes = [f"Accuracy in % with its Wilson 95% interval; p: paired exact McNemar on the same items; success: "
+                 f"Trained above Baseline and Baseline+ with both p < {alpha:g}.",
+                 *report.warnings([r for _, r in found if r.series is None])]
+        written.markdown = report.to_markdown(columns, rows, notes) + _missing_text(missing, written.total)
         (out / "table.md").write_text(written.markdown, encoding="utf-8")
         report.write_csv(columns, rows, out / "table.csv")
         written.table_md, written.table_csv = str(out / "table.md"), str(out / "table.csv")
     else:
         written.markdown = _missing_text(missing, written.total)
 
+    from eval import plots
+
     curves_runs = [r for _, r in found if r.series is not None]
     targets = {r.figure: r.target for r in curves_runs}
     xlabels = {r.figure: r.xlabel for r in curves_runs if r.xlabel}
     for figure, curves in report.volume_curves(curves_runs).items():
-        png = report.plot_volume(curves, out / f"volume_{figure}.png", title=f"{figure}: target {targets.get(figure, '')}",
-                                 xlabel=xlabels.get(figure) or "training samples")
+        vcols, vrows = report.volume_rows(curves)
+        (out / f"volume_{figure}.md").write_text(report.to_markdown(vcols, vrows), encoding="utf-8")
+        png = plots.plot_volume(curves, out / f"volume_{figure}.png", title=f"{figure}: target {targets.get(figure, '')}",
+                                xlabel=xlabels.get(figure) or "training samples")
         written.plots.append(str(png))
     (out / "missing.json").write_text(json.dumps(missing, indent=1) + "\n", encoding="utf-8")
     return written

@@ -112,6 +112,8 @@ class EvalJob:
                "--split", e.split, "--output_dir", str(self.run_dir)]
         if e.limit is not None:
             out += ["--limit", str(e.limit)]
+        if e.circular:
+            out.append("--circular")
         return out
 
 

@@ -136,6 +136,7 @@ class EvalSpec(BaseModel):
     limit: int | None = None
     max_new_tokens: int = 16
     split: str = "test"
+    circular: bool = Field(default=False, description="ask each item once per rotation of its options (evaluate.py --circular)")
 
 
 class RowSpec(BaseModel):
@@ -184,6 +185,7 @@ class ExperimentSpec(BaseModel):
                                                                   "--nproc_per_node, '8']; overrides accelerate_config")
     eval_launcher: list[str] = Field(default_factory=list, description="explicit evaluation launcher")
     seed: int = 42
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the paired tests that decide success")
     eval: EvalSpec = Field(default_factory=EvalSpec)
     arms: dict[str, ArmSpec] = Field(default_factory=dict)
     volume: list[VolumeSpec] = Field(default_factory=list)
