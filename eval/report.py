@@ -314,6 +314,13 @@ def volume_rows(curves: dict[str, list[Run]]) -> tuple[list[str], list[dict[str,
     return ["volume", "n", "chance", *series, *(p_column(a, b) for a, b in pairs)], rows
 
 
+def table_note(alpha: float) -> str:
+    """The note under every CG table: what the numbers are and when a row counts as a success."""
+    return (f"Accuracy in % with its Wilson 95% interval; n items per arm; p: paired exact McNemar on the same "
+            f"items; success: Trained above Baseline and Baseline+ with both p < {alpha:g}, judged on the metric "
+            "of the row that shows it (circular when measured).")
+
+
 def spec_alpha(root: Path) -> float:
     """The significance level of the experiment (``alpha`` in its spec.yaml), else 0.05."""
     import yaml
@@ -341,12 +348,7 @@ def render(
         raise FileNotFoundError(f"no arm.json under {root}; run eval/experiment.py first")
     alpha = spec_alpha(root) if alpha is None else alpha
     columns, rows = cg_table(runs, arm_order, alpha)
-    notes = [
-        f"Accuracy in % with its Wilson 95% interval; n items per arm; p: paired exact McNemar on the same "
-        f"items; success: Trained above Baseline and Baseline+ with both p < {alpha:g}, judged on the metric "
-        "of the row that shows it (circular when measured).",
-        *warnings(runs),
-    ]
+    notes = [table_note(alpha), *warnings(runs)]
     md = to_markdown(columns, rows, notes) if rows else ""
     written: dict[str, Any] = {"markdown": md, "plots": []}
     summary: dict[str, Any] = {"alpha": alpha, "columns": columns, "rows": rows, "warnings": notes[1:], "volume": {}}

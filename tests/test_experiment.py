@@ -350,7 +350,7 @@ arms:
     assert experiment_main([str(out / "spec.yaml"), "--output_dir", str(out), "--collect"]) == 0
     printed = capsys.readouterr().out
     table = (out / "table.md").read_text()
-    assert "| Related combination | Target subset | Baseline | Trained | success |" in table
+    assert "| Related combination | Target subset | metric | n | chance | majority letter | Baseline | Trained | p Trained vs Baseline | success |" in table
     assert len([ln for ln in table.splitlines() if ln.startswith("| configs:subset_2")]) == 2
     missing = json.loads((out / "missing.json").read_text())
     assert [(m["row"], m["arm"]) for m in missing] == [("a", "Trained")]
@@ -445,11 +445,12 @@ arms:
     assert len(list((out / "models").glob("*/config.json"))) == 2  # row a's Trained = From file; row b
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["baseline", "trained__a", "trained__b"]
     table = (out / "table.md").read_text()
-    assert table.splitlines()[0] == "| Related combination | Target subset | Baseline | Trained | From file | Earlier | success |"
-    rows = table.splitlines()[2:]
+    assert table.splitlines()[0] == ("| Related combination | Target subset | metric | n | chance | majority letter | Baseline | Trained "
+                                     "| From file | Earlier | p Trained vs Baseline | success |")
+    rows = [ln for ln in table.splitlines()[2:] if ln.startswith("|")]
     assert len(rows) == 2 and "subset_28" in rows[0] and "subset_26" in rows[1]
     a = [c.strip() for c in rows[0].split("|")[1:-1]]
-    assert a[3] == a[4] and a[2] == a[5] != ""  # shared training -> same number; Earlier is the backbone
+    assert a[7] == a[8] and a[6] == a[9] != ""  # shared training -> same number; Earlier is the backbone
     assert "Missing" not in table and json.loads((out / "missing.json").read_text()) == []
     assert "mean nothing medically" in printed
     # rerun: nothing runs again

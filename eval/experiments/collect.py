@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval import report
+from eval import plots, report
 from eval.experiments.jobs import evaluation_finished, marker_token
 
 MISSING_LISTED = 20
@@ -102,17 +102,18 @@ def collect(out: str | Path, plan: dict[str, Any] | None = None) -> Collected:
                            "success": None}]
             rows += [{**line, "combination": combination} for line in got]  # the planned combination
         columns = columns or ["combination", "target", "metric", "n", "chance", "majority", *arms, "success"]
-        notes = [f"Accuracy in % with its Wilson 95% interval; p: paired exact McNemar on the same items; success: "
-                 f"Trained above Baseline and Baseline+ with both p < {alpha:g}.",
+        notes = [report.table_note(alpha),
                  *report.warnings([r for _, r in found if r.series is None])]
         written.markdown = report.to_markdown(columns, rows, notes) + _missing_text(missing, written.total)
         (out / "table.md").write_text(written.markdown, encoding="utf-8")
         report.write_csv(columns, rows, out / "table.csv")
         written.table_md, written.table_csv = str(out / "table.md"), str(out / "table.csv")
+        summary = {"alpha": alpha, "columns": columns, "rows": rows, "warnings": notes[1:]}
+        (out / "table.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if any(line.get(a) for line in rows for a in arms):
+            written.plots.append(str(plots.plot_cg(rows, arms, out / "cg_table.png")))
     else:
         written.markdown = _missing_text(missing, written.total)
-
-    from eval import plots
 
     curves_runs = [r for _, r in found if r.series is not None]
     targets = {r.figure: r.target for r in curves_runs}
