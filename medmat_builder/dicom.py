@@ -72,7 +72,7 @@ class DecoderPackage:
     """A PyPI package that decodes DICOM pixel data through pydicom, and under which licence."""
 
     name: str
-    #: SPDX identifier of the package as installed (the library it wraps, if that one binds more).
+    #: SPDX identifier of its licence (python-gdcm: GDCM's BSD-3-Clause; its wheel's metadata says Apache-2.0).
     license: str
     #: The codec library inside, with its own licence.
     library: str

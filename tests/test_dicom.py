@@ -415,7 +415,7 @@ cases = [
     ("dx12_window_jpeg_extended.dcm", stray),
     ("gray8_jpeg_lossless_sv1.dcm", stray),
     ("gray8_jpeg_baseline.dcm", stray),
-    ("ct16_signed_window_jpegls_lossless.dcm", lambda s: s[: len(s) * 6 // 10]),  # pyjpegls would loop forever
+    ("ct16_signed_window_jpegls_lossless.dcm", lambda s: s[:1569]),  # pyjpegls loops forever on this cut
     ("ct16_signed_window_jpegls_lossless.dcm", patch(6, 240)),  # GDCM aborts on it
     ("ct16_signed_window_j2k_lossless_gdcm.dcm", patch(42, 88)),  # GDCM aborts on it
 ]
