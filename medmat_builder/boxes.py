@@ -148,7 +148,9 @@ def read_mask(path: Path) -> np.ndarray:
     if head[128:132] == b"DICM":
         import pydicom
 
-        arr = np.asarray(pydicom.dcmread(str(path)).pixel_array)
+        from medmat_builder.dicom import decode_pixel_array
+
+        arr = decode_pixel_array(pydicom.dcmread(str(path))).array
         return arr[0] if arr.ndim == 3 and arr.shape[-1] not in (3, 4) else arr  # first frame
 
     with Image.open(path) as im:

@@ -60,7 +60,14 @@ import numpy as np
 import xxhash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from medmat_builder.dicom import decoder_problem, render_monochrome, transfer_syntax_name, undecodable_detail
+from medmat_builder.dicom import (
+    PixelDataError,
+    decode_pixel_array,
+    decoder_problem,
+    render_monochrome,
+    transfer_syntax_name,
+    undecodable_detail,
+)
 
 #: Largest accepted image, in pixels (width x height x frames), checked from the header before decoding.
 #: Below Pillow's own warning threshold, so this limit is the one that applies.
@@ -559,7 +566,9 @@ def _load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, 
             raise _fail("unsupported_dicom", name, problem)
         ts_name = f"{transfer_syntax_name(tsyntax)} ({tsyntax})"
         try:
-            arr = ds.pixel_array
+            arr = decode_pixel_array(ds).array
+        except PixelDataError as exc:  # no decoder may be given this stream (its text holds no header value)
+            raise _fail("corrupt", name, f"DICOM pixel data in {ts_name} cannot be decoded: {exc}") from None
         except NotImplementedError:
             raise _fail("unsupported_dicom", name, undecodable_detail(tsyntax)) from None
         except ValueError as exc:

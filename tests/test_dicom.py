@@ -4,11 +4,20 @@ refused with one line naming its syntax and what would decode it.
 
 Fixtures: ``tests/fixtures/dicom/`` (synthetic, written once by DCMTK and GDCM, see its README) for the
 syntaxes pydicom cannot encode; the others are encoded here with pydicom and its plugins.
+
+Every decode also says which package decoded it: always one of the default install, whose licences
+are all permissive (medmat is Apache-2.0), whether or not the GPL extra ``dicom-gpl`` is installed.
 """
 
 from __future__ import annotations
 
+import configparser
+import hashlib
 import io
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +28,19 @@ from pydicom import uid
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 
-from medmat_builder.dicom import TRANSFER_SYNTAXES, undecodable_detail
+from medmat_builder.dicom import (
+    DECODER_PACKAGES,
+    TRANSFER_SYNTAXES,
+    decode_pixel_array,
+    decoding_plugins,
+    jpeg_header_problem,
+    undecodable_detail,
+)
 from medmat_builder.images import ImageError, load_image
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dicom"
+ROOT = Path(__file__).resolve().parents[1]
+SYNTAX = {ts.uid: ts for ts in TRANSFER_SYNTAXES}
 SOURCES = ("gray8", "rgb8", "gray12_mono1_voilut", "dx12_window", "ct16_signed_window")
 
 
@@ -36,6 +54,16 @@ def _pixels(path: Path | str) -> np.ndarray:
 
 def _uncompressed(source: str) -> Path:
     return FIXTURES / f"{source}_explicit_le.dcm"
+
+
+def _decode(path: Path) -> np.ndarray:
+    """Raw pixels as a build decodes them; the package that did it must be a permissive one of the default install."""
+    ds = pydicom.dcmread(path)
+    decoded = decode_pixel_array(ds)
+    ts = SYNTAX[str(ds.file_meta.TransferSyntaxUID)]
+    assert decoded.package in ts.decoders, (ts.name, decoded.plugin, decoded.package)
+    assert DECODER_PACKAGES[decoded.package].permissive and DECODER_PACKAGES[decoded.package].extra is None
+    return decoded.array
 
 
 # Largest raw-value error of each lossy fixture against its source array (NEAR, quality 90 ...).
@@ -55,7 +83,7 @@ def test_fixture_decodes_to_its_source(name):
     8-bit output of the uncompressed file, lossy ones close to both."""
     path = FIXTURES / name
     source = _source_of(path)
-    arr = pydicom.dcmread(path).pixel_array
+    arr = _decode(path)
     expected = np.load(FIXTURES / f"{source}.npy")
     out, ref = _pixels(path), _pixels(_uncompressed(source))
     assert out.shape == ref.shape == expected.shape
@@ -112,7 +140,7 @@ ENCODED_CASES = [  # 12-bit MONOCHROME1 with a VOI LUT and 16-bit signed CT in e
 def test_pydicom_encoded_syntaxes_decode(tmp_path, source, syntax, options, lossless):
     path = _encode(source, syntax, options, tmp_path)
     expected = np.load(FIXTURES / f"{source}.npy").astype(np.int64)
-    err = np.abs(pydicom.dcmread(path).pixel_array.astype(np.int64) - expected)
+    err = np.abs(_decode(path).astype(np.int64) - expected)
     out, ref = _pixels(path), _pixels(_uncompressed(source))
     if lossless:
         assert err.max() == 0
@@ -129,8 +157,88 @@ def test_every_tested_syntax_is_in_the_documented_table():
     assert tested <= table
     untested = {ts.name for ts in TRANSFER_SYNTAXES if ts.uid not in tested}
     assert all("High-Throughput" in name for name in untested), untested  # no HTJ2K encoder here
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "images.md").read_text()
-    assert all(ts.uid in doc for ts in TRANSFER_SYNTAXES)
+    doc = (ROOT / "docs" / "images.md").read_text()
+    for ts in TRANSFER_SYNTAXES:  # one row per syntax naming its decoders, in order, and their licences
+        row = next(line for line in doc.splitlines() if f"| {ts.uid} |" in line)
+        cells = [cell.strip() for cell in row.split("|")]
+        assert cells[3] == ", ".join(ts.decoders), row
+        assert cells[4] == ", ".join(DECODER_PACKAGES[p].license for p in ts.decoders), row
+        assert cells[5] == (", ".join(ts.optional) or "-"), row
+
+
+# --------------------------------------------------------------------------- licences: the default install
+def _requirement_names(text: str) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower() for line in text.splitlines() if line.strip()}
+
+
+def test_default_install_decodes_with_permissive_packages_only():
+    """Every package a syntax needs is permissive and in install_requires; the GPL one only in its extra."""
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    required = _requirement_names(setup["options"]["install_requires"])
+    extras = {name: _requirement_names(value) for name, value in setup["options.extras_require"].items()}
+    for ts in TRANSFER_SYNTAXES:
+        assert ts.decoders, ts.name
+        for package in ts.decoders:
+            info = DECODER_PACKAGES[package]
+            assert info.permissive and info.extra is None and package in required, (ts.name, package)
+        for package in ts.optional:
+            info = DECODER_PACKAGES[package]
+            assert info.extra and package in extras[info.extra] and package not in required, (ts.name, package)
+    copyleft = [p.name for p in DECODER_PACKAGES.values() if not p.permissive]
+    assert copyleft == ["pylibjpeg-libjpeg"] and DECODER_PACKAGES["pylibjpeg-libjpeg"].license == "GPL-3.0-only"
+    assert "pylibjpeg-libjpeg" not in required and "pylibjpeg-libjpeg" in extras["dicom-gpl"]
+
+
+def test_every_compressed_syntax_has_its_default_decoders_installed_here():
+    """pydicom offers a plugin of every default package of every syntax in this environment (set up as the
+    README says), so no syntax depends on an optional package."""
+    for ts in TRANSFER_SYNTAXES:
+        if ts.decoders == ("pydicom",):
+            continue
+        offered = {package for _, package in decoding_plugins(ts.uid)}
+        assert set(ts.decoders) <= offered, (ts.name, offered)
+
+
+class _OfferedPlugins:
+    """A pydicom decoder as it looks with every package installed (the GPL extra too)."""
+
+    def __init__(self, *plugins: str):
+        self.available_plugins, self.is_available, self.is_native = plugins, True, False
+
+
+@pytest.mark.parametrize("syntax,offered,expected", [
+    (uid.JPEGExtended12Bit, ("gdcm", "pylibjpeg", "pillow", "medmat-gdcm"),
+     [("gdcm", "python-gdcm"), ("medmat-gdcm", "python-gdcm"), ("pylibjpeg", "pylibjpeg-libjpeg")]),
+    (uid.JPEGBaseline8Bit, ("gdcm", "pylibjpeg", "pillow"),
+     [("pillow", "pillow"), ("gdcm", "python-gdcm"), ("pylibjpeg", "pylibjpeg-libjpeg")]),
+    (uid.JPEGLosslessSV1, ("gdcm", "pylibjpeg"), [("gdcm", "python-gdcm"), ("pylibjpeg", "pylibjpeg-libjpeg")]),
+    (uid.JPEGLSLossless, ("gdcm", "pylibjpeg", "pyjpegls"),
+     [("pyjpegls", "pyjpegls"), ("pylibjpeg", "pylibjpeg-libjpeg")]),
+    (uid.JPEG2000, ("gdcm", "pylibjpeg", "pillow"), [("pylibjpeg", "pylibjpeg-openjpeg"), ("pillow", "pillow")]),
+    (uid.RLELossless, ("pylibjpeg", "pydicom"), [("pylibjpeg", "pylibjpeg-rle"), ("pydicom", "pydicom")]),
+])
+def test_gpl_extra_is_tried_last_and_gdcm_never_for_jpeg_ls_or_jpeg_2000(monkeypatch, syntax, offered, expected):
+    """medmat's order, not pydicom's (which tries GDCM first everywhere): the default packages first, the
+    GPL extra last, so installing it changes no decoded file that the default install decodes."""
+    import pydicom.pixels
+
+    monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda ts: _OfferedPlugins(*offered))
+    assert list(decoding_plugins(str(syntax))) == expected
+
+
+def test_12bit_jpeg_extended_decodes_through_gdcm_as_dcmtk_does():
+    """pydicom keeps 12-bit JPEG Extended from its GDCM plugin; medmat's plugin decodes it through GDCM's
+    own API, to the very values DCMTK's dcmdjpeg 3.6.7 gives (sha256 of its little-endian uint16 pixels)."""
+    path = FIXTURES / "dx12_window_jpeg_extended.dcm"
+    pydicom_gdcm = pydicom.dcmread(path)
+    pydicom_gdcm.pixel_array_options(decoding_plugin="gdcm")
+    with pytest.raises(RuntimeError, match="12-bit"):
+        pydicom_gdcm.pixel_array
+    decoded = decode_pixel_array(pydicom.dcmread(path))
+    assert (decoded.plugin, decoded.package) == ("medmat-gdcm", "python-gdcm")
+    assert hashlib.sha256(decoded.array.astype("<u2").tobytes()).hexdigest() == (
+        "89ac136552a3493e51e0305c5fd3a348ca37567ddfafb82f467e5cf612bd4755")
 
 
 @pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm",
@@ -222,7 +330,7 @@ def test_undecodable_syntax_is_one_line_naming_it_and_the_decoder(tmp_path, synt
 
 
 def test_missing_plugin_names_the_package_to_install(monkeypatch):
-    """As without pylibjpeg: pydicom offers only Pillow, which decodes no 12-bit JPEG."""
+    """As without python-gdcm: pydicom offers only Pillow, which decodes no 12-bit JPEG."""
     import pydicom.pixels
 
     class PillowOnly:
@@ -232,14 +340,126 @@ def test_missing_plugin_names_the_package_to_install(monkeypatch):
     with pytest.raises(ImageError) as info:
         load_image(FIXTURES / "dx12_window_jpeg_extended.dcm")
     assert info.value.reason == "unsupported_dicom"  # not "corrupt": the file is fine, a package is missing
-    assert "1.2.840.10008.1.2.4.51" in info.value.detail and "install pylibjpeg-libjpeg" in info.value.detail
+    assert "1.2.840.10008.1.2.4.51" in info.value.detail and "install python-gdcm" in info.value.detail
     assert undecodable_detail(uid.JPEG2000, ("pylibjpeg-openjpeg",)).endswith(
         "install pylibjpeg-openjpeg (a medmat dependency: rerun scripts/setup.sh)")
 
 
-def test_stream_that_every_decoder_rejects_is_corrupt_and_names_its_syntax():
-    """NEMA's NM1_JPLY (pydicom's JPEG-lossy.dcm): a 12-bit JPEG whose scan header breaks the standard."""
+def test_nema_12bit_jpeg_with_a_nonconformant_scan_header_decodes_as_dcmtk_decodes_it():
+    """NEMA's NM1_JPLY (pydicom's JPEG-lossy.dcm): its scan header breaks the standard, which pylibjpeg-libjpeg
+    refused; GDCM and DCMTK's dcmdjpeg 3.6.7 decode it alike (sha256 of the little-endian uint16 pixels)."""
+    decoded = decode_pixel_array(pydicom.dcmread(get_testdata_file("JPEG-lossy.dcm")))
+    assert decoded.package == "python-gdcm" and decoded.array.shape == (1024, 256)
+    assert hashlib.sha256(decoded.array.astype("<u2").tobytes()).hexdigest() == (
+        "d30242775a414c01d616447854ebe3f2b20259822894bcd6891f879bcdcbf313")
+    assert load_image(get_testdata_file("JPEG-lossy.dcm")).width == 256
+
+
+# --------------------------------------------------------------------------- damaged streams
+def _frames_of(name: str) -> list[bytes]:
+    from pydicom.encaps import generate_frames
+
+    return list(generate_frames(pydicom.dcmread(FIXTURES / name).PixelData, number_of_frames=1))
+
+
+@pytest.mark.parametrize("name", [n for n in FIXTURE_FILES if "jpeg" in n and "jpegls" not in n])
+def test_jpeg_header_of_every_fixture_is_well_formed(name):
+    """DCMTK's JPEG streams (baseline, extended, lossless) pass the header check that guards GDCM."""
+    assert [jpeg_header_problem(frame) for frame in _frames_of(name)] == [None]
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (lambda s: b"\x00" + s[1:], "does not start with a start-of-image marker"),
+    (lambda s: s[:2] + b"\x12" * 17 + s[2:], "stray bytes between header segments (offset 2)"),
+    (lambda s: s[:33], "ends before its first scan"),  # right after the frame header
+    (lambda s: s[:2] + b"\xff\xe0\x00\x10JFIF\x00\x02\x01\x00\x00\x01\x00\x01\x00\x00" + s[2:],
+     "JFIF header of version 2"),
+    (lambda s: s[:2] + b"\xff\xdb\xff\xff" + s[2:], "(0xFFDB) that does not fit the stream"),
+    (lambda s: s[:2] + b"\xff\xd0" + s[2:], "marker 0xFFD0 before its first scan"),
+])
+def test_jpeg_header_check_names_what_is_wrong(damage, problem):
+    stream = _frames_of("gray8_jpeg_lossless_sv1.dcm")[0]
+    assert problem in (jpeg_header_problem(damage(stream)) or "")
+
+
+_DAMAGED_STREAMS = r'''
+import json, sys, warnings
+import pydicom
+from pydicom.encaps import encapsulate, generate_frames
+from medmat_builder import dicom
+from medmat_builder.images import ImageError, load_image
+
+warnings.simplefilter("ignore")
+every_plugin = dicom.decoding_plugins
+dicom.decoding_plugins = lambda uid: tuple(  # the default install: no optional extra
+    p for p in every_plugin(uid) if p[1] not in dicom.DECODER_PACKAGES or not dicom.DECODER_PACKAGES[p[1]].extra)
+fixtures, out = sys.argv[1], sys.argv[2]
+
+
+def damaged(name, damage):
+    ds = pydicom.dcmread(f"{fixtures}/{name}")
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([damage(frame)])
+    ds["PixelData"].VR = "OB"
+    path = f"{out}/{name}"
+    ds.save_as(path)
+    return path
+
+
+def patch(at, value):
+    return lambda s: s[:at] + bytes([value]) + s[at + 1:]
+
+
+stray = lambda s: s[:2] + b"\x12" * 17 + s[2:]  # as a header damage that GDCM aborts on
+cases = [
+    ("dx12_window_jpeg_extended.dcm", stray),
+    ("gray8_jpeg_lossless_sv1.dcm", stray),
+    ("gray8_jpeg_baseline.dcm", stray),
+    ("ct16_signed_window_jpegls_lossless.dcm", lambda s: s[:1569]),  # pyjpegls loops forever on this cut
+    ("ct16_signed_window_jpegls_lossless.dcm", patch(6, 240)),  # GDCM aborts on it
+    ("ct16_signed_window_j2k_lossless_gdcm.dcm", patch(42, 88)),  # GDCM aborts on it
+]
+for name, damage in cases:
+    try:
+        load_image(damaged(name, damage))
+        result = ["decoded", ""]
+    except ImageError as err:
+        result = [err.reason, err.detail]
+    print(json.dumps([name, *result]), flush=True)
+'''
+
+
+def test_damaged_streams_are_corrupt_and_neither_abort_nor_hang_the_process(tmp_path):
+    """Streams that make a decoder abort the process (GDCM) or loop forever (pyjpegls) are refused as
+    ``corrupt``. In a child process, so that a regression fails this test rather than killing the session."""
+    proc = subprocess.run([sys.executable, "-c", _DAMAGED_STREAMS, str(FIXTURES), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [reason for _, reason, _ in results] == ["corrupt"] * 6
+    details = [detail for _, _, detail in results]
+    assert details[0] == ("DICOM pixel data in JPEG Extended (Process 2 and 4), 12-bit (1.2.840.10008.1.2.4.51) "
+                          "cannot be decoded: its JPEG stream has stray bytes between header segments (offset 2)")
+    assert "JPEG Lossless, Process 14 [Selection Value 1]" in details[1] and "stray bytes" in details[1]
+    assert "JPEG-LS Lossless" in details[3] and "does not end with an end-of-image marker" in details[3]
+    assert all("cannot be decoded" in detail for detail in details)
+
+
+def test_a_decoder_panic_counts_as_a_refusal(tmp_path, monkeypatch):
+    """pylibjpeg-rle raises a Rust panic (a BaseException) on a segment that overruns the image: the next
+    decoder (pydicom's own) gets the stream, and with none left the file is refused, not the build."""
+    from medmat_builder import dicom
+
+    ds = pydicom.dcmread(FIXTURES / "ct16_signed_window_rle.dcm")
+    frame = _frames_of("ct16_signed_window_rle.dcm")[0]
+    ds.PixelData = encapsulate([frame[:1074] + b"\x81\x00" + frame[1076:]])  # a 128-byte run ends segment 1
+    path = tmp_path / "overrun.dcm"
+    ds.save_as(path)
+    with pytest.warns(UserWarning, match="non-conformant padding"):  # pydicom's decoder drops the overrun
+        assert decode_pixel_array(pydicom.dcmread(path)).plugin == "pydicom"
+    monkeypatch.setattr(dicom, "decoding_plugins", lambda syntax: (("pylibjpeg", "pylibjpeg-rle"),))
+    with pytest.raises(dicom.PixelDataError, match="the pylibjpeg-rle decoder failed on it"):
+        decode_pixel_array(pydicom.dcmread(path))
     with pytest.raises(ImageError) as info:
-        load_image(get_testdata_file("JPEG-lossy.dcm"))
-    assert info.value.reason == "corrupt"
-    assert "JPEG Extended (Process 2 and 4), 12-bit (1.2.840.10008.1.2.4.51)" in info.value.detail
+        load_image(path)
+    assert info.value.reason == "corrupt" and "RLE Lossless (1.2.840.10008.1.2.5)" in info.value.detail
