@@ -119,6 +119,9 @@ def build_lock(out: Path, raw: str | Path | None = None):
             yield held
     except safe_paths.FolderBusyError as exc:
         raise BuildError(f"{exc} or choose another --out") from None
+    except BaseException:
+        owned.abandon()  # a first build that failed leaves no empty --out behind
+        raise
 
 
 def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,

@@ -447,10 +447,6 @@ def _extract(archive: Path, dest: Path, label: str, limits: ExtractLimits, kind:
             opener = lambda m: handle.extractfile(m.ref)  # noqa: E731
         _check_limits(plan, archive, limits, label)
         _check_links(plan, dest, label)
-        created = dest
-        while not created.parent.exists():  # the highest folder this call creates
-            created = created.parent
-        created = None if dest.exists() else created
         owned = safe_paths.claim(dest, "source", label="unpack folder")
         try:
             with owned.lock(f"another medmat fetch is unpacking into {dest}"):
@@ -462,12 +458,12 @@ def _extract(archive: Path, dest: Path, label: str, limits: ExtractLimits, kind:
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
         except safe_paths.UnsafePathError as exc:
-            _undo_claim(dest, created)
+            owned.abandon()
             raise FetchError(f"{label}: {exc}") from None
         except safe_paths.FolderBusyError as exc:
             raise FetchError(f"{label}: {exc}") from None
         except BaseException:
-            _undo_claim(dest, created)
+            owned.abandon()
             raise
     tree = safe_paths.RawTree(dest)
     for m in plan:  # backstop: where the links lead now that they are in place
@@ -475,20 +471,6 @@ def _extract(archive: Path, dest: Path, label: str, limits: ExtractLimits, kind:
             (dest / m.name).unlink()
             raise FetchError(f"{label}: refusing symlink {m.name!r} -> {m.target!r}: it leaves the folder")
     return [m.name for m in plan]
-
-
-def _undo_claim(dest: Path, created: Path | None) -> None:
-    """After a failure, remove the folders this call created (``dest`` holds nothing but medmat's state)."""
-    if created is None or not all(e == STATE_DIR for e in os.listdir(dest)):
-        return
-    shutil.rmtree(dest, ignore_errors=True)
-    for parent in dest.parents:
-        if parent == created.parent:
-            break
-        try:
-            parent.rmdir()
-        except OSError:
-            break
 
 
 def _check_space(plan: list[_Member], where: Path, label: str) -> None:

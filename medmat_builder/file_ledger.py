@@ -83,7 +83,8 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
 
 def _table_patterns(source: Source) -> list[PathPattern]:
     """Patterns of the tables and lists a source reads: its layout's, and its subject side table."""
-    side = source.groups.table if source.groups is not None else None
+    groups = getattr(source, "groups", None)
+    side = groups.table if groups is not None else None
     return [*source.layout.aux_patterns, *([PathPattern(side.path)] if side is not None else [])]
 
 

@@ -185,10 +185,15 @@ def claim(path: str | Path, kind: str, *, label: str = "--out",
           keep_clear: Sequence[tuple[str, str | Path]] = ()) -> "OwnedFolder":
     """Check ``path`` (see :func:`check_output_dir`), create it if needed and write its marker."""
     folder = check_output_dir(path, kind, label=label, keep_clear=keep_clear)
+    created = None
+    if not folder.exists():
+        created = folder
+        while not created.parent.exists():  # the highest folder this claim creates
+            created = created.parent
     (folder / STATE_DIR).mkdir(parents=True, exist_ok=True)
     if read_owner(folder) is None:
         _write_owner(folder, kind, ())
-    return OwnedFolder(folder, kind)
+    return OwnedFolder(folder, kind, created=created)
 
 
 # --------------------------------------------------------------------------- owned folders
@@ -236,7 +241,22 @@ class OwnedFolder:
 
     path: Path
     kind: str
+    created: Path | None = None  # the highest folder :func:`claim` created, if it created any
     _locks: list = field(default_factory=list, repr=False)
+
+    def abandon(self) -> None:
+        """After a failure: remove the folders :func:`claim` created, while they hold only medmat's state
+        (a build or fetch that wrote nothing leaves no empty output folder behind)."""
+        if self.created is None or not self.path.is_dir() or any(e != STATE_DIR for e in os.listdir(self.path)):
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        for parent in self.path.parents:
+            if parent == self.created.parent:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     @property
     def state(self) -> Path:
