@@ -50,6 +50,8 @@ DROP_REASONS: dict[str, str] = {
     "near_duplicate": "a perceptually near-identical image was already kept in this subset",
     "over_cap": "not needed: the split's cap (train 3,000) was reached with labels balanced",
     "balance": "not needed: the test split is strictly label-balanced",
+    "subject_in_test": "its subject (patient, lesion, volume ...) has images in the source's official test split; "
+                       "kept out of train so that no subject spans train and test",
 }
 
 EXAMPLES_PER_REASON = 5

@@ -435,6 +435,7 @@ def select_subset(
         else:  # no split, or only train/validation parts: seeded 9:1 over everything
             unsplit += group
     assign_random_splits(unsplit, settings.seed, settings.test_fraction, subset.kind, placed)
+    candidates = _keep_official_test_subjects_out_of_train(candidates, report)
 
     # Same image id twice (a table listing one file twice): keep the first, count the rest.
     seen_ids: set[str] = set()
@@ -495,6 +496,21 @@ def select_subset(
     if problem:
         raise EmptySplitError(problem, report)
     return selection
+
+
+def _keep_official_test_subjects_out_of_train(cands: list[Candidate], report: ConfigReport) -> list[Candidate]:
+    """An official split that puts one subject on both sides (Kermany OCT, the pediatric CXR set ...) keeps
+    its test side as published; the subject's train images are dropped as ``subject_in_test``, so the
+    build never trains on a test patient. Sources without an official split are split by subject already."""
+    in_test = {c.group for c in cands if c.split == "test" and c.group}
+    kept = []
+    for c in cands:
+        if c.split == "train" and c.group in in_test:
+            report.ledger(c.source.key).drop("subject_in_test", c.record.ref,
+                                             "its subject also has images in the official test split")
+        else:
+            kept.append(c)
+    return kept
 
 
 def _drop_totals(report: ConfigReport) -> Counter:

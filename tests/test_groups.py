@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -235,31 +236,46 @@ def test_exported_group_column_is_a_pseudonym_shared_by_a_subjects_images(groupe
     assert "| column `patient` of the label table |" in card and "| path `{group:p\\d+}_*` |" in card
 
 
-def test_official_split_that_puts_a_subject_on_both_sides_fails_the_audit(grouped, tmp_path, capsys):
+def test_official_split_that_puts_a_subject_on_both_sides_keeps_it_out_of_train(grouped, tmp_path):
     base, registry = grouped
     raw = tmp_path / "raw"
     import shutil
 
     shutil.copytree(base / "raw", raw)
-    train = sorted((raw / "toy_folders" / "train" / "NORMAL").glob("p*_*.jpeg"))[0]
-    subject = train.name.split("_")[0]
+    train_scans = sorted((raw / "toy_folders" / "train" / "NORMAL").glob("p*_*.jpeg"))
+    subject = train_scans[0].name.split("_")[0]
+    on_train = [p for p in sorted((raw / "toy_folders" / "train").rglob(f"{subject}_*")) if p.is_file()]
     # more scans of the same patient, filed by the source's official split under test
     data = raw / "toy_folders" / "test" / "PNEUMONIA"
     for i, other in enumerate(sorted(data.iterdir())):
         other.rename(data / f"{subject}_followup{i}.jpeg")
     res = build(["subset_01"], raw, tmp_path / "out", registry=registry)
     conf = res.report["configs"]["subset_01"]
-    assert conf["groups"]["across_splits"] == 1
-    example = conf["groups"]["examples"][0]
-    assert example["source"] == "toy_folders" and example["train"] >= 1 and example["test"] >= 1
-    assert example["group"] == subject_pseudonym(subject_key("toy_folders", subject, ""))
-    assert conf["sources"]["toy_folders"]["groups"]["across_splits"] == 1
-    assert any("1 subjects span train and test (toy_folders: 1)" in w for w in conf["warnings"])
-    assert main(["audit", str(tmp_path / "out")]) == 1
-    out = capsys.readouterr().out
-    assert f"source toy_folders group {example['group']}: {example['train']} train rows" in out
-    assert "1 subjects across splits in 1 of 1 configs" in out
-    assert subject not in out  # the raw patient id is never printed
+    led = conf["sources"]["toy_folders"]
+    assert conf["groups"]["across_splits"] == 0 and led["groups"]["across_splits"] == 0
+    assert led["dropped"]["subject_in_test"] == len(on_train) >= 1  # the official test side is kept whole
+    assert all(ex[0].split("/")[-1].startswith(f"{subject}_") for ex in led["examples"]["subject_in_test"])
+    assert main(["audit", str(tmp_path / "out")]) == 0
+
+
+def test_audit_fails_on_an_export_whose_split_leaks(grouped, tmp_path, capsys):
+    """The audit reads the exported rows: a test row given a train row's subject is reported, exit 1."""
+    base, _ = grouped
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(base / "out", out)
+    train_file = sorted((out / "subset_01").glob("train-*.parquet"))[0]
+    test_file = sorted((out / "subset_01").glob("test-*.parquet"))[0]
+    leaked = pq.read_table(train_file).column("group")[0].as_py()
+    table = pq.read_table(test_file)
+    groups = table.column("group").to_pylist()
+    groups[0] = leaked
+    table = table.set_column(table.schema.get_field_index("group"), "group", pa.array(groups, pa.string()))
+    pq.write_table(table, test_file)
+    assert main(["audit", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert f"group {leaked}:" in printed and "1 subjects across splits in 1 of" in printed
     assert main(["audit", str(base / "out"), "subset_01", "subset_02"]) == 0
     assert main(["audit", str(base / "out"), "subset_09"]) == 2
     assert "has no config 'subset_09'" in capsys.readouterr().out
