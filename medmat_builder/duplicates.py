@@ -187,8 +187,8 @@ class PhashIndex:
     exact distance then removes). With radius 8-11 a query looks at 4 x 137 buckets, whatever the
     number of entries. The buckets are one sorted table, built once there are ``table_from`` hashes
     (:data:`TABLE_FROM`; fewer are compared directly, which is faster) and rebuilt, vectorised, as the
-    count doubles and then after every :data:`_PENDING` additions; hashes added since are compared
-    directly.
+    count doubles, then after every :data:`_PENDING` additions (or a sixteenth of the count, if more);
+    hashes added since are compared directly.
     """
 
     def __init__(self, radius: int, table_from: int = TABLE_FROM):
@@ -214,7 +214,8 @@ class PhashIndex:
         entry = self.n
         self._hashes[entry] = np.uint64(phash)
         self.n += 1
-        if self.n >= self.table_from and self.n - self._built >= min(_PENDING, max(64, self._built)):
+        pending = self.n - self._built
+        if self.n >= self.table_from and pending >= max(64, min(self._built, _PENDING), self._built // 16):
             self.compact()
         return entry
 

@@ -24,7 +24,8 @@ Modalities (:data:`MODALITIES`):
   two lungs with vessels, heart, aorta, vertebra; label ``Nodule`` adds a round nodule in a lung.
 
 Everything is seeded: the same ``(modality, index, seed)`` gives the same pixels and the same file
-bytes. Only numpy and Pillow are used; a 512 px scan takes a few milliseconds.
+bytes. Only numpy and Pillow are used: smooth anatomy is drawn at about 192 px and upsampled, thin
+structures and grain are added at full size; a 512 px scan takes about 20 ms of CPU with its encoding.
 """
 
 from __future__ import annotations
@@ -482,12 +483,10 @@ def lookalike_copy(scan: LookalikeScan, kind: str, *, seed: int = 0) -> Lookalik
 
     if kind == "identical":
         data, ext = scan.data, scan.ext
-    elif kind == "metadata_stripped":
-        fresh = io.BytesIO()
+    elif kind == "metadata_stripped":  # the original's EXIF block and comment removed, pixels untouched
         from medmat_builder.images import strip_metadata
 
         data, ext = strip_metadata(scan.data), scan.ext
-        del fresh
     elif kind == "png_to_jpeg":  # the lossless pixels saved as a JPEG (as a PNG source is re-shared)
         data, ext = _encode(img, "JPEG", quality=int(rng.integers(85, 96))), ".jpg"
     elif kind == "jpeg_reencoded":

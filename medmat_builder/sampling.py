@@ -31,8 +31,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from medmat_builder.duplicates import DuplicateIndex, NearDuplicateRule
 from medmat_builder.images import ImageError, image_id, load_image
 from medmat_builder.boxes import MASK_SEPARATOR
@@ -277,6 +275,10 @@ class _KeptImage:
     conflict: bool = False
 
 
+def _names(labels: frozenset[str]) -> str:
+    return ", ".join(sorted(labels)) or "no label"
+
+
 class _SeenImages:
     """The images kept so far in one subset, for the duplicate and label-conflict checks.
 
@@ -311,18 +313,20 @@ class _SeenImages:
         first = self.entries[match.entry]
         labels = frozenset(cand.labels)
         if self.conflicts and (first.conflict or labels != first.labels):
-            what = "same decoded pixels" if match.kind == "duplicate" else f"near duplicate ({match.describe()})"
+            same = "same decoded pixels as" if match.kind == "duplicate" else "near duplicate of"
+            how = "" if match.kind == "duplicate" else f" ({match.describe()})"
+            ref = f"{cand.source.key}:{cand.record.ref}"
             ledger.drop("label_conflict", cand.record.ref,
-                        f"{what} of {first.ref}, filed under {', '.join(sorted(first.labels))} "
-                        f"here {', '.join(sorted(labels))}: neither is used")
-            self.index.add(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))  # its copies are conflicts too
-            self.entries.append(_KeptImage(f"{cand.source.key}:{cand.record.ref}", labels, conflict=True))
+                        f"{same} {first.ref}{how}, which is filed under {_names(first.labels)}; this one under "
+                        f"{_names(labels)}: neither is used")
+            self.index.add(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))  # its copies conflict too
+            self.entries.append(_KeptImage(ref, labels, conflict=True))
             if not first.conflict:
                 first.conflict = True
                 if first.fill is not None and first.item is not None:
-                    first.fill.take_back(first.key, first.item, f"{what} of {cand.source.key}:{cand.record.ref}, "
-                                         f"filed under {', '.join(sorted(labels))} there "
-                                         f"{', '.join(sorted(first.labels))}: neither is used")
+                    first.fill.take_back(first.key, first.item,
+                                         f"{same} {ref}{how}, which is filed under {_names(labels)}; this one under "
+                                         f"{_names(first.labels)}: neither is used")
                     self.release(first.item)
             return True
         if match.kind == "duplicate":
