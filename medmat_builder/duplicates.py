@@ -139,12 +139,17 @@ class Edges:
         return float(self.coarse_rms[0]) * float(np.sqrt(self.coarse.shape[1]))
 
 
+def _halve(t: np.ndarray) -> np.ndarray:
+    """2x2 means of square thumbnails, rounded to grey levels (16x16 from 32x32)."""
+    half = t.shape[1] // 2
+    return np.rint(t.reshape(len(t), half, 2, half, 2).sum(axis=(2, 4)) * np.float32(0.25))
+
+
 def edge_vectors(thumbs: bytes | np.ndarray) -> Edges:
     """:class:`Edges` of one or more :data:`~medmat_builder.images.THUMBNAIL_SIDE`-square grey thumbnails."""
     t = _as_thumbnails(thumbs)
-    half = THUMBNAIL_SIDE // 2
     fine, fine_rms = _laplacian(t)
-    coarse, coarse_rms = _laplacian(t.reshape(len(t), half, 2, half, 2).sum(axis=(2, 4)) * np.float32(0.25))
+    coarse, coarse_rms = _laplacian(_halve(t))
     return Edges(fine, fine_rms, coarse, coarse_rms, t.reshape(len(t), -1).sum(axis=1) / t[0].size)
 
 
@@ -276,40 +281,37 @@ class PhashIndex:
 LARGE_SIDE = 1 << 15
 
 
-def _quantise(vec: np.ndarray, rms: float) -> tuple[np.ndarray, float]:
-    """``vec`` at :data:`_EDGE_STEPS` steps per RMS as int8, and the norm of that int8 vector."""
-    q = np.clip(np.rint(vec * (_EDGE_STEPS / max(rms, 1e-6))), -127, 127)
-    return q.astype(np.int8), float(np.sqrt(np.dot(q, q)))
-
-
 class DuplicateIndex:
     """The images kept so far and the duplicate test against them.
 
-    Per kept image it stores the pixel hash, the perceptual hash, the shorter side and the thumbnail's
-    edges (1.1 KB: both Laplacians at unit RMS in int8, their RMS and the mean grey level), not the
-    image. ``check`` says whether a new image repeats a kept one; ``add`` keeps it. ``proposed``
-    counts the candidate pairs the hash proposed and the thumbnails were compared for.
+    Per kept image it stores the pixel hash, the perceptual hash, the shorter side, the 32x32
+    thumbnail's Laplacian (unit RMS in int8, 900 bytes, with its RMS and the mean grey level) and the
+    16x16 thumbnail (256 bytes, for pairs with a small image): about 1.2 KB, not the image.
+    ``check`` says whether a new image repeats a kept one; ``add`` keeps it. ``proposed`` counts the
+    candidate pairs the hash proposed and the thumbnails were compared for.
     """
 
     def __init__(self, rule: NearDuplicateRule | None = None):
         self.rule = rule or NearDuplicateRule()
         self._exact: dict[str, int] = {}
         self._phashes = PhashIndex(self.rule.phash_radius)
-        fine, coarse = (THUMBNAIL_SIDE - 2) ** 2, (THUMBNAIL_SIDE // 2 - 2) ** 2
-        self._fine = np.zeros((1024, fine), dtype=np.int8)
-        self._coarse = np.zeros((1024, coarse), dtype=np.int8)
-        self._stats = np.zeros((1024, 5), dtype=np.float32)  # fine norm, coarse norm, fine rms, coarse rms, mean
+        half = THUMBNAIL_SIDE // 2
+        self._fine = np.zeros((1024, (THUMBNAIL_SIDE - 2) ** 2), dtype=np.int8)
+        self._half = np.zeros((1024, half, half), dtype=np.uint8)
+        self._stats = np.zeros((1024, 3), dtype=np.float32)  # norm of the int8 edges, fine rms, mean grey
         self._side = np.zeros(1024, dtype=np.int32)
         self.proposed = 0
-        self._last: tuple[bytes, Edges] | None = None
+        self._last: tuple[bytes, tuple[np.ndarray, float, float, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return len(self._phashes)
 
-    def _edges_of(self, thumbnail: bytes) -> Edges:
-        """Edges of a thumbnail, computed once for the usual check-then-add of one image."""
+    def _prepare(self, thumbnail: bytes) -> tuple[np.ndarray, float, float, np.ndarray]:
+        """Fine edges, their RMS, the mean grey level and the 16x16 thumbnail, once per check-then-add."""
         if self._last is None or self._last[0] is not thumbnail and self._last[0] != thumbnail:
-            self._last = (thumbnail, edge_vectors(thumbnail))
+            t = _as_thumbnails(thumbnail)
+            fine, rms = _laplacian(t)
+            self._last = (thumbnail, (fine[0], float(rms[0]), float(t.mean()), _halve(t)))
         return self._last[1]
 
     def check(self, pixel_hash: str, phash: int, thumbnail: bytes, side: int | None = None) -> DuplicateMatch | None:
@@ -324,22 +326,24 @@ class DuplicateIndex:
         if not len(entries):
             return None
         self.proposed += len(entries)
-        e = self._edges_of(thumbnail)
+        fine, rms, mean, half = self._prepare(thumbnail)
         stats = self._stats[entries]
-        small = np.minimum(self._side[entries], LARGE_SIDE if side is None else side) < self.rule.small_side
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fine = (self._fine[entries].astype(np.float32) @ e.fine[0]) / (stats[:, 0] * e.fine_norm)
-            coarse = np.full(len(entries), -1.0, dtype=np.float32)
-            if small.any():
-                coarse[small] = (self._coarse[entries[small]].astype(np.float32) @ e.coarse[0]) / (
-                    stats[small, 1] * e.coarse_norm)
-        corr = np.where(small, np.where(stats[:, 3] < FLAT_EDGE_RMS, -1.0, coarse),
-                        np.where(stats[:, 2] < FLAT_EDGE_RMS, -1.0, fine))
-        if e.fine_rms[0] < FLAT_EDGE_RMS:  # no edges: only an edgeless kept image about as bright matches
-            same = (stats[:, 2] < FLAT_EDGE_RMS) & (np.abs(stats[:, 4] - e.mean[0]) <= FLAT_MAX_MEAN_DIFFERENCE)
+        if rms < FLAT_EDGE_RMS:  # no edges: only an edgeless kept image about as bright matches
+            same = (stats[:, 1] < FLAT_EDGE_RMS) & (np.abs(stats[:, 2] - mean) <= FLAT_MAX_MEAN_DIFFERENCE)
             corr = np.where(same, 1.0, -1.0)
-        elif e.coarse_rms[0] < FLAT_EDGE_RMS:
-            corr = np.where(small, -1.0, corr)
+            small = np.zeros(len(entries), dtype=bool)
+        else:
+            small = np.minimum(self._side[entries], LARGE_SIDE if side is None else side) < self.rule.small_side
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = (self._fine[entries].astype(np.float32) @ fine) / (stats[:, 0] * rms * np.sqrt(len(fine)))
+            corr = np.where(stats[:, 1] < FLAT_EDGE_RMS, -1.0, corr)
+            if small.any():  # 16x16 edges for pairs with a small image
+                mine, mine_rms = _laplacian(half)
+                theirs, theirs_rms = _laplacian(self._half[entries[small]].astype(np.float32))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    coarse = (theirs @ mine[0]) / (len(mine[0]) * mine_rms[0] * theirs_rms)
+                flat = (theirs_rms < FLAT_EDGE_RMS) | (mine_rms[0] < FLAT_EDGE_RMS)
+                corr[small] = np.where(flat, -1.0, coarse)
         need = np.where(small, self.rule.min_coarse_edge_correlation, self.rule.min_edge_correlation)
         ok = np.flatnonzero(corr >= need)
         if not len(ok):
@@ -353,12 +357,12 @@ class DuplicateIndex:
         entry = self._phashes.add(phash)
         if entry == len(self._side):
             grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
-            self._fine, self._coarse, self._stats, self._side = map(
-                grow, (self._fine, self._coarse, self._stats, self._side))
-        e = self._edges_of(thumbnail)
-        (fine, fine_norm), (coarse, coarse_norm) = _quantise(e.fine[0], e.fine_rms[0]), _quantise(e.coarse[0], e.coarse_rms[0])
-        self._fine[entry], self._coarse[entry] = fine, coarse
-        self._stats[entry] = (fine_norm, coarse_norm, e.fine_rms[0], e.coarse_rms[0], e.mean[0])
+            self._fine, self._half, self._stats, self._side = map(grow, (self._fine, self._half, self._stats, self._side))
+        fine, rms, mean, half = self._prepare(thumbnail)
+        q = np.clip(np.rint(fine * (_EDGE_STEPS / max(rms, 1e-6))), -127, 127)
+        self._fine[entry] = q
+        self._stats[entry] = (np.sqrt(np.dot(q, q)), rms, mean)
+        self._half[entry] = half[0]
         self._side[entry] = LARGE_SIDE if side is None else side
         self._exact.setdefault(pixel_hash, entry)
         return entry
