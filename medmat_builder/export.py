@@ -256,7 +256,7 @@ def _settings_dict(s: BuildSettings) -> dict:
         "test_max_per_label": s.test_max_per_label,
         "test_cap": s.test_cap,
         "lenient": s.lenient,
-        "near_duplicate_distance": s.near_duplicate_distance,
+        "near_duplicates": s.near_duplicates.to_dict(),
     }
 
 

@@ -37,8 +37,11 @@ Rules (issue 2 item 5, issue 7):
 - **Hashes.** ``pixel_hash`` (128-bit xxh3) is over the decoded 8-bit pixels (mode, size and bytes),
   so the same picture stored as PNG, BMP or TIFF, or re-saved losslessly, has one hash; a
   non-cryptographic hash suffices to tell identical pixels apart and is about 10x cheaper than
-  sha256 on megapixel images. ``file_sha256`` is over the file bytes. ``phash`` is the 64-bit DCT perceptual hash of ``imagehash``; two images whose hashes
-  differ in at most :data:`NEAR_DUPLICATE_MAX_DISTANCE` bits are near duplicates.
+  sha256 on megapixel images. ``file_sha256`` is over the file bytes. ``phash`` (64-bit DCT perceptual
+  hash, the value of ``imagehash.phash``) and ``thumbnail`` (the 32x32 grey image that hash is computed
+  from, 1 KB) come from one box-reduced copy of the decoded image (:func:`fingerprint`): no second
+  decode. Near duplicates are decided from both in :mod:`medmat_builder.duplicates` (the hash
+  proposes, the thumbnail confirms).
 
 Errors are :class:`ImageError` with a ``reason`` from :data:`IMAGE_ERROR_REASONS` (the same names as
 the build report's drop reasons) and a message naming the file.
@@ -72,12 +75,6 @@ from medmat_builder.dicom import (
 #: Largest accepted image, in pixels (width x height x frames), checked from the header before decoding.
 #: Below Pillow's own warning threshold, so this limit is the one that applies.
 MAX_IMAGE_PIXELS = 80_000_000
-
-#: Two perceptual hashes (64 bits) at most this many bits apart mark a near duplicate. Re-encoded and
-#: resized copies of one image land at 0-4; unrelated images almost never come below 10. The value
-#: is kept small because medical images of one source look alike (all chest X-rays share a layout),
-#: and a loose threshold would drop distinct patients as "duplicates".
-NEAR_DUPLICATE_MAX_DISTANCE = 6
 
 ImageReason = Literal["corrupt", "truncated", "empty", "too_large", "unsupported", "unsupported_dicom", "multiframe"]
 IMAGE_ERROR_REASONS: tuple[str, ...] = (
@@ -132,6 +129,9 @@ class LoadedImage:
     pixel_hash: str
     #: 64-bit perceptual hash (imagehash.phash) as an int; compare with :func:`phash_distance`.
     phash: int
+    #: The grey :data:`THUMBNAIL_SIDE` x :data:`THUMBNAIL_SIDE` image (uint8, row-major) the perceptual
+    #: hash is computed from; :mod:`medmat_builder.duplicates` compares it to confirm a near duplicate.
+    thumbnail: bytes
     #: sha256 of the file as read from disk.
     file_sha256: str
     #: True when ``data`` is the original image data (with its metadata segments removed, see
@@ -148,11 +148,6 @@ class LoadedImage:
 def phash_distance(a: int, b: int) -> int:
     """Number of differing bits between two 64-bit perceptual hashes."""
     return int(a ^ b).bit_count()
-
-
-def is_near_duplicate(a: int, b: int, max_distance: int = NEAR_DUPLICATE_MAX_DISTANCE) -> bool:
-    """True when two perceptual hashes are within ``max_distance`` bits."""
-    return phash_distance(a, b) <= max_distance
 
 
 _ID_DOMAIN = b"medmat-image-id-v1"
@@ -200,18 +195,29 @@ def _is_gray(arr: np.ndarray) -> bool:
 
 
 PHASH_WORKING_SIZE = 128
+#: Side of the grey thumbnail behind the perceptual hash (``imagehash.phash``'s 32x32 working image).
+THUMBNAIL_SIDE = 32
 
 
-def perceptual_hash(img: Image.Image) -> int:
-    """64-bit DCT perceptual hash (``imagehash.phash``) as an unsigned int.
+def fingerprint(img: Image.Image) -> tuple[int, bytes]:
+    """64-bit DCT perceptual hash and the 32x32 grey thumbnail it is computed from, in one pass.
 
-    The image is first box-reduced to at least :data:`PHASH_WORKING_SIZE` pixels a side, so the grey
-    conversion and the hash's LANCZOS resize to 32x32 work on a small image (about 8x faster on
-    512 px images; the hash moves by at most a couple of bits, far inside the near-duplicate threshold).
+    The decoded image is first box-reduced (:meth:`PIL.Image.Image.reduce`, integer factor) to at
+    least :data:`PHASH_WORKING_SIZE` pixels a side, so the grey conversion and the LANCZOS resize to
+    32x32 work on a small image (about 8x faster on 512 px images than on the full one). That 32x32
+    grey image is the one ``imagehash.phash`` works on (it converts to grey and LANCZOS-resizes to
+    32x32 itself, which leaves this thumbnail as it is), so the hash is computed once, from it, and the
+    thumbnail is returned beside it as 1,024 bytes (row-major ``uint8``).
     """
     factor = min(img.width, img.height) // PHASH_WORKING_SIZE
     small = img.reduce(factor) if factor > 1 else img  # reduce first: converting a small image is cheap
-    return int(str(imagehash.phash(small.convert("L"))), 16)
+    thumb = small.convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    return int(str(imagehash.phash(thumb)), 16), thumb.tobytes()
+
+
+def perceptual_hash(img: Image.Image) -> int:
+    """64-bit DCT perceptual hash (``imagehash.phash`` of the box-reduced image) as an unsigned int."""
+    return fingerprint(img)[0]
 
 
 def encode_png(img: Image.Image) -> bytes:
@@ -434,13 +440,15 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
     if not keep:
         pixels = _collapse_gray(pixels)
         out, out_fmt = encode_png(pixels), "png"
+    phash, thumbnail = fingerprint(pixels)
     return LoadedImage(
         data=out,
         format=out_fmt,
         width=pixels.width,
         height=pixels.height,
         pixel_hash=pixel_hash(pixels),
-        phash=perceptual_hash(pixels),
+        phash=phash,
+        thumbnail=thumbnail,
         file_sha256=file_hash,
         kept_original=keep,
         source_format=fmt,
@@ -595,13 +603,15 @@ def _load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, 
             raise _fail("unsupported", name, f"DICOM photometric interpretation {photometric or 'missing'!r} is not supported")
 
     img = _collapse_gray(img)
+    phash, thumbnail = fingerprint(img)
     return LoadedImage(
         data=encode_png(img),
         format="png",
         width=img.width,
         height=img.height,
         pixel_hash=pixel_hash(img),
-        phash=perceptual_hash(img),
+        phash=phash,
+        thumbnail=thumbnail,
         file_sha256=file_hash,
         kept_original=False,
         source_format="DICOM",

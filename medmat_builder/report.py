@@ -47,7 +47,8 @@ DROP_REASONS: dict[str, str] = {
     "multiframe": "multi-frame image (animated GIF, multi-frame DICOM)",
     "no_annotation": "a detection/segmentation record without any box",
     "duplicate": "the same decoded pixels were already kept in this subset",
-    "near_duplicate": "a perceptually near-identical image was already kept in this subset",
+    "near_duplicate": "a near-identical image (perceptual hash close, thumbnails confirming) was already kept in this subset",
+    "label_conflict": "the same picture is filed under other labels in this subset (both copies are dropped)",
     "over_cap": "not needed: the split's cap (train 3,000) was reached with labels balanced",
     "balance": "not needed: the test split is strictly label-balanced",
     "subject_in_test": "its subject (patient, lesion, volume ...) has images in the source's official test split; "

@@ -12,9 +12,13 @@ Order of work, so that only kept images are ever opened:
 4. quotas: test strictly label-balanced (same count for every label, at most ``test_max_per_label``),
    train capped at 3,000 with labels balanced as far as possible (water-filling);
 5. fill the quotas in a seeded order, opening images only now (in parallel when ``num_proc > 1``):
-   corrupt images and exact or near duplicates (same decoded pixels, or perceptual hash within
-   :data:`~medmat_builder.images.NEAR_DUPLICATE_MAX_DISTANCE`) are skipped and the next candidate is
-   taken. The test split is filled first, so a duplicate pair never spans train and test.
+   corrupt images and duplicates of an image already kept in the subset (same decoded pixels, or a
+   near duplicate: perceptual hash close *and* thumbnails confirming, see
+   :mod:`medmat_builder.duplicates`) are skipped and the next candidate is taken. The test split is
+   filled first, so a duplicate pair never spans train and test. In a classification subset, an
+   image that repeats a kept one under other labels is a **label conflict**: neither is used (both
+   are counted as ``label_conflict``), and the kept one's place goes to the next candidate of its
+   label (also in the test split, which stays strictly balanced).
 6. check that the config loads: an empty train or test split, or (single-label) a label with
    records but no test item, raises :class:`EmptySplitError` with the numbers (nothing is written).
 
@@ -32,16 +36,15 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE, ImageError, image_id, load_image
 from medmat_builder.audit import audit_rows
+from medmat_builder.duplicates import DuplicateIndex, NearDuplicateRule
+from medmat_builder.images import ImageError, image_id, load_image
 from medmat_builder.boxes import MASK_SEPARATOR
 from medmat_builder.file_ledger import account_files
 from medmat_builder.groups import GroupResolver, subject_pseudonym
 from medmat_builder.layouts.base import Box, FileIndex, RawRecord
 from medmat_builder.registry import Source, Subset
-from medmat_builder.report import ConfigReport, safe_ref
+from medmat_builder.report import ConfigReport, SourceLedger, safe_ref
 from medmat_builder.safe_paths import RawTree
 from medmat_builder.splitting import assign_group_splits
 
@@ -60,7 +63,8 @@ class BuildSettings:
     test_cap: int = 1000
     lenient: bool = False
     num_proc: int = 1
-    near_duplicate_distance: int = NEAR_DUPLICATE_MAX_DISTANCE
+    #: When two images are near duplicates (perceptual hash radius, thumbnail edge correlation).
+    near_duplicates: NearDuplicateRule = field(default_factory=NearDuplicateRule)
 
 
 class UnknownLabelError(ValueError):
@@ -223,6 +227,7 @@ class _LoadResult:
     height: int = 0
     pixel_hash: str = ""
     phash: int = 0
+    thumbnail: bytes = b""
     boxes: tuple[Box, ...] = ()
     error: str | None = None
     detail: str | None = None
@@ -241,7 +246,7 @@ def _load(job: _LoadJob) -> _LoadResult:
             boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height), img.orientation))
         except (ImageError, MaskError) as exc:
             return _LoadResult(None, error=getattr(exc, "reason", "corrupt"), detail=f"mask: {getattr(exc, 'detail', exc)}")
-    return _LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, boxes)
+    return _LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, img.thumbnail, boxes)
 
 
 class _Loader:
@@ -287,30 +292,78 @@ def shutdown_pools() -> None:
     _Loader._pools.clear()
 
 
+@dataclass
+class _KeptImage:
+    """What the duplicate check knows of a kept image: where it came from, its labels, and where it sits."""
+
+    ref: str
+    labels: frozenset[str]
+    fill: _Fill | None = None  # None once it no longer sits in a split (re-levelled out, or in conflict)
+    key: str = ""
+    item: tuple[Selected, Candidate] | None = None
+    conflict: bool = False
+
+
+def _names(labels: frozenset[str]) -> str:
+    return ", ".join(sorted(labels)) or "no label"
+
+
 class _SeenImages:
-    """Exact (pixel sha256) and near (perceptual hash) duplicate detection within one subset."""
+    """The images kept so far in one subset, for the duplicate and label-conflict checks.
 
-    def __init__(self, max_distance: int):
-        self.exact: set[str] = set()
-        self.phashes = np.zeros(1024, dtype=np.uint64)
-        self.n = 0
-        self.max_distance = max_distance
+    Duplicates are decided by :class:`~medmat_builder.duplicates.DuplicateIndex` (same pixels, or a
+    perceptual hash that proposes and a thumbnail comparison that confirms). Each entry remembers the
+    record it came from, so a later image under other labels can take it back out (a label conflict).
+    """
 
-    def check(self, pixel_hash: str, phash: int) -> str | None:
-        if pixel_hash in self.exact:
-            return "duplicate"
-        if self.n and self.max_distance >= 0:
-            xor = np.bitwise_xor(self.phashes[: self.n], np.uint64(phash))
-            if int(np.bitwise_count(xor).min()) <= self.max_distance:
-                return "near_duplicate"
-        return None
+    def __init__(self, rule: NearDuplicateRule, conflicts: bool):
+        self.index = DuplicateIndex(rule)
+        self.entries: list[_KeptImage] = []
+        self.conflicts = conflicts
+        self._in_split: dict[str, _KeptImage] = {}  # by record id: entries that sit in a split
 
-    def add(self, pixel_hash: str, phash: int) -> None:
-        self.exact.add(pixel_hash)
-        if self.n == len(self.phashes):
-            self.phashes = np.concatenate([self.phashes, np.zeros_like(self.phashes)])
-        self.phashes[self.n] = np.uint64(phash)
-        self.n += 1
+    def add(self, res: _LoadResult, kept: _KeptImage) -> None:
+        self.index.add(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))
+        self.entries.append(kept)
+        if kept.item is not None:
+            self._in_split[kept.item[0].id] = kept
+
+    def release(self, item: tuple[Selected, Candidate]) -> None:
+        """``item`` left its split without a conflict (test re-levelling): nothing to take back later."""
+        kept = self._in_split.pop(item[0].id, None)
+        if kept is not None:
+            kept.fill, kept.item = None, None
+
+    def check(self, res: _LoadResult, cand: Candidate, ledger: SourceLedger, subset_name: str) -> bool:
+        """Count ``cand`` as dropped (and take back the kept image it conflicts with) if it repeats a kept one."""
+        match = self.index.check(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))
+        if match is None:
+            return False
+        first = self.entries[match.entry]
+        labels = frozenset(cand.labels)
+        if self.conflicts and (first.conflict or labels != first.labels):
+            same = "same decoded pixels as" if match.kind == "duplicate" else "near duplicate of"
+            how = "" if match.kind == "duplicate" else f" ({match.describe()})"
+            ref = f"{cand.source.key}:{cand.record.ref}"
+            ledger.drop("label_conflict", cand.record.ref,
+                        f"{same} {first.ref}{how}, which is filed under {_names(first.labels)}; this one under "
+                        f"{_names(labels)}: neither is used")
+            self.index.add(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))  # its copies conflict too
+            self.entries.append(_KeptImage(ref, labels, conflict=True))
+            if not first.conflict:
+                first.conflict = True
+                if first.fill is not None and first.item is not None:
+                    first.fill.take_back(first.key, first.item,
+                                         f"{same} {ref}{how}, which is filed under {_names(labels)}; this one under "
+                                         f"{_names(first.labels)}: neither is used")
+                    self.release(first.item)
+            return True
+        if match.kind == "duplicate":
+            ledger.drop("duplicate", cand.record.ref, f"same decoded pixels as {first.ref}, kept in {subset_name}")
+        else:
+            ledger.drop("near_duplicate", cand.record.ref,
+                        f"near duplicate of {first.ref}, kept in {subset_name} ({match.describe()})")
+        return True
 
 
 def folder_links_out(root: Path) -> list[str]:
@@ -455,9 +508,8 @@ def select_subset(
             group.sort(key=lambda c: c.order)
 
     loader = _Loader(settings.num_proc)
-    seen = _SeenImages(settings.near_duplicate_distance)
+    seen = _SeenImages(settings.near_duplicates, conflicts=subset.is_classification)
     selection = Selection()
-    drops_before = _drop_totals(report)
     # Test first: strictly balanced.
     test_avail = {k: len(v) for k, v in buckets["test"].items()}
     if subset.kind == "single-label":
@@ -465,19 +517,23 @@ def select_subset(
         test_quota = {k: per for k in test_avail}
     else:
         test_quota = balanced_quotas(test_avail, settings.test_cap)
-    kept_test = _fill(buckets["test"], test_quota, loader, seen, spool, report, subset, "balance")
-    if subset.kind == "single-label" and kept_test:
-        floor = min(len(v) for v in kept_test.values())
-        for k, items in kept_test.items():  # a label came up short (duplicates/corrupt): re-level
-            for sel, cand in items[floor:]:
-                report.ledger(cand.source.key).drop("balance", cand.record.ref, "test re-levelled")
-            kept_test[k] = items[:floor]
-    drops_after_test = _drop_totals(report)
     train_avail = {k: len(v) for k, v in buckets["train"].items()}
     train_quota = balanced_quotas(train_avail, settings.train_cap)
-    kept_train = _fill(buckets["train"], train_quota, loader, seen, spool, report, subset, "over_cap")
+    test = _Fill(buckets["test"], test_quota, loader, seen, spool, report, subset)
+    train = _Fill(buckets["train"], train_quota, loader, seen, spool, report, subset)
+    while True:  # more than once only when a label conflict took a kept image back out
+        test.run()
+        if subset.kind == "single-label":
+            test.relevel()
+        train.run()
+        if not (test.short() or train.short()):
+            break
+    if subset.kind == "single-label":  # a conflict may have left a test label short with nothing to refill it
+        test.relevel()
+    kept_test = test.finish("balance")
+    kept_train = train.finish("over_cap")
 
-    split_drops = {"test": drops_after_test - drops_before, "train": _drop_totals(report) - drops_after_test}
+    split_drops = {"test": test.dropped, "train": train.dropped}
 
     for split, kept in (("test", kept_test), ("train", kept_train)):
         items = sorted((sel for group in kept.values() for sel, _ in group), key=lambda s: s.id)
@@ -511,13 +567,6 @@ def _keep_official_test_subjects_out_of_train(cands: list[Candidate], report: Co
         else:
             kept.append(c)
     return kept
-
-
-def _drop_totals(report: ConfigReport) -> Counter:
-    total: Counter = Counter()
-    for led in report.sources.values():
-        total.update(led.dropped)
-    return total
 
 
 def _audit(report: ConfigReport, selection: Selection) -> None:
@@ -576,58 +625,99 @@ def _unloadable(subset: Subset, selection: Selection, cands: Sequence[Candidate]
     return None
 
 
-def _fill(
-    buckets: dict[str, list[Candidate]],
-    quotas: dict[str, int],
-    loader: _Loader,
-    seen: _SeenImages,
-    spool: Spool,
-    report: ConfigReport,
-    subset: Subset,
-    surplus_reason: str,
-) -> dict[str, list[tuple[Selected, Candidate]]]:
-    detection = not subset.is_classification
-    kept: dict[str, list[tuple[Selected, Candidate]]] = {}
-    for key in sorted(buckets):
-        queue = buckets[key]
-        need = quotas.get(key, 0)
-        got: list[tuple[Selected, Candidate]] = []
-        consumed = 0
-        if need > 0:
-            jobs = (_LoadJob(str(c.root / c.record.image), str(c.root), c.record, detection) for c in queue)
-            results = loader.imap(jobs)
-            for cand, res in zip(queue, results):
-                consumed += 1
-                ledger = report.ledger(cand.source.key)
-                if res.error:
-                    ledger.drop(res.error, cand.record.ref, res.detail)
-                    continue
-                dup = seen.check(res.pixel_hash, res.phash)
-                if dup:
-                    ledger.drop(dup, cand.record.ref, f"same image as one already kept in {subset.name}")
-                    continue
-                labels = cand.labels
-                boxes: tuple[Box, ...] = ()
-                if detection:
-                    canonical = {b.label: cand.source.lookup_label(b.label)[1] for b in res.boxes}
-                    boxes = tuple(
-                        Box(canonical[b.label], b.x1, b.y1, b.x2, b.y2)  # type: ignore[arg-type]
-                        for b in res.boxes
-                        if canonical[b.label] is not None
-                    )
-                    if not boxes:
-                        ledger.drop("no_annotation", cand.record.ref)
-                        continue
-                    labels = tuple(dict.fromkeys(b.label for b in boxes))
-                seen.add(res.pixel_hash, res.phash)
-                off, length = spool.put(res.data)  # type: ignore[arg-type]
-                got.append(
-                    (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes), cand)
+class _Fill:
+    """Fills one split's quotas key by key, in the candidates' seeded order, opening images only as needed.
+
+    A kept image can be taken back later (:meth:`take_back`, a label conflict); :meth:`run` then tops
+    its key up from the candidates left. :meth:`finish` counts the candidates that were never needed.
+    """
+
+    def __init__(self, buckets: dict[str, list[Candidate]], quotas: dict[str, int], loader: _Loader,
+                 seen: _SeenImages, spool: Spool, report: ConfigReport, subset: Subset):
+        self.queues = buckets
+        self.need = {k: quotas.get(k, 0) for k in buckets}
+        self.kept: dict[str, list[tuple[Selected, Candidate]]] = {k: [] for k in buckets}
+        self.pos = {k: 0 for k in buckets}
+        self.loader, self.seen, self.spool, self.report, self.subset = loader, seen, spool, report, subset
+        self.dropped: Counter = Counter()  # this split's drops by reason (for the "would be empty" message)
+
+    def _open(self, key: str) -> bool:
+        return len(self.kept[key]) < self.need[key] and self.pos[key] < len(self.queues[key])
+
+    def short(self) -> bool:
+        """Is some key below its quota with candidates left (after a take-back)?"""
+        return any(self._open(k) for k in self.queues)
+
+    def run(self) -> None:
+        while keys := [k for k in sorted(self.queues) if self._open(k)]:
+            for key in keys:
+                self._top_up(key)
+
+    def _top_up(self, key: str) -> None:
+        detection = not self.subset.is_classification
+        queue, got = self.queues[key][self.pos[key]:], self.kept[key]
+        jobs = (_LoadJob(str(c.root / c.record.image), str(c.root), c.record, detection) for c in queue)
+        results = self.loader.imap(jobs)
+        for cand, res in zip(queue, results):
+            self.pos[key] += 1
+            ledger = self.report.ledger(cand.source.key)
+            if res.error:
+                ledger.drop(res.error, cand.record.ref, res.detail)
+                self.dropped[res.error] += 1
+                continue
+            before = Counter(ledger.dropped)
+            if self.seen.check(res, cand, ledger, self.subset.name):
+                self.dropped.update(ledger.dropped - before)
+                continue
+            labels = cand.labels
+            boxes: tuple[Box, ...] = ()
+            if detection:
+                canonical = {b.label: cand.source.lookup_label(b.label)[1] for b in res.boxes}
+                boxes = tuple(
+                    Box(canonical[b.label], b.x1, b.y1, b.x2, b.y2)  # type: ignore[arg-type]
+                    for b in res.boxes
+                    if canonical[b.label] is not None
                 )
-                if len(got) >= need:
-                    break
-            results.close()
-        for cand in queue[consumed:]:
-            report.ledger(cand.source.key).drop(surplus_reason, cand.record.ref)
-        kept[key] = got
-    return kept
+                if not boxes:
+                    ledger.drop("no_annotation", cand.record.ref)
+                    self.dropped["no_annotation"] += 1
+                    continue
+                labels = tuple(dict.fromkeys(b.label for b in boxes))
+            off, length = self.spool.put(res.data)  # type: ignore[arg-type]
+            item = (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes),
+                    cand)
+            got.append(item)
+            self.seen.add(res, _KeptImage(f"{cand.source.key}:{cand.record.ref}", frozenset(cand.labels), self, key, item))
+            if len(got) >= self.need[key]:
+                break
+        results.close()
+
+    def take_back(self, key: str, item: tuple[Selected, Candidate], detail: str) -> None:
+        """Remove a kept image (a label conflict) and count it; its key is topped up by the next :meth:`run`."""
+        items = self.kept[key]
+        del items[next(i for i, it in enumerate(items) if it is item)]  # in place: a top-up may hold the list
+        cand = item[1]
+        self.report.ledger(cand.source.key).drop("label_conflict", cand.record.ref, detail)
+        self.dropped["label_conflict"] += 1
+
+    def relevel(self) -> None:
+        """Strict test balance: cut every label down to the shortest one (duplicates, corrupt files, conflicts)."""
+        if not self.kept:
+            return
+        floor = min(len(v) for v in self.kept.values())
+        for key, items in self.kept.items():
+            for item in items[floor:]:
+                self.report.ledger(item[1].source.key).drop("balance", item[1].record.ref, "test re-levelled")
+                self.dropped["balance"] += 1
+                self.seen.release(item)
+            del items[floor:]
+            self.need[key] = min(self.need[key], floor)
+
+    def finish(self, surplus_reason: str) -> dict[str, list[tuple[Selected, Candidate]]]:
+        """Count the candidates never needed as ``surplus_reason``; return the kept records per key."""
+        for key, queue in self.queues.items():
+            for cand in queue[self.pos[key]:]:
+                self.report.ledger(cand.source.key).drop(surplus_reason, cand.record.ref)
+                self.dropped[surplus_reason] += 1
+            self.pos[key] = len(queue)
+        return self.kept

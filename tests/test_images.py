@@ -15,13 +15,14 @@ from PIL import Image, ImageOps
 from pydicom.data import get_testdata_file
 
 from medmat_builder.deid import identifying_values, identifying_values_of_file, leaked_values
+from medmat_builder.duplicates import DuplicateIndex
 from medmat_builder.images import (
     IMAGE_ERROR_REASONS,
-    NEAR_DUPLICATE_MAX_DISTANCE,
+    THUMBNAIL_SIDE,
     ImageError,
     fake_pixels,
+    fingerprint,
     image_id,
-    is_near_duplicate,
     load_image,
     phash_distance,
     write_fake_image,
@@ -364,17 +365,31 @@ def test_gray_stored_as_rgb_has_the_gray_pixel_hash(tmp_path, gray):
     assert a.pixel_hash == b.pixel_hash
 
 
-def test_near_duplicates_by_perceptual_hash(tmp_path):
+def test_near_duplicates_need_hash_and_thumbnail(tmp_path):
     base_arr = fake_pixels(3, (256, 256))
     base = load_image(_write(tmp_path, "base.png", write_fake_image(base_arr, ".png")))
     small = Image.fromarray(base_arr).resize((160, 160), Image.Resampling.BILINEAR)
     copy = load_image(_write(tmp_path, "copy.jpg", _encode(small, "JPEG", quality=70)))
-    assert copy.pixel_hash != base.pixel_hash
-    d_copy = phash_distance(base.phash, copy.phash)
-    assert d_copy <= NEAR_DUPLICATE_MAX_DISTANCE and is_near_duplicate(base.phash, copy.phash)
     other = load_image(_write(tmp_path, "other.png", write_fake_image(4, ".png", size=(256, 256))))
-    assert phash_distance(base.phash, other.phash) > NEAR_DUPLICATE_MAX_DISTANCE
-    assert 0 <= base.phash < 2**64
+    assert copy.pixel_hash != base.pixel_hash
+    index = DuplicateIndex()
+    index.add(base.pixel_hash, base.phash, base.thumbnail)
+    match = index.check(copy.pixel_hash, copy.phash, copy.thumbnail)
+    assert match is not None and match.kind == "near_duplicate" and match.entry == 0
+    assert match.phash_distance == phash_distance(base.phash, copy.phash) and match.edge_correlation > 0.95
+    assert index.check(other.pixel_hash, other.phash, other.thumbnail) is None
+    assert 0 <= base.phash < 2**64 and len(base.thumbnail) == THUMBNAIL_SIDE**2
+
+
+def test_fingerprint_is_imagehash_phash_of_its_thumbnail():
+    import imagehash
+
+    img = Image.fromarray(fake_pixels(9, (600, 520), color=True))
+    phash, thumb = fingerprint(img)
+    reduced = img.reduce(4)  # box-reduced to at least 128 px a side, as the build does
+    assert phash == int(str(imagehash.phash(reduced.convert("L"))), 16)
+    expected = reduced.convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    assert thumb == expected.tobytes()
 
 
 # --------------------------------------------------------------------------- DICOM

@@ -88,7 +88,10 @@ def write_tiny_export(out: str | Path, leak_target_test: bool = False) -> Path:
 
     With ``leak_target_test``, three records of subset_28's test split are planted in other configs'
     train splits: one with its id unchanged, one with a new id but the same image bytes, and one with
-    a new id and the image resized to twice its size (a near duplicate).
+    a new id and the image resized to twice its size (a near duplicate). That last test record is a
+    look-alike fundus photograph (``medmat_builder.lookalikes``), not random pixels: near duplicates
+    are confirmed by the edges of a 32x32 thumbnail, which a picture of pure noise does not keep
+    through a resize.
     """
     from datasets import Dataset, Image
 
@@ -105,7 +108,10 @@ def write_tiny_export(out: str | Path, leak_target_test: bool = False) -> Path:
             f"  - split: test\n    path: {config}/test-*.parquet\n"
         )
     if leak_target_test:
+        from medmat_builder.lookalikes import lookalike_scan
+
         test = tables["subset_28", "test"]
+        test["image"][2] = {"bytes": lookalike_scan("fundus", 2, small=True).data, "path": None}
         for dest, row, new_id in (("subset_25", 0, None), ("subset_26", 1, "subset_26-train-leaked")):
             for key, values in tables[dest, "train"].items():
                 value = test[key][row]

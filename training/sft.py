@@ -28,8 +28,9 @@ becomes TRL's vision-language prompt/completion form::
 and the loss is computed on the completion only (the answer letter, or the box text for detection).
 With ``--mixture`` (or ``--target`` beside ``--train_configs``), the records of the target's ``test``
 split can never enter training:
-training records with a target test record's id, decoded pixels or (within the builder's
-threshold) perceptual hash are dropped and counted.
+training records with a target test record's id or decoded pixels, or that are near duplicates of
+one by the builder's rule (perceptual hash close and thumbnails confirming,
+:mod:`medmat_builder.duplicates`), are dropped and counted.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class MedmatScriptArguments(ScriptArguments):
     )
     leakage_check: bool = field(
         default=True,
-        metadata={"help": "Drop training records equal (id, pixels, or perceptual hash) to a record of the target's test split."},
+        metadata={"help": "Drop training records equal (id, pixels) to, or near duplicates of, a record of the target's test split."},
     )
 
 
@@ -237,8 +238,9 @@ def load_general_mcq(args: MedmatScriptArguments, seed: int):
     return _to_training_form(ds, "general")
 
 
-def _image_keys(ds) -> tuple[list[str], np.ndarray]:
-    """Decoded-pixel sha256 and 64-bit perceptual hash of every image (the builder's dedup keys)."""
+def _image_keys(ds) -> tuple[list[str], np.ndarray, list[bytes | None], list[int]]:
+    """Decoded-pixel hash, 64-bit perceptual hash, grey thumbnail and shorter side of every image (the
+    builder's dedup keys); an unreadable image has a hash of its file bytes and no thumbnail."""
     from datasets import Image
 
     from medmat_builder.images import ImageError, load_image_bytes
@@ -246,6 +248,8 @@ def _image_keys(ds) -> tuple[list[str], np.ndarray]:
     raw = ds.cast_column("image", Image(decode=False))
     pixels: list[str] = []
     phashes = np.zeros(len(raw), dtype=np.uint64)
+    thumbs: list[bytes | None] = []
+    sides: list[int] = []
     for i, item in enumerate(raw["image"]):
         data = item.get("bytes")
         if data is None and item.get("path"):
@@ -254,20 +258,25 @@ def _image_keys(ds) -> tuple[list[str], np.ndarray]:
             img = load_image_bytes(data or b"", name=f"record {i}")
             pixels.append(img.pixel_hash)
             phashes[i] = np.uint64(img.phash)
+            thumbs.append(img.thumbnail)
+            sides.append(min(img.width, img.height))
         except ImageError:  # unreadable: compare by file bytes only
             pixels.append("file:" + hashlib.sha256(data or b"").hexdigest())
-    return pixels, phashes
+            thumbs.append(None)
+            sides.append(0)
+    return pixels, phashes, thumbs, sides
 
 
 def drop_target_test_records(train, dataset_name: str, target: str):
     """Remove training records that are, or look like, a record of ``target``'s test split.
 
-    A record is removed when it has the same id, the same decoded pixels, or a perceptual hash within
-    :data:`medmat_builder.images.NEAR_DUPLICATE_MAX_DISTANCE` bits of a test image (re-encoded or
-    resized copies, e.g. the same image shipped by two sources of different subsets). Returns
-    ``(train, n_dropped)``. A target without a test split protects nothing and drops nothing.
+    A record is removed when it has the same id or the same decoded pixels as a test image, or is a
+    near duplicate of one by the builder's rule (:class:`medmat_builder.duplicates.DuplicateIndex`:
+    re-encoded or resized copies, e.g. the same image shipped by two sources of different subsets;
+    another patient's look-alike scan is not one). Returns ``(train, n_dropped)``. A target without
+    a test split protects nothing and drops nothing.
     """
-    from medmat_builder.images import NEAR_DUPLICATE_MAX_DISTANCE
+    from medmat_builder.duplicates import DuplicateIndex
 
     try:
         test = load_split(dataset_name, target, "test")
@@ -275,17 +284,20 @@ def drop_target_test_records(train, dataset_name: str, target: str):
         logger.warning("No test split found for target %s (%s); nothing to protect.", target, err)
         return train, 0
     test_ids = set(test["id"]) if "id" in test.column_names else set()
-    test_pixels, test_phashes = _image_keys(test)
+    test_pixels, test_phashes, test_thumbs, test_sides = _image_keys(test)
     test_pixel_set = set(test_pixels)
-    train_pixels, train_phashes = _image_keys(train)
+    index = DuplicateIndex()
+    for px, ph, thumb, side in zip(test_pixels, test_phashes, test_thumbs, test_sides, strict=True):
+        if thumb is not None:
+            index.add(px, int(ph), thumb, side)
+    train_pixels, train_phashes, train_thumbs, train_sides = _image_keys(train)
     keep = []
     for i, (rid, px) in enumerate(zip(train["id"], train_pixels, strict=True)):
         if rid in test_ids or px in test_pixel_set:
             continue
-        if len(test_phashes):
-            distance = np.bitwise_count(np.bitwise_xor(test_phashes, train_phashes[i])).min()
-            if int(distance) <= NEAR_DUPLICATE_MAX_DISTANCE:
-                continue
+        thumb = train_thumbs[i]
+        if thumb is not None and index.check(px, int(train_phashes[i]), thumb, train_sides[i]) is not None:
+            continue
         keep.append(i)
     dropped = len(train) - len(keep)
     if dropped:
