@@ -504,7 +504,7 @@ def oriented_export(tmp_path_factory):
         Image.fromarray(mask).save(raw / "oriented_masks" / "masks" / f"scan{o}_mask.png")
     (raw / "oriented_json" / "boxes.json").write_text(json.dumps(entries))
     registry = load_registry(base / "registry.yaml")
-    result = build(["subset_01"], raw, base / "out", BuildSettings(near_duplicate_distance=-1), registry=registry)
+    result = build(["subset_01"], raw, base / "out", BuildSettings(), registry=registry)
     return base / "out", result.report["configs"]["subset_01"]
 
 
