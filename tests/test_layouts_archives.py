@@ -67,10 +67,11 @@ def kermany_tree(root: Path, nested: bool = True) -> None:
         for (split, label), n in KERMANY.items():
             for i in range(n):
                 seed += 1
+                p = i + {"train": 0, "test": 100, "val": 200}[split]  # one patient per image, none in two splits
                 if label == "NORMAL":
-                    name = f"IM-{115 + i:04d}-0001.jpeg" if i % 2 else f"NORMAL2-IM-{1427 + i:04d}-0001.jpeg"
+                    name = f"IM-{115 + p:04d}-0001.jpeg" if i % 2 else f"NORMAL2-IM-{1427 + p:04d}-0001.jpeg"
                 else:
-                    name = f"person{i + 1}_bacteria_{i + 1}.jpeg" if i % 2 else f"person{i + 1}_virus_{i + 6}.jpeg"
+                    name = f"person{p + 1}_bacteria_{p + 1}.jpeg" if i % 2 else f"person{p + 1}_virus_{p + 6}.jpeg"
                 touch(root, f"{prefix}/{split}/{label}/{name}", jpeg(seed))
     touch(root, "__MACOSX/chest_xray/train/NORMAL/._IM-0116-0001.jpeg", b"\0")
     touch(root, "chest_xray/.DS_Store", b"\0")
