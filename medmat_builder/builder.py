@@ -14,12 +14,10 @@ from pathlib import Path
 import datasets
 
 from medmat_builder import vqa
+from medmat_builder.records import CONFIG_NAMES, MEDMAT_HOMEPAGE
 from medmat_builder.registry import Registry, Subset, load_registry
 from medmat_builder.report import ConfigReport
 from medmat_builder.sampling import BuildSettings, Selected, Spool, select_subset
-
-NUM_SUBSETS = 53
-CONFIG_NAMES = [f"subset_{i:02d}" for i in range(1, NUM_SUBSETS + 1)]
 
 BOX = {
     "label": datasets.Value("string"),
@@ -85,7 +83,7 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(
             description=f"Med-MAT {sub.name}: {sub.title} ({sub.modality}, {sub.area}, {sub.task}).",
             features=FEATURES,
-            homepage="https://github.com/FreedomIntelligence/Med-MAT",
+            homepage=MEDMAT_HOMEPAGE,
         )
 
     def _split_generators(self, dl_manager):

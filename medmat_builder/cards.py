@@ -27,9 +27,8 @@ from typing import Any
 
 import yaml
 
-from medmat_builder.boxes import ANSWER_FORMAT, NO_BOX_ANSWER
+from medmat_builder.records import ANSWER_DIRECTIVE, ANSWER_FORMAT, NO_BOX_ANSWER
 from medmat_builder.registry import Registry, Source
-from medmat_builder.vqa import ANSWER_DIRECTIVE
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "dataset_cards"
 PRETTY_NAME = "Med-MAT (rebuilt with medmat)"

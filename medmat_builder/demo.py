@@ -19,8 +19,6 @@ that matches the pattern's ``{group:REGEX}`` (:func:`regex_example`).
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import re
 import shutil
@@ -29,12 +27,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from medmat_builder import safe_paths
 from medmat_builder.groups import write_group_table
-from medmat_builder.images import FAKE_EXTENSIONS, write_fake_image
-from medmat_builder.layouts.base import IMAGE_EXTENSIONS, Box, FakeSample, PathPattern
+from medmat_builder.images import write_fake_image
+from medmat_builder.images.synthetic import FAKE_EXTENSIONS, block_pixels, seeded_rng
+from medmat_builder.layouts.base import IMAGE_EXTENSIONS, PathPattern
+from medmat_builder.records import Box, FakeSample
 from medmat_builder.registry import Registry, Source, load_registry
 
 DEMO_PER_LABEL = 8
@@ -45,30 +44,20 @@ CLASSIFICATION_SIZE = (48, 40)
 DETECTION_SIZE = (64, 64)
 
 
-def _rng(*parts: object) -> np.random.Generator:
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def synthetic_pixels(rng: np.random.Generator, size: tuple[int, int], tint: int) -> np.ndarray:
-    """An RGB uint8 array: an 8x8 random block pattern (distinct perceptual hashes), tinted, marked."""
-    w, h = size
-    blocks = rng.integers(0, 256, size=(8, 8), dtype=np.uint8)
-    grey = np.kron(blocks, np.ones((h // 8 + 1, w // 8 + 1), dtype=np.uint8))[:h, :w]
-    img = np.stack([grey, (grey.astype(int) * (tint % 7 + 3) // 9).astype(np.uint8), 255 - grey], axis=-1)
-    img[:3, :, :] = 255  # the "synthetic" bar along the top
-    return img
+
+
 
 
 def encode_image(pixels: np.ndarray, ext: str) -> bytes:
-    """Encode an RGB array in the format of ``ext`` (.png .jpg .bmp .tif .gif .webp .pgm .dcm/.dicom)."""
+    """Encode an RGB demo picture in the format of ``ext``: grey for PGM, 16-bit grey for DICOM, PNG when
+    :func:`~medmat_builder.images.write_fake_image` does not write ``ext``."""
     ext = ext.lower()
     if ext in (".dcm", ".dicom"):
-        return write_fake_image(pixels.mean(axis=-1).astype(np.uint16) * 4, ".dcm")
-    if ext in (".pgm", ".ppm"):
-        buf = io.BytesIO()
-        Image.fromarray(pixels if ext == ".ppm" else pixels.mean(axis=-1).astype(np.uint8)).save(buf, format="PPM")
-        return buf.getvalue()
+        return write_fake_image(pixels.mean(axis=-1).astype(np.uint16) * 4, ext)
+    if ext == ".pgm":
+        return write_fake_image(pixels.mean(axis=-1).astype(np.uint8), ext)
     return write_fake_image(pixels, ext if ext in FAKE_EXTENSIONS else ".png")
 
 
@@ -101,9 +90,9 @@ def fake_samples(source: Source, registry: Registry, per_label: int = DEMO_PER_L
                 split = "test" if j % 4 == 3 else "train"
             elif has_train:
                 split = "train"
-            rng = _rng(seed, source.key, raw_label, j)
+            rng = seeded_rng(seed, source.key, raw_label, j)
             size = layout.fake_image_size() or (DETECTION_SIZE if detection else CLASSIFICATION_SIZE)
-            pixels = synthetic_pixels(rng, size, tint)
+            pixels = block_pixels(rng, size, tint)
             boxes: tuple[Box, ...] = ()
             if detection:
                 w, h = size

@@ -33,8 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medmat_builder.layouts.base import FakeSample, FileIndex, PathPattern, RawRecord
-from medmat_builder.layouts.table import LayoutError, TableFile, _write_table, find_column, id_key, read_table, source_file
+from medmat_builder.layouts.base import FileIndex, PathPattern
+from medmat_builder.layouts.table import (
+    LayoutError,
+    TableFile,
+    _write_table,
+    find_column,
+    id_key,
+    read_table,
+    source_file,
+)
+from medmat_builder.records import FakeSample, RawRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source

@@ -21,39 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Why a raw record did not land in a split. Keys of ``dropped`` are always one of these.
-DROP_REASONS: dict[str, str] = {
-    "unlabeled": "the record carries no label",
-    "unused_label": "its raw label maps to an explicit drop (the paper does not use it)",
-    "unknown_label": "its raw label is not in the source's clusters (only with --lenient)",
-    "multiple_labels": "a single-label subset got a record with several canonical labels",
-    "unreadable_row": "its table row could not be parsed",
-    "missing_image": "the table names an image that is not on disk",
-    "outside_link": "its image or mask is a link that leads outside the source's folder; never opened",
-    "ambiguous_image": "the table id matches several files",
-    "missing_mask": "a segmentation image has no mask file",
-    "ambiguous_mask": "several mask files match one image where one is expected",
-    "unknown_split": "its split folder/value is not declared in the layout",
-    "unused_split": "it belongs to a split the paper does not use",
-    "conflicting_split": "the source's split lists name it in splits that map to train and to test",
-    "unlisted": "the source's split lists do not name it (layout says unlisted: drop)",
-    "empty": "zero-byte image file",
-    "truncated": "the image file is cut short",
-    "corrupt": "the image cannot be decoded",
-    "too_large": "the image exceeds the decompression-bomb pixel limit",
-    "unsupported": "the image format is not supported",
-    "unsupported_dicom": "DICOM pixel data in a transfer syntax that nothing installed decodes (the detail names "
-                         "it, e.g. 1.2.840.10008.1.2.4.100 MPEG2 video, and what would decode it)",
-    "multiframe": "multi-frame image (animated GIF, multi-frame DICOM)",
-    "no_annotation": "a detection/segmentation record without any box",
-    "duplicate": "the same decoded pixels were already kept in this subset",
-    "near_duplicate": "a near-identical image (perceptual hash close, thumbnails confirming) was already kept in this subset",
-    "label_conflict": "the same picture is filed under other labels in this subset (both copies are dropped)",
-    "over_cap": "not needed: the split's cap (train 3,000) was reached with labels balanced",
-    "balance": "not needed: the test split is strictly label-balanced",
-    "subject_in_test": "its subject (patient, lesion, volume ...) has images in the source's official test split; "
-                       "kept out of train so that no subject spans train and test",
-}
+from medmat_builder.records import DROP_REASONS
 
 EXAMPLES_PER_REASON = 5
 _DICOM_PATH = re.compile(r"[^\s'\"\[\],:]+\.(?:dcm|dicom|dic)\b", re.IGNORECASE)

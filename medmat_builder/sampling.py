@@ -14,7 +14,7 @@ Order of work, so that only kept images are ever opened:
 5. fill the quotas in a seeded order, opening images only now (in parallel when ``num_proc > 1``):
    corrupt images and duplicates of an image already kept in the subset (same decoded pixels, or a
    near duplicate: perceptual hash close *and* thumbnails confirming, see
-   :mod:`medmat_builder.duplicates`) are skipped and the next candidate is taken. The test split is
+   :mod:`medmat_builder.images.duplicates`) are skipped and the next candidate is taken. The test split is
    filled first, so a duplicate pair never spans train and test. In a classification subset, an
    image that repeats a kept one under other labels is a **label conflict**: neither is used (both
    are counted as ``label_conflict``), and the kept one's place goes to the next candidate of its
@@ -37,30 +37,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medmat_builder.audit import audit_rows
-from medmat_builder.duplicates import DuplicateIndex, NearDuplicateRule
-from medmat_builder.images import ImageError, image_id, load_image
-from medmat_builder.boxes import MASK_SEPARATOR
 from medmat_builder.file_ledger import account_files
 from medmat_builder.groups import GroupResolver, subject_pseudonym
-from medmat_builder.layouts.base import Box, FileIndex, RawRecord
+from medmat_builder.images import DuplicateIndex, ImageError, NearDuplicateRule, image_id, load_image
+from medmat_builder.layouts.base import FileIndex
+from medmat_builder.records import (
+    DEFAULT_SEED,
+    MASK_SEPARATOR,
+    TEST_CAP,
+    TEST_FRACTION,
+    TEST_MAX_PER_LABEL,
+    TRAIN_CAP,
+    Box,
+    RawRecord,
+)
 from medmat_builder.registry import Source, Subset
 from medmat_builder.report import ConfigReport, SourceLedger, safe_ref
 from medmat_builder.safe_paths import RawTree
 from medmat_builder.splitting import assign_group_splits
-
-TRAIN_CAP = 3000
-TEST_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class BuildSettings:
     """Knobs of a build; the defaults are the paper's rules."""
 
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     train_cap: int = TRAIN_CAP
     test_fraction: float = TEST_FRACTION
-    test_max_per_label: int = 250
-    test_cap: int = 1000
+    test_max_per_label: int = TEST_MAX_PER_LABEL
+    test_cap: int = TEST_CAP
     lenient: bool = False
     num_proc: int = 1
     #: When two images are near duplicates (perceptual hash radius, thumbnail edge correlation).
@@ -240,7 +245,8 @@ def _load(job: _LoadJob) -> _LoadResult:
         return _LoadResult(None, error=exc.reason, detail=exc.detail)
     boxes: tuple[Box, ...] = ()
     if job.detection:
-        from medmat_builder.boxes import MaskError, resolve_boxes
+        from medmat_builder.boxes import resolve_boxes
+        from medmat_builder.images.masks import MaskError
 
         try:
             boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height), img.orientation))
@@ -311,7 +317,7 @@ def _names(labels: frozenset[str]) -> str:
 class _SeenImages:
     """The images kept so far in one subset, for the duplicate and label-conflict checks.
 
-    Duplicates are decided by :class:`~medmat_builder.duplicates.DuplicateIndex` (same pixels, or a
+    Duplicates are decided by :class:`~medmat_builder.images.duplicates.DuplicateIndex` (same pixels, or a
     perceptual hash that proposes and a thumbnail comparison that confirms). Each entry remembers the
     record it came from, so a later image under other labels can take it back out (a label conflict).
     """

@@ -14,13 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-ANSWER_DIRECTIVE = "Answer with the option's letter from the given choices directly."
-BOX_DIRECTIVE = (
-    "Answer with 'label: [x1, y1, x2, y2]' for each object, coordinates as integers from 0 to 1000 "
-    "relative to the image width and height, objects separated by '; '."
-)
-LETTERS = "ABCD"
-MAX_OPTIONS = 4
+from medmat_builder.records import ANSWER_DIRECTIVE, BOX_DIRECTIVE, LETTERS, MAX_OPTIONS
 
 
 @dataclass(frozen=True)

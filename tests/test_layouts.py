@@ -209,7 +209,7 @@ def test_table_split_lists_and_multiple_images_per_id(tmp_path):
      "split_map": {"train": "train", "test": "test"}},
 ])
 def test_table_inverse_round_trips_splits(tmp_path, spec):
-    from medmat_builder.layouts.base import FakeSample
+    from medmat_builder.records import FakeSample
 
     layout = table(images="img/{id}.png", id_column="name", label_column="cls", **spec)
     has_split = bool(layout.split_map)

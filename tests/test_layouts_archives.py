@@ -232,7 +232,7 @@ def test_json_boxes_read_split_lists_too(tmp_path):
 
 @pytest.mark.parametrize("kind", ["folders", "masks", "table"])
 def test_split_lists_round_trip_through_the_inverse(tmp_path, kind):
-    from medmat_builder.layouts.base import FakeSample
+    from medmat_builder.records import FakeSample
 
     lists = {"split_lists": [{"path": "Data-split/{split}_list.txt"}], "split_map": {"train": "train", "val": "train", "test": "test"}}
     layout = {

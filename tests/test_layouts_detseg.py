@@ -12,21 +12,11 @@ import pytest
 from PIL import Image
 from pydantic import TypeAdapter
 
-from medmat_builder.boxes import (
-    ANY_FOREGROUND,
-    MASK_SEPARATOR,
-    NO_BOX_ANSWER,
-    boxes_from_array,
-    color_value,
-    decode_rle,
-    encode_rle,
-    format_box_answer,
-    mask_boxes,
-    min_component_area,
-    normalize_boxes,
-    resolve_boxes,
-)
-from medmat_builder.layouts import Box, FakeSample, Layout, RawRecord
+from medmat_builder.boxes import format_box_answer, normalize_boxes, resolve_boxes
+from medmat_builder.images.masks import boxes_from_array, color_value, mask_boxes, min_component_area
+from medmat_builder.images.rle import decode_rle, encode_rle
+from medmat_builder.layouts import Layout
+from medmat_builder.records import ANY_FOREGROUND, MASK_SEPARATOR, NO_BOX_ANSWER, Box, FakeSample, RawRecord
 
 SRC = SimpleNamespace(key="demo_src")
 W, H = 64, 48

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medmat_builder.report import DROP_REASONS, ConfigReport, safe_ref
+from medmat_builder.records import DROP_REASONS
+from medmat_builder.report import ConfigReport, safe_ref
 
 PACKAGE = Path(__file__).resolve().parents[1] / "medmat_builder"
 

@@ -16,8 +16,8 @@ import pytest
 
 from medmat_builder.demo import _Subjects, fake_samples, write_fake_source
 from medmat_builder.groups import GroupResolver
-from medmat_builder.layouts.base import RawRecord
-from medmat_builder.registry import FACTS, GroupTable, Groups, Registry, Source, load_registry
+from medmat_builder.records import RawRecord
+from medmat_builder.registry import FACTS, Groups, GroupTable, Registry, Source, load_registry
 
 REGISTRY = load_registry()
 SOURCES = sorted(REGISTRY.sources, key=lambda s: s.number)

@@ -8,7 +8,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from medmat_builder.layouts.base import Box, FakeSample, FileIndex, LayoutBase, PathPattern, RawRecord, SplitList
+from medmat_builder.layouts.base import FileIndex, LayoutBase, PathPattern, SplitList
 from medmat_builder.layouts.folders import FoldersLayout
 from medmat_builder.layouts.json_boxes import JsonBoxesLayout, JsonFile
 from medmat_builder.layouts.masks import MasksLayout
@@ -21,8 +21,6 @@ Layout = Annotated[
 ]
 
 __all__ = [
-    "Box",
-    "FakeSample",
     "FileIndex",
     "FoldersLayout",
     "JsonBoxesLayout",
@@ -32,7 +30,6 @@ __all__ = [
     "LayoutError",
     "MasksLayout",
     "PathPattern",
-    "RawRecord",
     "RleTableLayout",
     "SplitList",
     "TableFile",

@@ -49,12 +49,12 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from medmat_builder.records import FakeSample, RawRecord, Split
 from medmat_builder.safe_paths import UnsafePathError, relative_path_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
 
-Split = Literal["train", "test"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom", ".gif", ".webp", ".pgm", ".ppm")
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 JUNK_DIRS = {"__macosx", ".git", ".ipynb_checkpoints", ".medmat"}  # .medmat: medmat's own marker and scratch
@@ -72,73 +72,6 @@ def is_validation_split(raw: str) -> bool:
 def normalize_extensions(extensions: Iterable[str]) -> tuple[str, ...]:
     """``["jpg", ".PNG"]`` -> ``(".jpg", ".png")``."""
     return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in pixel coordinates of the raw image, with its raw label."""
-
-    label: str
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """One image-label pair as found on disk, before any image is opened.
-
-    ``image`` is relative to the source folder. ``split`` is ``train``/``test`` when the source
-    fixes it, else ``None`` (a seeded 9:1 split is made later). ``drop_reason`` is set when the
-    record is already known to be unusable (unreadable table row, image missing ...): it is still
-    yielded so the build report can count it. ``group`` is the raw subject id read from the
-    layout's own table (a source declaring ``groups: {column: ...}``); other group keys are
-    resolved later from the path or a side table (:mod:`medmat_builder.groups`).
-    """
-
-    source: str
-    ref: str
-    image: str
-    labels: tuple[str, ...] = ()
-    split: Split | None = None
-    boxes: tuple[Box, ...] = ()
-    mask: str | None = None
-    mask_labels: tuple[tuple[int, str], ...] = ()
-    drop_reason: str | None = None
-    detail: str | None = None
-    group: str | None = None
-
-
-@dataclass(frozen=True)
-class FakeSample:
-    """What the demo asks a layout to write for one synthetic record.
-
-    ``labels`` are raw labels (as the source spells them); ``split`` is the split the record must
-    land in (``None``: the layout's own default). ``image`` is encoded image bytes in ``ext``.
-    ``mask`` (segmentation) is a PNG-encoded mask; ``boxes`` (detection) are pixel boxes.
-
-    Subjects: ``group`` is the raw subject id (patient, lesion, volume) that a table layout writes
-    into the source's group column, and the side table of ``groups: {table: ...}`` lists. For
-    ``groups: {path: [...]}`` the demo gives path hints instead, so that the file lands where the
-    group pattern finds its subject: ``path_values`` (values of placeholders the layout does not
-    fill itself, e.g. a patient folder), ``star`` (text of a ``*`` in the file name) and
-    ``dir_star`` (text of a ``*`` in a folder). Writers apply them through :func:`fill_fake_path`.
-    """
-
-    index: int
-    labels: tuple[str, ...]
-    split: Split | None
-    image: bytes
-    ext: str
-    width: int
-    height: int
-    mask: bytes | None = None
-    boxes: tuple[Box, ...] = ()
-    group: str | None = None
-    path_values: tuple[tuple[str, str], ...] = ()
-    star: str | None = None
-    dir_star: str | None = None
 
 
 def fill_fake_path(pattern: "PathPattern", values: dict[str, str], sample: FakeSample) -> str:

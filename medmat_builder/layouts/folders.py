@@ -22,15 +22,14 @@ from pydantic import Field, field_validator
 
 from medmat_builder.layouts.base import (
     IMAGE_EXTENSIONS,
-    FakeSample,
     LayoutBase,
     PathPattern,
-    RawRecord,
     RelativePattern,
     fill_fake_path,
     write_bytes,
 )
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
+from medmat_builder.records import FakeSample, RawRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source

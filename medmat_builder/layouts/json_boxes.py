@@ -41,19 +41,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medmat_builder.layouts.base import (
     IMAGE_EXTENSIONS,
-    Box,
-    FakeSample,
     LayoutBase,
     PathPattern,
     PathSegment,
-    RawRecord,
     RelativePattern,
     declared_first,
     fill_fake_path,
     write_bytes,
 )
-from medmat_builder.layouts.table import LayoutError, _unpad, source_file
 from medmat_builder.layouts.misses import missing_file_hint
+from medmat_builder.layouts.table import LayoutError, _unpad, source_file
+from medmat_builder.records import Box, FakeSample, RawRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source

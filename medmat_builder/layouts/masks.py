@@ -46,19 +46,18 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from medmat_builder.boxes import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, color_value
+from medmat_builder.images.masks import color_value
 from medmat_builder.layouts.base import (
-    FakeSample,
     LayoutBase,
     PathPattern,
-    RawRecord,
     RelativePattern,
     accepts_image,
-    prefer_declared_extension,
     fill_fake_path,
+    prefer_declared_extension,
     write_bytes,
 )
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
+from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, FakeSample, RawRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source

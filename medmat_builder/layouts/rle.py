@@ -38,19 +38,17 @@ from pydantic import Field, model_validator
 
 from medmat_builder.layouts.base import (
     IMAGE_EXTENSIONS,
-    Box,
-    FakeSample,
     LayoutBase,
     PathPattern,
-    RawRecord,
     PixelCount,
     RelativePattern,
     declared_first,
     fill_fake_path,
     write_bytes,
 )
-from medmat_builder.layouts.table import LayoutError, TableFile, source_file
 from medmat_builder.layouts.misses import missing_file_hint
+from medmat_builder.layouts.table import LayoutError, TableFile, source_file
+from medmat_builder.records import Box, FakeSample, RawRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from medmat_builder.registry import Source
@@ -107,8 +105,8 @@ class RleTableLayout(LayoutBase):
         return header, body
 
     def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        from medmat_builder.boxes import boxes_from_array, decode_rle, min_component_area
-
+        from medmat_builder.images.masks import boxes_from_array, min_component_area
+        from medmat_builder.images.rle import decode_rle
         from medmat_builder.layouts.split_lists import listed_split, read_split_lists
 
         index = self.file_index(root)
@@ -197,7 +195,7 @@ class RleTableLayout(LayoutBase):
     def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
         import numpy as np
 
-        from medmat_builder.boxes import encode_rle
+        from medmat_builder.images.rle import encode_rle
 
         ipat = PathPattern(self.images)
         by_table: dict[int, list[str]] = {}

@@ -32,7 +32,7 @@ from medmat_builder.layouts.base import IMAGE_EXTENSIONS, FileIndex, LayoutBase,
 from medmat_builder.layouts.misses import missing_file_hint
 
 if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.layouts.base import Split
+    from medmat_builder.records import Split
 
 
 def list_key(name: str) -> str:

@@ -37,20 +37,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medmat_builder.layouts.base import (
     IMAGE_EXTENSIONS,
-    Box,
-    FakeSample,
     FileIndex,
     LayoutBase,
     PathPattern,
     PathSegment,
-    RawRecord,
-    declared_first,
     RelativePattern,
+    declared_first,
     fill_fake_path,
     write_bytes,
 )
 from medmat_builder.layouts.misses import missing_file_hint
-
+from medmat_builder.records import Box, FakeSample, RawRecord
 from medmat_builder.safe_paths import RawTree
 
 if TYPE_CHECKING:  # pragma: no cover

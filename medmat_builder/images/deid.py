@@ -1,8 +1,8 @@
 """What counts as identifying in a DICOM header, so tests and audits can prove none of it leaks.
 
-medmat outputs pixels only: :func:`medmat_builder.images.load_image` builds a fresh PNG from the
+medmat outputs pixels only: :func:`medmat_builder.images.decode.load_image` builds a fresh PNG from the
 decoded pixel array (chunks ``IHDR``/``IDAT``/``IEND`` and nothing else), ids are hashes
-(:func:`medmat_builder.images.image_id`), and error details are fixed texts. This module does not
+(:func:`medmat_builder.images.hashes.image_id`), and error details are fixed texts. This module does not
 scrub headers; it lists the attributes of the DICOM PS3.15 Annex E Basic Application Level
 Confidentiality Profile that name or point at a person, place or time, and collects their values
 from a dataset so a test can search output bytes, ids and messages for them.

@@ -1,23 +1,14 @@
-"""DICOM specifics for :mod:`medmat_builder.images`: which transfer syntaxes decode, with what, and grey levels.
+"""Decoding DICOM pixel data with pydicom's plugins, in the order medmat sets, and never with a stream that crashes one.
 
-Decoding is pydicom's (``Dataset.pixel_array``) with its pixel-data plugins. The default install
-(``setup.cfg`` ``install_requires``) holds only permissively licensed decoders (:data:`DECODER_PACKAGES`):
-``python-gdcm`` (JPEG Baseline, Extended 12-bit, Lossless), ``pyjpegls`` (JPEG-LS),
-``pylibjpeg-openjpeg`` (JPEG 2000, HTJ2K), ``pylibjpeg-rle`` (RLE) and Pillow (JPEG Baseline, JPEG 2000).
-``pylibjpeg-libjpeg`` (GPL-3.0) is the optional extra ``dicom-gpl``: never needed, only tried after the
-default decoders of a syntax (the JPEG family and JPEG-LS) have refused a stream.
-
-:data:`TRANSFER_SYNTAXES` lists what a build decodes and with which packages, in the order they are
-tried (:func:`decode_pixel_array`); docs/images.md shows the same table. medmat sets that order rather
-than pydicom (which would try GDCM first for every JPEG and JPEG 2000 syntax) because of what the
+medmat sets the order in which decoders are tried (:data:`~medmat_builder.images.dicom_syntaxes.TRANSFER_SYNTAXES`)
+rather than pydicom (which would try GDCM first for every JPEG and JPEG 2000 syntax) because of what the
 decoders do with damaged streams (measured by damaging the test fixtures' streams):
 
 - GDCM aborts the whole process (an uncaught C++ exception, or a crash) on some damaged JPEG-LS and
   JPEG 2000 streams, and on JPEG headers that libjpeg only warns about or whose sample precision is
-  impossible. It is therefore not used for JPEG-LS
-  or JPEG 2000 (``pyjpegls``, ``pylibjpeg-openjpeg`` and Pillow decode those), comes after Pillow
-  for JPEG Baseline, and gets a JPEG stream only when its header is well formed
-  (:func:`jpeg_header_problem`).
+  impossible. It is therefore not used for JPEG-LS or JPEG 2000 (``pyjpegls``, ``pylibjpeg-openjpeg``
+  and Pillow decode those), comes after Pillow for JPEG Baseline, and gets a JPEG stream only when its
+  header is well formed (:func:`jpeg_header_problem`).
 - ``pyjpegls`` (CharLS 2.4.2) loops forever on a truncated JPEG-LS stream, so a stream that does not
   end with its end-of-image marker is refused before it gets there.
 
@@ -33,174 +24,28 @@ python-gdcm loads its libraries with ``RTLD_GLOBAL``, and they export a zlib: im
 system zlib is loaded, it breaks every later zlib user (Python's ``zlib`` crashes with "double free").
 :func:`import_gdcm` therefore loads ``zlib`` first; pydicom itself imports Pillow (and so zlib) before
 GDCM.
-
-A file in any other syntax is refused with reason ``unsupported_dicom`` and the one-line detail of
-:func:`undecodable_detail` (the syntax's UID and name, and what would decode it).
-
-Monochrome images are shown as a DICOM viewer shows them (:func:`render_monochrome`, PS3.3 C.11 and
-PS3.4 N.2.1.1), with pydicom's own transforms:
-
-1. Modality LUT (``pydicom.pixels.apply_modality_lut``): Rescale Slope/Intercept, or the Modality LUT
-   Sequence.
-2. VOI (``pydicom.pixels.apply_voi_lut`` with ``prefer_lut=False``): the first Window Center/Width with
-   its VOI LUT Function (LINEAR, LINEAR_EXACT, SIGMOID); the window's output range (pydicom's, from
-   Bits Stored and the rescale) becomes 0-255. Without a usable window, the first VOI LUT Sequence
-   item; its first and last entries become 0 and 255. Without either, the image's own min-max.
-   A window that the standard forbids (LINEAR width below 1, a width of 0) is ignored, not guessed.
-3. MONOCHROME1 (0 is white) is inverted, so bright means dense in every output image.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medmat_builder.images.dicom_syntaxes import (
+    BY_UID,
+    DECODER_PACKAGES,
+    JPEG_EXTENDED,
+    JPEG_FAMILY,
+    JPEG_LS,
+    undecodable_detail,
+)
+
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
     from pydicom.pixels.decoders.base import DecodeRunner
-
-#: SPDX identifiers that an Apache-2.0 project may require of its users (no copyleft).
-PERMISSIVE_LICENSES = frozenset({"MIT", "MIT-CMU", "BSD-2-Clause", "BSD-3-Clause", "Apache-2.0"})
-
-
-@dataclass(frozen=True)
-class DecoderPackage:
-    """A PyPI package that decodes DICOM pixel data through pydicom, and under which licence."""
-
-    name: str
-    #: SPDX identifier of its licence (python-gdcm: GDCM's BSD-3-Clause; its wheel's metadata says Apache-2.0).
-    license: str
-    #: The codec library inside, with its own licence.
-    library: str
-    #: The pydicom decoding plugins it provides (``Decoder.available_plugins`` labels).
-    plugins: tuple[str, ...]
-    #: ``None`` for the default install (``install_requires``), else the ``setup.cfg`` extra.
-    extra: str | None = None
-
-    @property
-    def permissive(self) -> bool:
-        """Whether an Apache-2.0 project may depend on it without its licence spreading."""
-        return self.license in PERMISSIVE_LICENSES
-
-
-#: Every package that :data:`TRANSFER_SYNTAXES` names, by PyPI name.
-DECODER_PACKAGES: dict[str, DecoderPackage] = {p.name: p for p in (
-    DecoderPackage("pydicom", "MIT", "pydicom (native and RLE decoding)", ("pydicom",)),
-    DecoderPackage("python-gdcm", "BSD-3-Clause", "GDCM 3.2 (BSD-3-Clause; the wheel is Apache-2.0): IJG libjpeg "
-                   "8/12/16-bit with GDCM's lossless patches", ("gdcm", "medmat-gdcm")),
-    DecoderPackage("pyjpegls", "MIT", "CharLS 2.4 (BSD-3-Clause)", ("pyjpegls",)),
-    DecoderPackage("pylibjpeg-openjpeg", "MIT", "OpenJPEG 2.5 (BSD-2-Clause)", ("pylibjpeg",)),
-    DecoderPackage("pylibjpeg-rle", "MIT", "its own RLE decoder (MIT)", ("pylibjpeg",)),
-    DecoderPackage("pillow", "MIT-CMU", "libjpeg-turbo (IJG, BSD-3-Clause), OpenJPEG (BSD-2-Clause)", ("pillow",)),
-    DecoderPackage("pylibjpeg-libjpeg", "GPL-3.0-only", "Thomas Richter's libjpeg (GPL-3.0)", ("pylibjpeg",),
-                   extra="dicom-gpl"),
-)}
-
-
-@dataclass(frozen=True)
-class TransferSyntax:
-    """A transfer syntax that a build decodes, and the packages that decode it, in the order they are tried."""
-
-    uid: str
-    name: str
-    #: Packages of the default install (all permissive), first one first.
-    decoders: tuple[str, ...]
-    lossless: bool
-    #: Packages of optional extras, tried after ``decoders`` when installed.
-    optional: tuple[str, ...] = ()
-
-
-_NATIVE = ("pydicom",)
-_GPL_JPEG = ("pylibjpeg-libjpeg",)
-_J2K = ("pylibjpeg-openjpeg", "pillow")
-
-#: Every transfer syntax a build decodes, with the packages :func:`decode_pixel_array` tries, in order.
-TRANSFER_SYNTAXES: tuple[TransferSyntax, ...] = (
-    TransferSyntax("1.2.840.10008.1.2", "Implicit VR Little Endian", _NATIVE, True),
-    TransferSyntax("1.2.840.10008.1.2.1", "Explicit VR Little Endian", _NATIVE, True),
-    TransferSyntax("1.2.840.10008.1.2.1.99", "Deflated Explicit VR Little Endian", _NATIVE, True),
-    TransferSyntax("1.2.840.10008.1.2.2", "Explicit VR Big Endian", _NATIVE, True),
-    TransferSyntax("1.2.840.10008.1.2.4.50", "JPEG Baseline (Process 1), 8-bit", ("pillow", "python-gdcm"), False,
-                   _GPL_JPEG),
-    TransferSyntax("1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 and 4), 12-bit", ("python-gdcm",), False,
-                   _GPL_JPEG),
-    TransferSyntax("1.2.840.10008.1.2.4.57", "JPEG Lossless, Non-Hierarchical (Process 14)", ("python-gdcm",), True,
-                   _GPL_JPEG),
-    TransferSyntax("1.2.840.10008.1.2.4.70", "JPEG Lossless, Process 14 [Selection Value 1]", ("python-gdcm",), True,
-                   _GPL_JPEG),
-    TransferSyntax("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", ("pyjpegls",), True, _GPL_JPEG),
-    TransferSyntax("1.2.840.10008.1.2.4.81", "JPEG-LS Lossy (Near-Lossless)", ("pyjpegls",), False, _GPL_JPEG),
-    TransferSyntax("1.2.840.10008.1.2.4.90", "JPEG 2000 (Lossless Only)", _J2K, True),
-    TransferSyntax("1.2.840.10008.1.2.4.91", "JPEG 2000", _J2K, False),
-    TransferSyntax("1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 (Lossless Only)", ("pylibjpeg-openjpeg",),
-                   True),
-    TransferSyntax("1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)",
-                   ("pylibjpeg-openjpeg",), True),
-    TransferSyntax("1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", ("pylibjpeg-openjpeg",), False),
-    TransferSyntax("1.2.840.10008.1.2.5", "RLE Lossless", ("pylibjpeg-rle", "pydicom"), True),
-)
-_BY_UID = {ts.uid: ts for ts in TRANSFER_SYNTAXES}
-_JPEG_FAMILY = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-                          "1.2.840.10008.1.2.4.70"})
-_JPEG_LS = frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
-_JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
-
-#: Syntaxes that no pydicom plugin decodes, by UID prefix, and what would (one phrase each).
-_NO_PLUGIN: tuple[tuple[str, str], ...] = (
-    ("1.2.840.10008.1.2.4.10", "it is video (MPEG-2, MPEG-4 or HEVC), which only a video decoder (ffmpeg, e.g. "
-                               "through PyAV) would split into frames; medmat reads still images only"),
-    ("1.2.840.10008.1.2.7.", "it is SMPTE ST 2110 video or audio, which only a video tool (ffmpeg) would read; "
-                             "medmat reads still images only"),
-    ("1.2.840.10008.1.2.4.94", "JPIP referenced: the pixels are not in the file but on a JPIP server"),
-    ("1.2.840.10008.1.2.4.95", "JPIP referenced: the pixels are not in the file but on a JPIP server"),
-    ("1.2.840.10008.1.2.4.204", "JPIP referenced: the pixels are not in the file but on a JPIP server"),
-    ("1.2.840.10008.1.2.4.205", "JPIP referenced: the pixels are not in the file but on a JPIP server"),
-    ("1.2.840.10008.1.2.4.9", "JPEG 2000 Part 2 multi-component: GDCM (python-gdcm, or gdcmconv --raw) may decode it; "
-                              "no pydicom plugin does"),
-    ("1.2.840.10008.1.2.4.", "a retired JPEG process: transcode it with DCMTK (dcmdjpeg) or GDCM (gdcmconv --raw) "
-                             "first; no pydicom plugin decodes it"),
-)
-_UID_TEXT = re.compile(r"[0-9]+(\.[0-9]+)*")
-_NOT_STANDARD = "not a transfer syntax of the DICOM standard"
-
-
-def transfer_syntax_name(uid: str) -> str:
-    """The standard name of a transfer syntax UID, or a fixed phrase for one outside the standard."""
-    from pydicom.uid import UID
-
-    if uid in _BY_UID:
-        return _BY_UID[uid].name
-    known = UID(uid)
-    if not known.is_private and known.is_transfer_syntax:  # pydicom raises on is_transfer_syntax of a private UID
-        return known.name
-    return _NOT_STANDARD
-
-
-def undecodable_detail(uid: str | None, missing: tuple[str, ...] = ()) -> str:
-    """One line naming a transfer syntax (UID and name) that cannot be decoded here, and what would decode it.
-
-    ``missing`` are packages of :data:`TRANSFER_SYNTAXES` that this environment lacks (for a syntax a
-    build normally decodes). The text holds no header value other than the transfer syntax UID, and
-    only when that UID is made of digits and dots as a UID must be.
-    """
-    uid = str(uid or "").strip()
-    if not uid:
-        return "DICOM file names no transfer syntax and its encoding cannot be told; nothing here decodes it"
-    shown = uid if len(uid) <= 64 and _UID_TEXT.fullmatch(uid) else "(malformed UID)"
-    head = f"DICOM transfer syntax {shown} ({transfer_syntax_name(uid)}) cannot be decoded here"
-    if uid in _BY_UID:
-        need = missing or _BY_UID[uid].decoders
-        return f"{head}: install {' or '.join(need)} (a medmat dependency: rerun scripts/setup.sh)"
-    for prefix, what in _NO_PLUGIN:
-        if uid.startswith(prefix):
-            return f"{head}: {what}"
-    if transfer_syntax_name(uid) == _NOT_STANDARD:
-        return f"{head}: a private or invalid UID, so no decoder is known; ask the archive which codec wrote it"
-    return f"{head}: no pydicom plugin decodes it; GDCM (gdcmconv --raw) or DCMTK may transcode it"
 
 
 def decoder_problem(uid: str | None) -> str | None:
@@ -215,7 +60,7 @@ def decoder_problem(uid: str | None) -> str | None:
         decoder = get_decoder(str(uid or ""))
     except (NotImplementedError, ValueError):
         return undecodable_detail(uid)
-    ts = _BY_UID.get(str(uid))
+    ts = BY_UID.get(str(uid))
     if ts is None:
         return None if decoder.is_available else undecodable_detail(uid)
     if decoder.is_native and not decoder.available_plugins and "pydicom" in ts.decoders:
@@ -237,7 +82,7 @@ def decoding_plugins(uid: str) -> tuple[tuple[str, str], ...]:
     register_gdcm_jpeg_extended_plugin()
     decoder = get_decoder(uid)
     available = decoder.available_plugins
-    ts = _BY_UID.get(str(uid))
+    ts = BY_UID.get(str(uid))
     if ts is None:
         return tuple((label, "") for label in available)
     order: list[tuple[str, str]] = []
@@ -303,12 +148,12 @@ def stream_problem(package: str, uid: str, frames: list[bytes]) -> str | None:
     GDCM gets JPEG streams only with a well-formed header (:func:`jpeg_header_problem`); ``pyjpegls``
     gets JPEG-LS streams only when they end with their end-of-image marker.
     """
-    if package == "python-gdcm" and uid in _JPEG_FAMILY:
+    if package == "python-gdcm" and uid in JPEG_FAMILY:
         for frame in frames:
             problem = jpeg_header_problem(frame)
             if problem is not None:
                 return f"its JPEG stream {problem}"
-    if package == "pyjpegls" and uid in _JPEG_LS:
+    if package == "pyjpegls" and uid in JPEG_LS:
         for frame in frames:
             if not frame.rstrip(b"\x00").endswith(b"\xff\xd9"):
                 return "its JPEG-LS stream does not end with an end-of-image marker (truncated or damaged)"
@@ -329,9 +174,13 @@ def _encapsulated_frames(ds: Dataset) -> list[bytes]:
 # --------------------------------------------------------------------------- JPEG header check
 #: Start-of-frame markers (ITU-T T.81 B.1.1.3, T.87 for 0xF7), which carry the image's size.
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
+
+
 #: Sample precisions that a frame header may give (T.81 B.2.2): 8 for baseline, 8 or 12 for the other
 #: DCT processes, 2-16 for lossless and JPEG-LS. GDCM crashes on a precision outside them.
 _SAMPLE_PRECISIONS = {0xC0: (8,), **dict.fromkeys((0xC1, 0xC2, 0xC5, 0xC6, 0xC9, 0xCA, 0xCD, 0xCE), (8, 12))}
+
+
 #: Markers without a length field; none may appear before the first scan.
 _STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
 
@@ -395,8 +244,12 @@ def jpeg_header_problem(stream: bytes) -> str | None:
 # --------------------------------------------------------------------------- GDCM for 12-bit JPEG Extended
 #: Label of medmat's pydicom decoding plugin (12-bit JPEG Extended through GDCM).
 GDCM_PLUGIN = "medmat-gdcm"
+
+
 #: pydicom's plugin interface: the syntaxes the ``medmat-gdcm`` plugin decodes and what it needs.
-DECODER_DEPENDENCIES: dict[str, tuple[str, ...]] = {_JPEG_EXTENDED: ("python-gdcm>=3.0.10",)}
+DECODER_DEPENDENCIES: dict[str, tuple[str, ...]] = {JPEG_EXTENDED: ("python-gdcm>=3.0.10",)}
+
+
 _gdcm_plugin_registered = False
 
 
@@ -480,65 +333,3 @@ def decode_jpeg_extended_frame(src: bytes, runner: DecodeRunner) -> bytes:
     if len(frame) != expected:
         raise ValueError(f"GDCM returned {len(frame)} bytes for a frame of {expected}")
     return frame
-
-
-def render_monochrome(arr: np.ndarray, ds) -> np.ndarray:
-    """8-bit grey levels of a MONOCHROME1/2 pixel array as a viewer shows it (see the module docstring)."""
-    from pydicom.pixels import apply_modality_lut
-
-    values = np.asarray(apply_modality_lut(arr, ds))
-    out = _apply_window(values, ds)
-    if out is None:
-        out = _apply_voi_lut_sequence(values, ds)
-    if out is None:
-        values = values.astype(np.float64)
-        out = _stretch(values, float(values.min()), float(values.max()))
-    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
-        out = 255 - out
-    return out
-
-
-def _apply_window(values: np.ndarray, ds) -> np.ndarray | None:
-    """Window Center/Width through pydicom, its output range mapped to 0-255; ``None`` without a usable window."""
-    from pydicom.pixels import apply_voi_lut
-
-    if ds.get("WindowCenter") is None or ds.get("WindowWidth") is None:
-        return None
-    try:
-        shown = apply_voi_lut(values, ds, prefer_lut=False)
-        # The range pydicom maps a window onto (from Bits Stored, Pixel Representation, the rescale):
-        # the images of -inf and +inf, whatever the VOI LUT Function.
-        lo, hi = apply_voi_lut(np.array([-np.inf, np.inf]), ds, prefer_lut=False)
-    except (ValueError, TypeError, AttributeError, IndexError):  # a width the standard forbids, odd values
-        return None
-    return _stretch(np.asarray(shown, dtype=np.float64), float(lo), float(hi))
-
-
-def _apply_voi_lut_sequence(values: np.ndarray, ds) -> np.ndarray | None:
-    """The first VOI LUT Sequence item through pydicom; its first and last entries become 0 and 255."""
-    from pydicom.pixels import apply_voi
-
-    seq = ds.get("VOILUTSequence")
-    if not seq or seq[0].get("LUTDescriptor") is None or seq[0].get("LUTData") is None:
-        return None
-    try:
-        entries, first = int(seq[0].LUTDescriptor[0]) or 2**16, int(seq[0].LUTDescriptor[1])
-        # Clip inputs to the table first: pydicom indexes with unsigned 16-bit offsets.
-        inputs = np.clip(np.rint(values.astype(np.float64)), first, first + entries - 1).astype(np.int64)
-        shown = apply_voi(inputs, ds)
-        lo, hi = apply_voi(np.array([first, first + entries - 1], dtype=np.int64), ds)
-    except (ValueError, TypeError, AttributeError, IndexError, NotImplementedError):
-        return None
-    return _stretch(np.asarray(shown, dtype=np.float64), float(lo), float(hi))
-
-
-def _stretch(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Map ``lo`` to 0 and ``hi`` to 255 (``lo > hi`` inverts), rounded and clipped to uint8."""
-    if hi == lo:
-        return np.zeros(values.shape, dtype=np.uint8)
-    out = np.subtract(values, lo, dtype=np.float64)  # one new array, then in place: images are large
-    out *= 255.0 / (hi - lo)
-    np.rint(out, out=out)
-    np.clip(out, 0, 255, out=out)
-    np.nan_to_num(out, copy=False, nan=0.0)
-    return out.astype(np.uint8)
