@@ -32,7 +32,7 @@ from medmat_builder import safe_paths
 from medmat_builder.groups import write_group_table
 from medmat_builder.images import write_fake_image
 from medmat_builder.images.synthetic import FAKE_EXTENSIONS, block_pixels, seeded_rng
-from medmat_builder.layouts.base import IMAGE_EXTENSIONS, PathPattern
+from medmat_builder.layouts.patterns import IMAGE_EXTENSIONS, PathPattern
 from medmat_builder.records import Box, FakeSample
 from medmat_builder.registry import Registry, Source, load_registry
 

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from medmat_builder.layouts.base import PathPattern, accepts_image
 from medmat_builder.layouts.misses import TABLE_EXTENSIONS, closest_pattern
+from medmat_builder.layouts.patterns import PathPattern, accepts_image
 from medmat_builder.registry import Source
 from medmat_builder.report import EXAMPLES_PER_REASON, SourceLedger, safe_ref
 

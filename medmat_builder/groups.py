@@ -33,16 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medmat_builder.layouts.base import FileIndex, PathPattern
-from medmat_builder.layouts.table import (
+from medmat_builder.layouts.file_index import FileIndex
+from medmat_builder.layouts.patterns import PathPattern
+from medmat_builder.layouts.tables import (
     LayoutError,
     TableFile,
-    _write_table,
     find_column,
     id_key,
     read_table,
     source_file,
 )
+from medmat_builder.layouts.tables import write_table as _write_table
 from medmat_builder.records import FakeSample, RawRecord
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medmat_builder.layouts import Layout, PathPattern
-from medmat_builder.layouts.base import RelativePattern
+from medmat_builder.layouts.patterns import RelativePattern
 
 DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
 
@@ -236,6 +236,11 @@ class Source(_Strict):
         if not re.match(r"^\s*@\w+\s*\{", v):
             raise ValueError("citation must be a BibTeX entry starting with @type{key, ...}")
         return v
+
+    @property
+    def group_column(self) -> str | None:
+        """The label-table column naming each image's subject (``groups: {column: ...}``), else ``None``."""
+        return self.groups.column if self.groups is not None else None
 
     @property
     def folder(self) -> str:

@@ -40,7 +40,7 @@ from medmat_builder.audit import audit_rows
 from medmat_builder.file_ledger import account_files
 from medmat_builder.groups import GroupResolver, subject_pseudonym
 from medmat_builder.images import DuplicateIndex, ImageError, NearDuplicateRule, image_id, load_image
-from medmat_builder.layouts.base import FileIndex
+from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.records import (
     DEFAULT_SEED,
     MASK_SEPARATOR,

@@ -19,7 +19,7 @@ from medmat_builder.cli import main
 from medmat_builder.demo import write_demo_sources
 from medmat_builder.export import build
 from medmat_builder.groups import GroupResolver, subject_key, subject_pseudonym
-from medmat_builder.layouts.table import LayoutError
+from medmat_builder.layouts.tables import LayoutError
 from medmat_builder.records import RawRecord
 from medmat_builder.registry import Groups, GroupTable, RegistryError, load_registry, parse_registry
 from medmat_builder.sampling import BuildSettings

@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 
 from medmat_builder.layouts import FoldersLayout, LayoutError, PathPattern, TableLayout
-from medmat_builder.layouts.base import FileIndex, is_junk
+from medmat_builder.layouts.file_index import FileIndex
+from medmat_builder.layouts.patterns import is_junk
 
 
 class _Src:
     """Just enough of a Source for a layout's scan()."""
 
     key = "toy"
+    group_column = None
 
 
 def touch(root: Path, rel: str, data: bytes = b"x") -> None:

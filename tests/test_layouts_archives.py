@@ -13,7 +13,7 @@ from PIL import Image
 
 from medmat_builder.file_ledger import account_files
 from medmat_builder.layouts import FoldersLayout, JsonBoxesLayout, LayoutError, MasksLayout, PathPattern, TableLayout
-from medmat_builder.layouts.base import FileIndex
+from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.registry import load_registry
 from medmat_builder.report import SourceLedger
 
@@ -22,6 +22,7 @@ REGISTRY = load_registry()
 
 class _Src:
     key = "toy"
+    group_column = None
 
 
 def touch(root: Path, rel: str, data: bytes | None = None) -> None:
@@ -67,10 +68,11 @@ def kermany_tree(root: Path, nested: bool = True) -> None:
         for (split, label), n in KERMANY.items():
             for i in range(n):
                 seed += 1
+                # one patient per image, as in the real splits (a patient of test would lose its train images)
                 if label == "NORMAL":
-                    name = f"IM-{115 + i:04d}-0001.jpeg" if i % 2 else f"NORMAL2-IM-{1427 + i:04d}-0001.jpeg"
+                    name = f"IM-{115 + seed:04d}-0001.jpeg" if i % 2 else f"NORMAL2-IM-{1427 + seed:04d}-0001.jpeg"
                 else:
-                    name = f"person{i + 1}_bacteria_{i + 1}.jpeg" if i % 2 else f"person{i + 1}_virus_{i + 6}.jpeg"
+                    name = f"person{seed}_bacteria_{seed}.jpeg" if i % 2 else f"person{seed}_virus_{seed + 5}.jpeg"
                 touch(root, f"{prefix}/{split}/{label}/{name}", jpeg(seed))
     touch(root, "__MACOSX/chest_xray/train/NORMAL/._IM-0116-0001.jpeg", b"\0")
     touch(root, "chest_xray/.DS_Store", b"\0")

@@ -18,7 +18,7 @@ from medmat_builder.images.rle import decode_rle, encode_rle
 from medmat_builder.layouts import Layout
 from medmat_builder.records import ANY_FOREGROUND, MASK_SEPARATOR, NO_BOX_ANSWER, Box, FakeSample, RawRecord
 
-SRC = SimpleNamespace(key="demo_src")
+SRC = SimpleNamespace(key="demo_src", group_column=None)
 W, H = 64, 48
 
 

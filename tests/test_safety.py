@@ -26,7 +26,7 @@ from medmat_builder.cli import main
 from medmat_builder.demo import write_demo_sources
 from medmat_builder.export import BuildError, build, build_lock
 from medmat_builder.fetch import ExtractLimits, FetchError, fetch_source, safe_extract
-from medmat_builder.layouts.table import LayoutError
+from medmat_builder.layouts.tables import LayoutError
 from medmat_builder.registry import RegistryError, parse_registry
 from medmat_builder.safe_paths import OwnedFolder, UnsafePathError, claim, read_owner
 

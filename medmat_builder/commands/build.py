@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from medmat_builder.export import BuildError, BuildResult, build, check_out
-from medmat_builder.layouts.table import LayoutError
+from medmat_builder.layouts.tables import LayoutError
 from medmat_builder.registry import load_registry
 from medmat_builder.safe_paths import UnsafePathError, check_output_dir
 from medmat_builder.sampling import BuildSettings, UnknownLabelError

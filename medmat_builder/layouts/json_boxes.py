@@ -35,26 +35,22 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medmat_builder.layouts.base import (
+from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
+from medmat_builder.layouts.misses import missing_file_hint
+from medmat_builder.layouts.patterns import (
     IMAGE_EXTENSIONS,
-    LayoutBase,
     PathPattern,
     PathSegment,
     RelativePattern,
     declared_first,
-    fill_fake_path,
-    write_bytes,
 )
-from medmat_builder.layouts.misses import missing_file_hint
-from medmat_builder.layouts.table import LayoutError, _unpad, source_file
+from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
+from medmat_builder.layouts.tables import LayoutError, id_key, source_file
 from medmat_builder.records import Box, FakeSample, RawRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
 
 
 class JsonFile(BaseModel):
@@ -133,15 +129,13 @@ class JsonBoxesLayout(LayoutBase):
                 out += [(str(lab), ()) for lab in labels]
             yield image_id, out
 
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
-
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         own_ext = self.image_pattern(self.images).extension
         images: dict[str, list[tuple[str, dict[str, str]]]] = {}
         for path, groups in self.matching_images(index, self.images):
-            key = _key(groups["id"])
+            key = id_key(groups["id"])
             images.setdefault(key, []).append((path, groups))
             parts = key.split("/")
             for k in range(1, len(parts)):
@@ -167,7 +161,7 @@ class JsonBoxesLayout(LayoutBase):
                     if not labels and self.empty_label is not None:
                         labels = (self.empty_label,)
                     boxes = tuple(Box(lab, *xyxy) for lab, xyxy in found if len(xyxy) == 4)
-                    hits = sorted(images.get(_key(image_id), []))
+                    hits = sorted(images.get(id_key(image_id), []))
                     if len(hits) > 1 and raw_split:
                         narrowed = [h for h in hits if f"/{raw_split.lower()}" in "/" + h[0].lower()]
                         hits = narrowed or hits
@@ -198,7 +192,7 @@ class JsonBoxesLayout(LayoutBase):
                               f"{', '.join(a.path for a in self.annotations)} under {root}{hint}")
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat = PathPattern(self.images)
         groups: dict[int, list[tuple[FakeSample, str]]] = {}
         written: dict[int, str] = {}
@@ -216,8 +210,6 @@ class JsonBoxesLayout(LayoutBase):
             written[s.index] = rel
             groups.setdefault(t, []).append((s, os.path.basename(rel)))
         if self.split_lists:
-            from medmat_builder.layouts.split_lists import write_split_lists
-
             write_split_lists(self, root, [(name, s.split) for items in groups.values() for s, name in items])
         for t, items in sorted(groups.items()):
             spec = self.annotations[t]
@@ -277,10 +269,3 @@ class JsonBoxesLayout(LayoutBase):
                 return i
         return 0
 
-
-def _key(value: str) -> str:
-    v = value.strip().replace("\\", "/")
-    root, ext = os.path.splitext(v)
-    if ext.lower() in IMAGE_EXTENSIONS:
-        v = root
-    return _unpad(v).lower()

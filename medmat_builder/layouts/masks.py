@@ -42,25 +42,15 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from medmat_builder.images.masks import color_value
-from medmat_builder.layouts.base import (
-    LayoutBase,
-    PathPattern,
-    RelativePattern,
-    accepts_image,
-    fill_fake_path,
-    prefer_declared_extension,
-    write_bytes,
-)
+from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
+from medmat_builder.layouts.patterns import PathPattern, RelativePattern, accepts_image, prefer_declared_extension
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
 from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, FakeSample, RawRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
 
 NONZERO = "nonzero"
 LABEL_REF = "{label}"
@@ -134,7 +124,7 @@ class MasksLayout(LayoutBase):
         return cls
 
     # ------------------------------------------------------------------ reading
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         mpat = self.mask_pattern(self.masks)
@@ -198,7 +188,7 @@ class MasksLayout(LayoutBase):
                             mask=MASK_SEPARATOR.join(paths), mask_labels=tuple(mask_labels))
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat, mpat = PathPattern(self.images), PathPattern(self.masks)
         written: dict[int, str] = {}
         per_class = "class" in mpat.placeholders

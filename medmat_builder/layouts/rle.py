@@ -30,28 +30,28 @@ from __future__ import annotations
 import csv
 import io
 import os
+import string
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
-from medmat_builder.layouts.base import (
+from medmat_builder.images.masks import boxes_from_array, min_component_area
+from medmat_builder.images.rle import decode_rle, encode_rle
+from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
+from medmat_builder.layouts.misses import missing_file_hint
+from medmat_builder.layouts.patterns import (
     IMAGE_EXTENSIONS,
-    LayoutBase,
     PathPattern,
     PixelCount,
     RelativePattern,
     declared_first,
-    fill_fake_path,
-    write_bytes,
 )
-from medmat_builder.layouts.misses import missing_file_hint
-from medmat_builder.layouts.table import LayoutError, TableFile, source_file
+from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
+from medmat_builder.layouts.tables import LayoutError, TableFile, id_key, source_file
 from medmat_builder.records import Box, FakeSample, RawRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
 
 
 class RleTableLayout(LayoutBase):
@@ -84,7 +84,7 @@ class RleTableLayout(LayoutBase):
 
     # ------------------------------------------------------------------ reading
     def _row_id(self, groups: dict[str, str]) -> str:
-        return _norm(self.image_id.format(**groups))
+        return id_key(self.image_id.format(**groups))
 
     def _size(self, groups: dict[str, str]) -> tuple[int, int]:
         if self.image_size is not None:
@@ -104,11 +104,7 @@ class RleTableLayout(LayoutBase):
         body = [(i, r) for i, r in enumerate(rows[spec.header_row + 1 :], start=spec.header_row + 2) if any(c.strip() for c in r)]
         return header, body
 
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        from medmat_builder.images.masks import boxes_from_array, min_component_area
-        from medmat_builder.images.rle import decode_rle
-        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
-
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         own_ext = self.image_pattern(self.images).extension
@@ -136,7 +132,7 @@ class RleTableLayout(LayoutBase):
                         bad.append(RawRecord(source.key, ref, "", drop_reason="unreadable_row",
                                              detail=f"row {line} of {tpath} has the wrong number of cells or no id"))
                         continue
-                    key = (_norm(cells[cols[self.id_column]]), raw_split)
+                    key = (id_key(cells[cols[self.id_column]]), raw_split)
                     slot = merged.get(key)
                     if slot is None:
                         slot = merged[key] = {"ref": ref, "runs": []}
@@ -192,11 +188,7 @@ class RleTableLayout(LayoutBase):
     def fake_image_size(self) -> tuple[int, int] | None:
         return tuple(self.image_size) if self.image_size is not None else None  # type: ignore[return-value]
 
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
-        import numpy as np
-
-        from medmat_builder.images.rle import encode_rle
-
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat = PathPattern(self.images)
         by_table: dict[int, list[str]] = {}
         listed: list[tuple[str, str | None]] = []
@@ -246,8 +238,6 @@ class RleTableLayout(LayoutBase):
             tpath.parent.mkdir(parents=True, exist_ok=True)
             tpath.write_text(buf.getvalue(), encoding="utf-8")
         if self.split_lists:
-            from medmat_builder.layouts.split_lists import write_split_lists
-
             write_split_lists(self, root, listed)
         return written
 
@@ -262,16 +252,5 @@ class RleTableLayout(LayoutBase):
 
 
 def _template_names(template: str) -> list[str]:
-    import string
-
     return [f for _, f, _, _ in string.Formatter().parse(template) if f]
 
-
-def _norm(v: str) -> str:
-    from medmat_builder.layouts.table import _unpad
-
-    v = v.strip().replace("\\", "/")
-    root, ext = os.path.splitext(v)
-    if ext.lower() in IMAGE_EXTENSIONS:
-        v = root
-    return _unpad(v).lower()
