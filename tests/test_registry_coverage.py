@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from medmat_builder.cli import main
-from medmat_builder.coverage import DOC, END, START, coverage_json, coverage_markdown, update_document
 from medmat_builder.registry import FACTS, load_registry, parse_registry
+from medmat_builder.registry.coverage import DOC, END, START, coverage_json, coverage_markdown, update_document
 
 REGISTRY = load_registry()
 MINI = Path(__file__).parent / "fixtures" / "mini_registry.yaml"

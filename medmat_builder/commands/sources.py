@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: license unknown for {len(unknown)} sources: {', '.join(unknown)}")
         return 0
     if args.action == "coverage":
-        from medmat_builder.coverage import coverage_json, coverage_markdown, write_document
+        from medmat_builder.registry.coverage import coverage_json, coverage_markdown, write_document
 
         if args.write is not None:
             changed = write_document(reg, args.write)

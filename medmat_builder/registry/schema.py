@@ -1,9 +1,9 @@
-"""Typed, validated view of ``sources.yaml``: the declarative registry of sources and subsets.
+"""The entries of ``sources.yaml``, typed and validated: a :class:`Source` (one public dataset) and a :class:`Subset`.
 
-Everything about a source (where it lives, how its files lie on disk, what its raw labels mean) and
-about a subset (its MAT triplet, labels and instructions) is data in ``sources.yaml``. This module
-only parses and cross-checks that data; errors name the entry and the field so a maintainer can fix
-the YAML without reading code.
+Everything about a source (where it lives, how its files lie on disk, what its raw labels mean, what
+ties images of one subject together, where each fact comes from) and about a subset (its MAT triplet,
+labels and instructions) is data; these models only say what shape it must have. Errors name the
+field so a maintainer can fix the YAML without reading code.
 """
 
 from __future__ import annotations
@@ -11,29 +11,31 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cached_property
-from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medmat_builder.layouts import Layout, PathPattern
 from medmat_builder.layouts.patterns import RelativePattern
 
-DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
-
 SubsetKind = Literal["single-label", "multi-label", "detection", "segmentation"]
+
+
 Access = Literal["open", "registration", "restricted"]
+
+
 SUBSET_NAME = re.compile(r"^subset_\d{2}$")
+
+
 SOURCE_KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
 #: A folder under the data dir: relative names of letters, digits, ``_ . -`` (no segment starts with a dot,
 #: so no ``..`` and no ``.medmat``).
 DATA_DIR = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+
+
 FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-
-
-class RegistryError(ValueError):
-    """The registry file is malformed or inconsistent; the message names the entry and field."""
 
 
 def label_key(raw: str) -> str:
@@ -45,16 +47,20 @@ def label_key(raw: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", raw).casefold()).strip()
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Registry models refuse unknown fields and cannot be changed once read."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 #: The facts of a source entry that are checked against public evidence (see ``Source.evidence``).
 FACTS: tuple[str, ...] = ("homepage", "license", "access", "layout", "labels", "split", "groups", "checksums")
+
+
 Fact = Literal["homepage", "license", "access", "layout", "labels", "split", "groups", "checksums"]
 
 
-class GroupTable(_Strict):
+class GroupTable(Strict):
     """A side table that names the subject of each image (e.g. ISIC 2018's lesion groupings CSV)."""
 
     path: RelativePattern = Field(description="Path pattern of the table, relative to the source folder.")
@@ -63,7 +69,7 @@ class GroupTable(_Strict):
     sep: str | None = Field(default=None, description="Field separator (default from the extension).")
 
 
-class Groups(_Strict):
+class Groups(Strict):
     """What ties several images of one subject together, so that a split never separates them.
 
     Exactly one of: ``column`` (a column of the layout's own label table, e.g. NIH's ``Patient ID``),
@@ -102,7 +108,7 @@ class Groups(_Strict):
         return self
 
 
-class Download(_Strict):
+class Download(Strict):
     """One file of a source that can be fetched without a login (used by ``medmat fetch``)."""
 
     url: str
@@ -126,7 +132,7 @@ class Download(_Strict):
         return v
 
 
-class Source(_Strict):
+class Source(Strict):
     """One public dataset of the paper's Tables 10-11."""
 
     number: int = Field(ge=1, le=200, description="The paper's No. in Tables 10-11.")
@@ -252,7 +258,7 @@ class Source(_Strict):
         return self.license.strip().lower() == "unknown"
 
 
-class Subset(_Strict):
+class Subset(Strict):
     """One of the paper's 53 subsets (Table 9), named ``subset_NN``."""
 
     name: str
@@ -296,155 +302,3 @@ class Subset(_Strict):
     @property
     def is_classification(self) -> bool:
         return self.kind in ("single-label", "multi-label")
-
-
-class Registry(_Strict):
-    """The whole registry: every subset and every source, cross-checked."""
-
-    version: int = Field(default=1, ge=1, le=1)
-    subsets: list[Subset]
-    sources: list[Source]
-
-    @model_validator(mode="after")
-    def _cross_check(self) -> "Registry":
-        problems: list[str] = []
-        names = [s.name for s in self.subsets]
-        keys = [s.key for s in self.sources]
-        for dup in sorted({n for n in names if names.count(n) > 1}):
-            problems.append(f"subset {dup}: defined more than once")
-        for dup in sorted({k for k in keys if keys.count(k) > 1}):
-            problems.append(f"source {dup}: key defined more than once")
-        numbers = [s.number for s in self.sources]
-        for dup in sorted({n for n in numbers if numbers.count(n) > 1}):
-            problems.append(f"source number {dup}: used by more than one entry")
-        subset_by_name = {s.name: s for s in self.subsets}
-        source_by_key = {s.key: s for s in self.sources}
-        for sub in self.subsets:
-            for key in sub.sources:
-                if key not in source_by_key:
-                    problems.append(f"subset {sub.name}: field 'sources' names unknown source {key!r}")
-                elif sub.name not in source_by_key[key].subsets:
-                    problems.append(
-                        f"subset {sub.name}: lists source {key!r}, whose 'subsets' does not list it"
-                    )
-        for src in self.sources:
-            allowed: set[str] = set()
-            for name in src.subsets:
-                sub = subset_by_name.get(name)
-                if sub is None:
-                    problems.append(f"source {src.key}: field 'subsets' names unknown subset {name!r}")
-                    continue
-                if src.key not in sub.sources:
-                    problems.append(f"source {src.key}: lists {name}, whose 'sources' does not list it")
-                allowed.update(sub.labels)
-            for raw, canonical in src.labels.items():
-                if canonical is not None and allowed and canonical not in allowed:
-                    problems.append(
-                        f"source {src.key}: field 'labels' maps {raw!r} to {canonical!r}, "
-                        f"which is not a label of {', '.join(src.subsets)}"
-                    )
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
-    @cached_property
-    def _subset_index(self) -> dict[str, Subset]:
-        return {s.name: s for s in self.subsets}
-
-    @cached_property
-    def _source_index(self) -> dict[str, Source]:
-        return {s.key: s for s in self.sources}
-
-    def subset(self, name: str) -> Subset:
-        """Look up a subset by config name (``subset_28``); a bare number (``28``) works too."""
-        if name.isdigit():
-            name = f"subset_{int(name):02d}"
-        try:
-            return self._subset_index[name]
-        except KeyError:
-            raise KeyError(
-                f"unknown config {name!r}: expected one of subset_01 .. subset_{len(self.subsets):02d}"
-            ) from None
-
-    def source(self, key: str) -> Source:
-        try:
-            return self._source_index[key]
-        except KeyError:
-            raise KeyError(f"unknown source {key!r}: run `medmat sources list` to see the keys") from None
-
-    def sharing_folder(self, source: Source) -> list[Source]:
-        """The other entries unpacked into the same raw folder as ``source`` (one shared download)."""
-        return [s for s in self.sources if s.folder == source.folder and s.key != source.key]
-
-    def sources_of(self, subset: str | Subset) -> list[Source]:
-        sub = subset if isinstance(subset, Subset) else self.subset(subset)
-        return [self.source(k) for k in sub.sources]
-
-    @property
-    def subset_names(self) -> list[str]:
-        return [s.name for s in self.subsets]
-
-
-def _format_validation_error(err: ValidationError, data: dict) -> str:
-    lines = []
-    for e in err.errors():
-        loc = list(e["loc"])
-        where = ".".join(str(p) for p in loc)
-        # Name the entry by its key/name rather than its list index.
-        if len(loc) >= 2 and loc[0] in ("sources", "subsets") and isinstance(loc[1], int):
-            try:
-                entry = data[loc[0]][loc[1]]
-                label = entry.get("key") or entry.get("name") or f"#{loc[1]}"
-            except (IndexError, KeyError, TypeError, AttributeError):
-                label = f"#{loc[1]}"
-            kind = "source" if loc[0] == "sources" else "subset"
-            field = ".".join(str(p) for p in loc[2:]) or "(entry)"
-            where = f"{kind} {label}: field '{field}'"
-        lines.append(f"{where}: {e['msg']}")
-    return "\n".join(lines)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loader that refuses duplicate mapping keys instead of silently keeping the last."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        seen[key] = loader.construct_object(value_node, deep=deep)
-    return seen
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def parse_registry(text: str, origin: str = "<string>") -> Registry:
-    """Parse and validate registry YAML text; raise :class:`RegistryError` naming entry and field."""
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{origin}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RegistryError(f"{origin}: expected a mapping with 'subsets' and 'sources' at the top")
-    try:
-        return Registry.model_validate(data)
-    except ValidationError as exc:
-        raise RegistryError(f"{origin}:\n{_format_validation_error(exc, data)}") from None
-
-
-def load_registry(path: str | Path | None = None) -> Registry:
-    """Load ``sources.yaml`` (the repository's own by default)."""
-    path = Path(path) if path is not None else DEFAULT_REGISTRY_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RegistryError(f"registry file {path} not found") from None
-    return parse_registry(text, origin=str(path))
