@@ -12,7 +12,7 @@ Subjects: a source that declares a subject key (``groups``: column, side table o
 gets subjects with several images, as real archives have: within each raw label and split, the
 first two records belong to one subject, the others each to their own. The key is written the way
 the source declares it: into the label table's group column, into the side table (written by
-:func:`medmat_builder.groups.write_group_table`), or into the path: the demo finds file names or
+:func:`write_group_table`), or into the path: the demo finds file names or
 folders that both the layout's image pattern and the first group pattern accept, using a value
 that matches the pattern's ``{group:REGEX}`` (:func:`regex_example`).
 """
@@ -23,16 +23,17 @@ import os
 import re
 import shutil
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from medmat_builder import safe_paths
-from medmat_builder.groups import write_group_table
 from medmat_builder.images import write_fake_image
 from medmat_builder.images.synthetic import FAKE_EXTENSIONS, block_pixels, seeded_rng
-from medmat_builder.layouts.patterns import IMAGE_EXTENSIONS, PathPattern
+from medmat_builder.layouts import PathPattern, TableFile
+from medmat_builder.layouts.patterns import IMAGE_EXTENSIONS
+from medmat_builder.layouts.tables import write_table
 from medmat_builder.records import Box, FakeSample
 from medmat_builder.registry import Registry, Source, load_registry
 
@@ -400,6 +401,22 @@ def write_demo_sources(raw: str | Path, registry: Registry | None = None, keys: 
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return written
+
+
+# ------------------------------------------------------------------------------ the inverse (demo)
+def write_group_table(source: Source, root: Path, samples: Iterable[FakeSample], written: Mapping[int, str]) -> None:
+    """Write the side table of ``groups: {table: ...}`` for synthetic samples (image stem -> ``sample.group``)."""
+    spec = source.groups.table if source.groups is not None else None
+    if spec is None:
+        return
+    rows = [[spec.id_column, spec.group_column]]
+    for s in samples:
+        if s.group is not None and s.index in written:
+            stem = os.path.basename(written[s.index])
+            rows.append([os.path.splitext(stem)[0], s.group])
+    pattern = PathPattern(spec.path)
+    rel = pattern.fill({n: "x" for n in pattern.placeholders}, star="groups")
+    write_table(Path(root) / rel, rows, TableFile(path=spec.path, sep=spec.sep))
 
 
 def write_fake_source(source: Source, root: Path, samples: list[FakeSample]) -> dict[int, str]:

@@ -28,7 +28,6 @@ builds one from ``sources.yaml``.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from typing import Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medmat_builder.report import BuildReport
 
 ELEMENTS: tuple[str, ...] = ("modality", "area", "task")
 TaskLevel = Literal["grouped", "fine"]
@@ -297,12 +298,8 @@ def allocate(
 
 
 def caps_from_build_report(path: str | Path) -> dict[str, int]:
-    """Training records kept per config, read from a build's ``build_report.json`` ledger."""
-    report = json.loads(Path(path).read_text(encoding="utf-8"))
-    out: dict[str, int] = {}
-    for config, entry in report.get("configs", {}).items():
-        out[config] = sum(int(src.get("kept", {}).get("train", 0)) for src in entry.get("sources", {}).values())
-    return out
+    """Training records kept per config, read from a build's ``build_report.json`` ledger (or its export folder)."""
+    return BuildReport.read(path).kept_train()
 
 
 # --------------------------------------------------------------------------------------------------

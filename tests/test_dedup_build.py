@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import datasets
 import pytest
 import yaml
 
-from medmat_builder.export import build
+from medmat_builder.build import build
 from medmat_builder.images import image_id
 from medmat_builder.images.lookalikes import lookalike_copy, lookalike_scan
 from medmat_builder.registry import load_registry
@@ -126,19 +127,20 @@ def test_every_distinct_lookalike_scan_is_kept(tree):
 
 
 def test_copies_and_conflicts_are_counted(tree):
-    led = tree["result"].report["configs"]["subset_01"]["sources"][SOURCE]
-    assert led["raw"] == len(tree["files"]) == 41
-    assert led["dropped"] == {"duplicate": 2, "near_duplicate": 5, "label_conflict": 4, "balance": 1}
-    assert led["kept"] == {"train": 23, "test": 6}
-    conflict_refs = {ref for ref, _ in led["examples"]["label_conflict"]}
+    report = tree["result"].report
+    led = report.configs["subset_01"].sources[SOURCE]
+    assert led.raw == len(tree["files"]) == 41
+    assert led.dropped == {"duplicate": 2, "near_duplicate": 5, "label_conflict": 4, "balance": 1}
+    assert (led.kept.train, led.kept.test) == (23, 6)
+    conflict_refs = {ref for ref, _ in led.examples["label_conflict"]}
     assert conflict_refs == {rel for pair in tree["conflicts"].values() for rel in pair}
-    details = " ".join(detail for _, detail in led["examples"]["label_conflict"])
+    details = " ".join(detail for _, detail in led.examples["label_conflict"])
     assert "neither is used" in details and "filed under" in details
-    near = " ".join(detail for _, detail in led["examples"]["near_duplicate"])
+    near = " ".join(detail for _, detail in led.examples["near_duplicate"])
     assert "perceptual hash" in near and "edge correlation" in near
-    settings = tree["result"].report["settings"]["near_duplicates"]
+    settings = json.loads(report.to_json())["settings"]["near_duplicates"]
     assert set(settings) == {"phash_radius", "min_edge_correlation", "small_side", "min_coarse_edge_correlation"}
-    counts = tree["result"].report["configs"]["subset_01"]["label_counts"]["test"]
+    counts = report.configs["subset_01"].label_counts["test"]
     assert counts == {"Normal": 3, "Pneumonia": 3}
 
 

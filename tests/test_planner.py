@@ -447,8 +447,8 @@ def test_resolve_mixture_by_name_and_path(planner, tmp_path):
 
 
 def test_caps_from_build_report(tmp_path):
-    report = {"configs": {"subset_02": {"sources": {"a": {"raw": 9, "kept": {"train": 40, "test": 5}},
-                                                   "b": {"raw": 3, "kept": {"train": 2, "test": 1}}}}}}
+    report = {"version": 1, "configs": {"subset_02": {"sources": {"a": {"raw": 9, "kept": {"train": 40, "test": 5}},
+                                                                 "b": {"raw": 3, "kept": {"train": 2, "test": 1}}}}}}
     path = tmp_path / "build_report.json"
     path.write_text(json.dumps(report))
     assert caps_from_build_report(path) == {"subset_02": 42}

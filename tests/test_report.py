@@ -23,10 +23,10 @@ def test_every_drop_reason_used_in_code_is_documented():
 
 
 def test_ledger_check_catches_lost_records():
-    rep = ConfigReport("subset_01")
+    rep = ConfigReport(config="subset_01")
     led = rep.ledger("a")
     led.raw = 3
-    led.kept["train"] = 1
+    led.keep("train")
     led.drop("corrupt", "x.png")
     with pytest.raises(AssertionError, match="source a: 3 raw records but 2 kept\\+dropped"):
         rep.check()

@@ -22,9 +22,9 @@ import pytest
 from PIL import Image
 
 from medmat_builder import safe_paths
+from medmat_builder.build import BuildError, build, build_lock
 from medmat_builder.cli import main
 from medmat_builder.demo import write_demo_sources
-from medmat_builder.export import BuildError, build, build_lock
 from medmat_builder.fetch import ExtractLimits, FetchError, fetch_source, safe_extract
 from medmat_builder.layouts.tables import LayoutError
 from medmat_builder.registry import RegistryError, parse_registry
@@ -423,7 +423,7 @@ def test_fetch_refuses_a_foreign_source_folder_before_any_download(tmp_path, mon
 # --------------------------------------------------------------------------- raw links
 def test_raw_links_out_of_the_source_folder_are_counted_and_never_opened(tmp_path, mini_raw_copy, mini_registry,
                                                                          monkeypatch):
-    from medmat_builder import sampling
+    from medmat_builder.build import loader
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -436,18 +436,18 @@ def test_raw_links_out_of_the_source_folder_are_counted_and_never_opened(tmp_pat
     (folder / "passwd.jpeg").symlink_to(outside / "passwd")
     (mini_raw_copy / "toy_folders" / "train" / "PNEUMONIA" / "more").symlink_to(outside, target_is_directory=True)
     opened: list[str] = []
-    real_load = sampling.load_image
-    monkeypatch.setattr(sampling, "load_image", lambda p: opened.append(os.path.realpath(p)) or real_load(p))
+    real_load = loader.load_image
+    monkeypatch.setattr(loader, "load_image", lambda p: opened.append(os.path.realpath(p)) or real_load(p))
 
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
-    conf = res.report["configs"]["subset_01"]
-    led = conf["sources"]["toy_folders"]
-    assert led["dropped"]["outside_link"] == 2
-    assert sorted(ex[0] for ex in led["examples"]["outside_link"]) == ["train/NORMAL/leak.jpeg",
+    conf = res.report.configs["subset_01"]
+    led = conf.sources["toy_folders"]
+    assert led.dropped["outside_link"] == 2
+    assert sorted(ex[0] for ex in led.examples["outside_link"]) == ["train/NORMAL/leak.jpeg",
                                                                          "train/NORMAL/passwd.jpeg"]
     assert opened and not [p for p in opened if p.startswith(str(outside))]
     assert any("links to folders outside its folder are not followed" in w and "train/PNEUMONIA/more" in w
-               for w in conf["warnings"])
+               for w in conf.warnings)
     for f in (tmp_path / "out" / "subset_01").glob("*.parquet"):
         for img in pq.read_table(f, columns=["image"]).column("image").to_pylist():
             pixels = np.asarray(Image.open(io.BytesIO(img["bytes"])).convert("RGB"))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from medmat_builder.build.groups import GroupResolver
 from medmat_builder.demo import _Subjects, fake_samples, write_fake_source
-from medmat_builder.groups import GroupResolver
 from medmat_builder.records import RawRecord
 from medmat_builder.registry import FACTS, Groups, GroupTable, Registry, Source, load_registry
 
@@ -47,7 +47,7 @@ def effective_labels(rec: RawRecord, root: Path) -> tuple[str, ...]:
     """A mask record names every label its mask could hold; the mask itself says which are there."""
     if rec.mask is None:
         return rec.labels
-    from medmat_builder.boxes import resolve_boxes
+    from medmat_builder.build import resolve_boxes
     from medmat_builder.images import load_image
 
     img = load_image(root / rec.image)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medmat_builder.audit import AuditError, audit_export
+from medmat_builder.build import AuditError, audit_export
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     for name, audit in leaking.items():
         print(f"{name}: {len(audit.spanning)} subjects span train and test:")
         for s in audit.spanning:
-            print(f"  source {s.source} group {s.group}: {s.train} train rows (e.g. {s.train_id}), "
-                  f"{s.test} test rows (e.g. {s.test_id})")
+            print(f"  source {s.source} group {s.group}: {s.train} train rows (e.g. {s.ids.train}), "
+                  f"{s.test} test rows (e.g. {s.ids.test})")
     total = sum(len(a.spanning) for a in results.values())
     print(f"{total} subjects across splits in {len(leaking)} of {len(results)} configs")
     return 1 if leaking else 0

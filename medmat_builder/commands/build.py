@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from medmat_builder.export import BuildError, BuildResult, build, check_out
+from medmat_builder.build import BuildError, BuildResult, BuildSettings, UnknownLabelError, build, check_out
 from medmat_builder.layouts.tables import LayoutError
 from medmat_builder.registry import load_registry
 from medmat_builder.safe_paths import UnsafePathError, check_output_dir
-from medmat_builder.sampling import BuildSettings, UnknownLabelError
 
 DEMO_RAW = "medmat_demo_raw"
 
@@ -77,23 +76,18 @@ def summary_lines(result: BuildResult) -> list[str]:
     lines = [f"{'config':<10} {'train':>6} {'test':>6} {'subjects':>13}  {'ood':<4} dropped"]
     leaking = []
     for name in result.built:
-        rep = result.report["configs"][name]
-        dropped: dict[str, int] = {}
-        for led in rep["sources"].values():
-            for reason, n in led["dropped"].items():
-                dropped[reason] = dropped.get(reason, 0) + n
-        n = rep["num_examples"]
-        groups = rep.get("groups", {})
-        subjects = f"{groups.get('train', 0)}/{groups.get('test', 0)}"
-        if groups.get("across_splits"):
-            leaking.append(f"{name}: {groups['across_splits']} subjects span train and test (official split)")
-        lines.append(f"{name:<10} {n['train']:>6} {n['test']:>6} {subjects:>13}  {'yes' if rep['ood'] else 'no':<4} "
-                     + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
+        rep = result.report.configs[name]
+        n, groups = rep.num_examples, rep.groups
+        subjects = f"{groups.train}/{groups.test}"
+        if groups.across_splits:
+            leaking.append(f"{name}: {groups.across_splits} subjects span train and test (official split)")
+        lines.append(f"{name:<10} {n.train:>6} {n.test:>6} {subjects:>13}  {'yes' if rep.ood else 'no':<4} "
+                     + ", ".join(f"{k}={v}" for k, v in sorted(rep.dropped().items())))
     for name, why in result.skipped.items():
         lines.append(f"{name:<10} skipped: {why}")
     seen: dict[str, list[str]] = {}
     for name in result.built:  # one line per warning, naming every config it came up in
-        for warning in result.report["configs"][name].get("warnings", []):
+        for warning in result.report.configs[name].warnings:
             seen.setdefault(warning, []).append(name)
     lines += [f"warning ({', '.join(names)}): {warning}" for warning, names in seen.items()]
     lines += [f"leakage: {line}; run `medmat audit {result.out}` to list them" for line in leaking]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medmat_builder.lmms_task import export_tasks, task_name
+from medmat_builder.publish import export_tasks, task_name
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

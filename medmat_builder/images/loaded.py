@@ -69,5 +69,5 @@ class LoadedImage:
     #: What the file really was ("PNG", "JPEG", "TIFF", "DICOM" ...), whatever its extension.
     source_format: str
     #: EXIF Orientation (2-8) applied to the stored pixels, or 1 when none was: boxes drawn on the
-    #: file's stored pixel grid move with :func:`medmat_builder.boxes.orient_boxes`.
+    #: file's stored pixel grid move with :func:`medmat_builder.build.boxes.orient_boxes`.
     orientation: int = 1

@@ -29,10 +29,10 @@ Several mask files per image:
 without mask, e.g. normal images that have no structure to locate).
 
 Records carry ``mask`` (paths joined by ``|``) and ``mask_labels`` as documented in
-:mod:`medmat_builder.boxes`; their ``labels`` are the raw labels the mask(s) can hold (those of
+:mod:`medmat_builder.build.boxes`; their ``labels`` are the raw labels the mask(s) can hold (those of
 ``mask_labels``: the classes found, every label of ``mask_values``, or the captured ``{label}``
 it refers to); which are really present is only known once
-:func:`medmat_builder.boxes.resolve_boxes` reads the mask. An image kept without mask
+:func:`medmat_builder.build.boxes.resolve_boxes` reads the mask. An image kept without mask
 (``missing_mask: keep``) has the captured ``{label}`` if any, else no label.
 """
 
@@ -57,7 +57,7 @@ LABEL_REF = "{label}"
 
 
 def parse_mask_value(key: str) -> int:
-    """YAML key of ``mask_values`` -> mask value code of :mod:`medmat_builder.boxes`."""
+    """YAML key of ``mask_values`` -> mask value code of :mod:`medmat_builder.build.boxes`."""
     k = str(key).strip()
     if k.lower() == NONZERO:
         return ANY_FOREGROUND

@@ -3,7 +3,7 @@
 Each row names an image (``id_column``) and holds one run-length mask (``rle_column``), optionally
 of a class (``label_column``; else every region gets ``label``). Rows of one image are merged. The
 masks are decoded while scanning (the table alone is read, no image is opened) into pixel boxes
-with :func:`medmat_builder.boxes.boxes_from_array`, so records carry ``boxes``. The image size
+with :func:`medmat_builder.build.boxes.boxes_from_array`, so records carry ``boxes``. The image size
 needed to decode comes from ``image_size`` or from ``{width}``/``{height}`` captured by the
 ``images`` pattern. YAML::
 

@@ -1,9 +1,10 @@
 """``MedMatBuilder``: a ``datasets.GeneratorBasedBuilder`` with one config per subset (``subset_01`` .. ``subset_53``).
 
 ``datasets`` no longer runs loading scripts, so users never load this module by name: ``medmat build``
-drives it and exports the result in the Hub layout (see :mod:`medmat_builder.export`). The builder
-selects records first (:func:`medmat_builder.sampling.select_subset`, which opens only the chosen
-images) and then generates VQA examples from the selection.
+drives it and exports the result in the Hub layout (see :mod:`medmat_builder.build.export`). The builder
+is what ``datasets`` asks of one: a config dataclass, ``_info``, ``_split_generators`` (which selects the
+records: :func:`medmat_builder.build.select.select_subset`, opening only the chosen images) and
+``_generate_examples`` (one VQA record per selected image, :mod:`medmat_builder.build.vqa`).
 """
 
 from __future__ import annotations
@@ -13,38 +14,16 @@ from pathlib import Path
 
 import datasets
 
-from medmat_builder import vqa
+from medmat_builder.build.boxes import format_box_answer, normalize_boxes
+from medmat_builder.build.candidates import Selected
+from medmat_builder.build.features import export_features
+from medmat_builder.build.select import select_subset
+from medmat_builder.build.settings import BuildSettings
+from medmat_builder.build.spool import Spool
+from medmat_builder.build.vqa import classification_question, detection_question, label_set_text, record_rng
 from medmat_builder.records import CONFIG_NAMES, MEDMAT_HOMEPAGE
 from medmat_builder.registry import Registry, Subset, load_registry
 from medmat_builder.report import ConfigReport
-from medmat_builder.sampling import BuildSettings, Selected, Spool, select_subset
-
-BOX = {
-    "label": datasets.Value("string"),
-    "x1": datasets.Value("int32"),
-    "y1": datasets.Value("int32"),
-    "x2": datasets.Value("int32"),
-    "y2": datasets.Value("int32"),
-}
-FEATURES = datasets.Features(
-    {
-        "id": datasets.Value("string"),
-        "image": datasets.Image(),
-        "question": datasets.Value("string"),
-        "options": datasets.List(datasets.Value("string")),
-        "answer": datasets.Value("string"),
-        "answer_label": datasets.Value("string"),
-        "labels": datasets.List(datasets.Value("string")),
-        "boxes": datasets.List(BOX),
-        "modality": datasets.Value("string"),
-        "area": datasets.Value("string"),
-        "task": datasets.Value("string"),
-        "subset": datasets.Value("string"),
-        "source": datasets.Value("string"),
-        "license": datasets.Value("string"),
-        "group": datasets.Value("string"),
-    }
-)
 
 
 @dataclass
@@ -82,7 +61,7 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
         sub = self.subset
         return datasets.DatasetInfo(
             description=f"Med-MAT {sub.name}: {sub.title} ({sub.modality}, {sub.area}, {sub.task}).",
-            features=FEATURES,
+            features=export_features(),
             homepage=MEDMAT_HOMEPAGE,
         )
 
@@ -93,7 +72,7 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
         sub = self.subset
         keys = self.config.only_sources if self.config.only_sources is not None else tuple(sub.sources)
         sources = [(self.registry.source(k), raw / self.registry.source(k).folder) for k in keys]
-        self.report = ConfigReport(sub.name)
+        self.report = ConfigReport(config=sub.name)
         for k in sub.sources:
             self.report.ledger(k).missing = k not in keys
         self._spool = Spool()
@@ -111,24 +90,22 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
         if sub.kind == "single-label":
             return list(sub.labels)
         if sub.kind == "multi-label":
-            seen = {vqa.label_set_text(s.labels, sub.labels) for s in items}
+            seen = {label_set_text(s.labels, sub.labels) for s in items}
             return sorted(seen | set(sub.labels))
         return []
 
     def _generate_examples(self, items: list[Selected], pool: list[str], groups: dict[str, str]):
-        from medmat_builder.boxes import format_box_answer, normalize_boxes
-
         sub = self.subset
         seed = self.config.settings.seed
         for sel in items:
-            rng = vqa.record_rng(seed, sub.name, sel.id)
-            label_text = vqa.label_set_text(sel.labels, sub.labels)
+            rng = record_rng(seed, sub.name, sel.id)
+            label_text = label_set_text(sel.labels, sub.labels)
             norm: list = []
             if sub.is_classification:
-                q = vqa.classification_question(sub.instructions, label_text, pool, rng)
+                q = classification_question(sub.instructions, label_text, pool, rng)
             else:
                 norm = normalize_boxes(list(sel.boxes), sel.width, sel.height)
-                q = vqa.detection_question(sub.instructions, format_box_answer(norm), label_text, rng)
+                q = detection_question(sub.instructions, format_box_answer(norm), label_text, rng)
             source = self.registry.source(sel.source)
             yield sel.id, {
                 "id": sel.id,

@@ -27,27 +27,14 @@ guard and ``GroupKFold`` can use it).
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from medmat_builder.layouts.file_index import FileIndex
-from medmat_builder.layouts.patterns import PathPattern
-from medmat_builder.layouts.tables import (
-    LayoutError,
-    TableFile,
-    find_column,
-    id_key,
-    read_table,
-    source_file,
-)
-from medmat_builder.layouts.tables import write_table as _write_table
-from medmat_builder.records import FakeSample, RawRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
+from medmat_builder.layouts import FileIndex, LayoutError, PathPattern
+from medmat_builder.layouts.tables import find_column, id_key, read_table, source_file
+from medmat_builder.records import RawRecord
+from medmat_builder.registry import Source
 
 #: Salt of the exported subject pseudonyms (changing it changes every ``group`` value).
 GROUP_SALT = "medmat-subject-v1"
@@ -120,7 +107,7 @@ class _SideTable:
         return None
 
 
-def read_group_table(source: "Source", root: Path) -> _SideTable:
+def read_group_table(source: Source, root: Path) -> _SideTable:
     """Read a source's ``groups.table`` (every file matching its path pattern) into an id -> subject map."""
     spec = source.groups.table  # type: ignore[union-attr]
     assert spec is not None
@@ -146,7 +133,7 @@ def read_group_table(source: "Source", root: Path) -> _SideTable:
 class GroupResolver:
     """Gives each record of one source its subject key (see the module docstring) and counts them."""
 
-    def __init__(self, source: "Source", root: Path):
+    def __init__(self, source: Source, root: Path):
         self.source = source
         self.namespace = source.folder
         self.spec = source.groups
@@ -188,19 +175,3 @@ class GroupResolver:
             f"source {self.source.key}: {st.ungrouped} of {st.records} records have no subject under its "
             f"groups.{st.declared} declaration and count as their own subject; check groups in sources.yaml"
         )
-
-
-# ------------------------------------------------------------------------------ the inverse (demo)
-def write_group_table(source: "Source", root: Path, samples: Iterable[FakeSample], written: Mapping[int, str]) -> None:
-    """Write the side table of ``groups: {table: ...}`` for synthetic samples (image stem -> ``sample.group``)."""
-    spec = source.groups.table if source.groups is not None else None
-    if spec is None:
-        return
-    rows = [[spec.id_column, spec.group_column]]
-    for s in samples:
-        if s.group is not None and s.index in written:
-            stem = os.path.basename(written[s.index])
-            rows.append([os.path.splitext(stem)[0], s.group])
-    pattern = PathPattern(spec.path)
-    rel = pattern.fill({n: "x" for n in pattern.placeholders}, star="groups")
-    _write_table(Path(root) / rel, rows, TableFile(path=spec.path, sep=spec.sep))

@@ -12,26 +12,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from medmat_builder.build.candidates import Selection
+from medmat_builder.records import SPLITS
+from medmat_builder.report import ConfigReport, LeakageSummary, SourceGroups, SpanningSubject, SplitIds
 
 #: Spanning subjects listed as examples in the build report (the command prints them all).
 AUDIT_EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class SpanningSubject:
-    """One subject with rows in both splits: its pseudonym, source, rows per split and an id on each side."""
-
-    group: str
-    source: str
-    train: int
-    test: int
-    train_id: str
-    test_id: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"group": self.group, "source": self.source, "train": self.train, "test": self.test,
-                "ids": {"train": self.train_id, "test": self.test_id}}
 
 
 @dataclass
@@ -45,9 +32,10 @@ class LeakageAudit:
     def leaks(self) -> bool:
         return bool(self.spanning)
 
-    def to_dict(self, examples: int = AUDIT_EXAMPLES) -> dict[str, Any]:
-        return {"train": self.subjects["train"], "test": self.subjects["test"],
-                "across_splits": len(self.spanning), "examples": [s.to_dict() for s in self.spanning[:examples]]}
+    def summary(self, examples: int = AUDIT_EXAMPLES) -> LeakageSummary:
+        """What the build report keeps of the audit (some spanning subjects, not all)."""
+        return LeakageSummary(train=self.subjects["train"], test=self.subjects["test"],
+                              across_splits=len(self.spanning), examples=self.spanning[:examples])
 
 
 def audit_rows(rows: Iterable[tuple[str, str, str, str]]) -> LeakageAudit:
@@ -63,9 +51,29 @@ def audit_rows(rows: Iterable[tuple[str, str, str, str]]) -> LeakageAudit:
     audit.subjects = Counter({split: len(keys) for split, keys in per_split.items()})
     for (source, group), splits in sorted(seen.items()):
         if splits.get("train") and splits.get("test"):
-            audit.spanning.append(SpanningSubject(group, source, len(splits["train"]), len(splits["test"]),
-                                                  min(splits["train"]), min(splits["test"])))
+            audit.spanning.append(SpanningSubject(
+                group=group, source=source, train=len(splits["train"]), test=len(splits["test"]),
+                ids=SplitIds(train=min(splits["train"]), test=min(splits["test"]))))
     return audit
+
+
+def audit_selection(report: ConfigReport, selection: Selection) -> None:
+    """Record the leakage audit of a config's selection: subjects per split and on both sides, overall and per source."""
+    rows = [(split, selection.groups[sel.id], sel.source, sel.id) for split in SPLITS for sel in getattr(selection, split)]
+    audit = audit_rows(rows)
+    report.groups = audit.summary()
+    for key, led in report.sources.items():
+        own = audit_rows(r for r in rows if r[2] == key)
+        groups = led.groups or SourceGroups()
+        led.groups = groups.model_copy(update={"train": own.subjects["train"], "test": own.subjects["test"],
+                                               "across_splits": len(own.spanning)})
+    if audit.spanning:
+        by_source = Counter(s.source for s in audit.spanning)
+        report.warnings.append(
+            f"{len(audit.spanning)} subjects span train and test ("
+            + ", ".join(f"{k}: {n}" for k, n in sorted(by_source.items()))
+            + "), as the sources' official splits put them; `medmat audit` lists them"
+        )
 
 
 class AuditError(RuntimeError):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,10 +30,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from medmat_builder.cards import LICENSE_TABLE, Publication, license_table, render_readme
-from medmat_builder.croissant import CROISSANT_NAME, croissant_metadata, dumps
-from medmat_builder.export import REPORT_NAME
+from medmat_builder.publish.card import render_readme
+from medmat_builder.publish.card_body import Publication
+from medmat_builder.publish.croissant import croissant_metadata, dumps
+from medmat_builder.publish.licenses import license_table
+from medmat_builder.publish.naming import CARD_NAME, CROISSANT_NAME, LICENSE_TABLE
 from medmat_builder.registry import Registry
+from medmat_builder.report import REPORT_NAME, SCHEMA_NAME, BuildReport, ReportError, report_schema
 
 logger = logging.getLogger(__name__)
 RestrictedMode = Literal["text-only", "skip"]
@@ -130,11 +132,12 @@ def _count_images(table: pa.Table) -> int:
     return len(table) - table.column("image").null_count
 
 
-def load_report(folder: Path) -> dict:
-    path = folder / REPORT_NAME
-    if not path.is_file():
-        raise PublishError(f"{folder} has no {REPORT_NAME}: is it an export written by `medmat build`?")
-    return json.loads(path.read_text(encoding="utf-8"))
+def load_report(folder: Path) -> BuildReport:
+    """The build report of an export folder; :class:`PublishError` when there is none or it cannot be read."""
+    try:
+        return BuildReport.read(folder)
+    except ReportError as exc:
+        raise PublishError(str(exc)) from None
 
 
 def plan_publish(folder: str | Path, repo_id: str, registry: Registry,
@@ -144,7 +147,7 @@ def plan_publish(folder: str | Path, repo_id: str, registry: Registry,
         raise PublishError(f"--restricted must be one of {', '.join(RESTRICTED_MODES)}, not {restricted!r}")
     folder = Path(folder)
     report = load_report(folder)
-    unknown = [n for n in report.get("configs", {}) if n not in registry.subset_names]
+    unknown = [n for n in report.configs if n not in registry.subset_names]
     if unknown:
         raise PublishError(
             f"configs {', '.join(sorted(unknown))} of {folder} are not in the registry; "
@@ -154,7 +157,7 @@ def plan_publish(folder: str | Path, repo_id: str, registry: Registry,
     plan = PublishPlan(repo_id=repo_id, restricted=restricted, redistributable=allowed,
                        publication=Publication(repo_id=repo_id))
     config_files: list[PlannedFile] = []
-    for name in sorted(report.get("configs", {})):
+    for name in sorted(report.configs):
         files = sorted((folder / name).glob("*.parquet"))
         if not files:
             raise PublishError(f"{folder / name} has no parquet files; rebuild it with `medmat build {name}`")
@@ -180,13 +183,14 @@ def plan_publish(folder: str | Path, repo_id: str, registry: Registry,
             plan.publication.text_only[name] = {"sources": sorted(bad_keys), "rows": removed}
         config_files.extend(planned)
 
-    published = [n for n in sorted(report.get("configs", {})) if n not in plan.publication.skipped]
-    sub_report = dict(report, configs={n: report["configs"][n] for n in published})
-    plan.files.append(PlannedFile("README.md", content=render_readme(registry, sub_report, plan.publication).encode()))
+    published = [n for n in sorted(report.configs) if n not in plan.publication.skipped]
+    sub_report = report.only(published)
+    plan.files.append(PlannedFile(CARD_NAME, content=render_readme(registry, sub_report, plan.publication).encode()))
     plan.files.append(PlannedFile(LICENSE_TABLE, content=license_table(registry, sub_report).encode()))
     plan.files.append(PlannedFile(CROISSANT_NAME, content=dumps(croissant_metadata(
         registry, sub_report, url=f"https://huggingface.co/datasets/{repo_id}")).encode()))
-    plan.files.append(PlannedFile(REPORT_NAME, content=(json.dumps(sub_report, indent=2, sort_keys=True) + "\n").encode()))
+    plan.files.append(PlannedFile(REPORT_NAME, content=sub_report.to_json().encode()))
+    plan.files.append(PlannedFile(SCHEMA_NAME, content=report_schema().encode()))
     plan.files.extend(config_files)
     return plan
 

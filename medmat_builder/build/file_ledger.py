@@ -16,7 +16,7 @@ from pathlib import Path
 from medmat_builder.layouts.misses import TABLE_EXTENSIONS, closest_pattern
 from medmat_builder.layouts.patterns import PathPattern, accepts_image
 from medmat_builder.registry import Source
-from medmat_builder.report import EXAMPLES_PER_REASON, SourceLedger, safe_ref
+from medmat_builder.report import EXAMPLES_PER_REASON, FolderMiss, SourceLedger, TableMiss, safe_ref
 
 #: Folders (of unexplained images), copy pairs and unmatched tables listed per source, at most.
 LISTED = 10
@@ -24,7 +24,7 @@ LISTED = 10
 
 def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceLedger,
                   siblings: Sequence[Source] = ()) -> list[str]:
-    """Fill ``ledger.read_images``, ``ledger.unread`` and ``ledger.unmatched_tables``; return warnings.
+    """Fill ``ledger.read_images``, ``ledger.unread_images`` and ``ledger.unmatched_tables``; return warnings.
 
     ``claimed`` are the files the source's records refer to (images and masks); ``siblings`` are the
     other registry entries unpacked into the same folder.
@@ -37,7 +37,7 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
     excluded = layout.exclude_patterns
     by_extension = layout.extension_excluded(index)
     theirs = [p for sib in siblings for p in sib.layout.read_patterns]
-    unread = ledger.unread
+    unread = ledger.unread_images
     folders: Counter[str] = Counter()
     first_in: dict[str, str] = {}
     for path in index.all_files:
@@ -59,23 +59,23 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
             folder = path.rpartition("/")[0]
             folders[folder] += 1
             first_in.setdefault(folder, path)
-    unread.copy_folders = [[c, k] for c, k in sorted(index.copy_folders.items())[:LISTED]]
+    unread.copy_folders = sorted(index.copy_folders.items())[:LISTED]
     own = [p.pattern for p in layout.read_patterns]
     for folder, n in sorted(folders.items(), key=lambda kv: (-kv[1], kv[0]))[:LISTED]:
         miss = closest_pattern(first_in[folder], own)
-        entry = {"folder": safe_ref(folder) or ".", "files": n, "closest_pattern": None, "hint": None}
+        entry = FolderMiss(folder=safe_ref(folder) or ".", files=n)
         if miss is not None:
-            hint = miss.hint or "its files match the pattern, but no table row or annotation names them"
-            entry.update(closest_pattern=miss.pattern, hint=hint)
+            entry.closest_pattern = miss.pattern
+            entry.hint = miss.hint or "its files match the pattern, but no table row or annotation names them"
         unread.folders.append(entry)
     warnings = []
     if unread.unexplained:
         msg = (f"source {source.key}: {unread.unexplained} image files under its folder match no pattern or "
                f"annotation of its layout (e.g. {unread.examples[0]}); check the layout in sources.yaml if they "
                "should be read")
-        hinted = next((f for f in unread.folders if f["hint"]), None)
+        hinted = next((f for f in unread.folders if f.hint), None)
         if hinted:
-            msg += f"; {hinted['folder']}/ comes closest to {hinted['closest_pattern']!r}: {hinted['hint']}"
+            msg += f"; {hinted.folder}/ comes closest to {hinted.closest_pattern!r}: {hinted.hint}"
         warnings.append(msg)
     warnings += _unmatched_tables(source, index, ledger, siblings)
     return warnings
@@ -83,8 +83,7 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
 
 def _table_patterns(source: Source) -> list[PathPattern]:
     """Patterns of the tables and lists a source reads: its layout's, and its subject side table."""
-    groups = getattr(source, "groups", None)
-    side = groups.table if groups is not None else None
+    side = source.groups.table if source.groups is not None else None
     return [*source.layout.aux_patterns, *([PathPattern(side.path)] if side is not None else [])]
 
 
@@ -97,8 +96,8 @@ def _unmatched_tables(source: Source, index, ledger: SourceLedger, siblings: Seq
         if not path.lower().endswith(extensions) or any(p.match(path) is not None for p in readers):
             continue
         miss = closest_pattern(path, own)
-        entry = {"path": safe_ref(path), "closest_pattern": miss.pattern if miss else None,
-                 "hint": miss.hint if miss else None}
+        entry = TableMiss(path=safe_ref(path), closest_pattern=miss.pattern if miss else None,
+                          hint=miss.hint if miss else None)
         if len(ledger.unmatched_tables) < LISTED:
             ledger.unmatched_tables.append(entry)
         if miss is not None:

@@ -4,7 +4,7 @@ Output (``DIR``, default ``./medmat``)::
 
     DIR/README.md                 dataset card with YAML ``configs:`` (load_dataset needs no script)
     DIR/subset_NN/{train,test}-00000-of-0000K.parquet
-    DIR/build_report.json         the ledger (see medmat_builder.report)
+    DIR/build_report.json         the ledger (see medmat_builder.report), with build_report.schema.json
     DIR/licenses.csv              one row per source: license, access, redistributable
     DIR/croissant.json            Croissant metadata of the export
     DIR/.medmat/                  medmat's marker (owner.json: the files it wrote), lock and scratch space
@@ -21,12 +21,16 @@ Every written config loads: a config whose train or test split would end empty (
 label with records but no test item) is never written. The build stops with one line saying why in
 numbers (:class:`UnloadableConfigError`) and the previous output stays as it was; with ``partial``
 the config is skipped instead, and the report lists it under ``skipped`` with that line.
+
+The parquet files are written through ``datasets``' public API only: the builder prepares each config
+(``download_and_prepare``), ``as_dataset`` reads each split back and ``Dataset.to_parquet`` writes it,
+in shards of at most :data:`MAX_SHARD_BYTES` named ``{split}-NNNNN-of-NNNNN.parquet``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -38,11 +42,39 @@ import datasets
 from tqdm.auto import tqdm
 
 from medmat_builder import safe_paths
+from medmat_builder.build.builder import MedMatBuilder
+from medmat_builder.build.loader import shutdown_pools
+from medmat_builder.build.select import EmptySplitError
+from medmat_builder.build.settings import BuildSettings
+from medmat_builder.layouts.misses import close_names
+from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
+from medmat_builder.records import SPLITS
 from medmat_builder.registry import Registry, Source, load_registry
-from medmat_builder.sampling import BuildSettings, EmptySplitError, shutdown_pools
+from medmat_builder.report import (
+    REPORT_NAME,
+    SCHEMA_NAME,
+    BuildReport,
+    ConfigReport,
+    ReportError,
+    SkippedConfig,
+    SplitCounts,
+)
 
 logger = logging.getLogger(__name__)
-REPORT_NAME = "build_report.json"
+#: Files of the export folder besides the configs (medmat refuses to replace them if it did not write them).
+META_FILES = (*METADATA_FILES, REPORT_NAME, SCHEMA_NAME)
+#: Largest parquet shard (the size ``datasets`` shards at by default).
+MAX_SHARD_BYTES = 500 * 10**6
+
+
+@dataclass
+class BuildResult:
+    """What a build did: where, the report it wrote, the configs built and those skipped (with why)."""
+
+    out: Path
+    report: BuildReport
+    built: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 class BuildError(RuntimeError):
@@ -57,22 +89,12 @@ class UnloadableConfigError(BuildError):
     """A config would be written with an empty split (or a label without test item); nothing was written."""
 
 
-@dataclass
-class BuildResult:
-    out: Path
-    report: dict
-    built: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
 def source_present(raw: Path, source: Source) -> bool:
     folder = raw / source.folder
     return folder.is_dir() and any(e.name != safe_paths.STATE_DIR for e in folder.iterdir())
 
 
 def missing_sources_message(registry: Registry, missing: dict[str, list[str]], raw: Path) -> str:
-    from medmat_builder.layouts.misses import close_names
-
     lines = [f"Sources missing from {raw} (each must be unpacked as {raw}/<key>/):"]
     try:
         present = sorted(p.name for p in raw.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -91,9 +113,6 @@ def missing_sources_message(registry: Registry, missing: dict[str, list[str]], r
             lines.append(f"    {step}")
     lines.append("Download them, or pass --partial to build from the sources that are present.")
     return "\n".join(lines)
-
-
-META_FILES = ("README.md", "licenses.csv", "croissant.json", REPORT_NAME)
 
 
 def check_out(out: str | Path, raw: str | Path | None = None) -> Path:
@@ -124,10 +143,33 @@ def build_lock(out: Path, raw: str | Path | None = None):
         raise
 
 
-def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,
-               dest: Path, work: Path) -> dict:
-    from medmat_builder.builder import MedMatBuilder
+def _rows_on_disk(folder: Path) -> dict[str, int]:
+    """Rows per split of a config's parquet files (from their footers)."""
+    import pyarrow.parquet as pq
 
+    return {split: sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob(f"{split}-*.parquet")))
+            for split in ("train", "test")}
+
+
+def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> None:
+    """Hard-link (or copy) the files medmat wrote under ``out/name`` into ``staging/name``."""
+    prefix = name + "/"
+    for rel in sorted(ours):
+        if not rel.startswith(prefix):
+            continue
+        src, dst = out / rel, staging / rel
+        if not src.is_file() or src.is_symlink():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,
+               dest: Path, work: Path) -> ConfigReport:
+    """Prepare one config with the builder and write its parquet files into ``dest``; return its ledger."""
     builder = MedMatBuilder(
         config_name=name,
         registry=registry,
@@ -137,27 +179,32 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         only_sources=only,
     )
     prep = work / "prep" / name
-    bars = datasets.utils.logging.is_progress_bar_enabled()
+    bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar per config is enough
     try:
-        builder.download_and_prepare(
-            output_dir=str(prep),
-            file_format="parquet",
-            download_mode="force_redownload",
-            verification_mode="no_checks",
-        )
+        builder.download_and_prepare(output_dir=str(prep), download_mode="force_redownload",
+                                     verification_mode="no_checks")
+        dest.mkdir(parents=True, exist_ok=True)
+        for split in SPLITS:
+            write_parquet(builder.as_dataset(split=split), dest, split)
     finally:
         builder.close()
         if bars:
             datasets.enable_progress_bars()
-    dest.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
-        files = sorted(prep.glob(f"medmat-{split}*.parquet"))
-        for i, f in enumerate(files):
-            os.replace(f, dest / f"{split}-{i:05d}-of-{len(files):05d}.parquet")
     shutil.rmtree(prep, ignore_errors=True)
     assert builder.report is not None
-    return builder.report.to_dict()
+    return builder.report
+
+
+def write_parquet(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
+    """Write ``ds`` as ``folder/{split}-NNNNN-of-NNNNN.parquet`` shards of at most :data:`MAX_SHARD_BYTES`."""
+    shards = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
+    paths = []
+    for i in range(shards):
+        path = folder / f"{split}-{i:05d}-of-{shards:05d}.parquet"
+        ds.shard(num_shards=shards, index=i, contiguous=True).to_parquet(str(path))
+        paths.append(path)
+    return paths
 
 
 def build(
@@ -173,8 +220,6 @@ def build(
 
     Raises :class:`~medmat_builder.safe_paths.UnsafePathError` (nothing done) when ``out`` may not be written.
     """
-    from medmat_builder import cards
-
     registry = registry or load_registry()
     settings = settings or BuildSettings()
     raw = Path(raw)
@@ -200,8 +245,8 @@ def build(
         try:
             staging = work / "out"
             staging.mkdir()
-            old_report = _read_report(out)
-            report = {"configs": {}, "settings": _settings_dict(settings)}
+            old = _read_report(out)
+            report = BuildReport(settings=settings.record())
             result = BuildResult(out=out, report=report)
             ours = owned.files()
             clash = owned.conflicts(META_FILES, ours)
@@ -210,36 +255,35 @@ def build(
                     f"--out {out} holds {', '.join(clash)}, which medmat did not write; move them out of it and run again")
             # Configs that are not rebuilt stay; their files are linked into the staging folder so that
             # the card and the Croissant file describe the whole export (only files medmat wrote).
-            for name in old_report.get("configs", {}):
+            for name, kept in (old.configs.items() if old is not None else ()):
                 if name not in names and (out / name).is_dir():
                     _link_owned(out, staging, name, ours)
                     # rows as on disk (a report written before num_examples counted rows may say otherwise)
-                    report["configs"][name] = {**old_report["configs"][name], "num_examples": _rows_on_disk(out / name)}
+                    report.configs[name] = kept.model_copy(update={"num_examples": SplitCounts(**_rows_on_disk(out / name))})
             for name in tqdm(names, desc="building", unit="config", disable=not progress):
                 if not present[name]:
                     result.skipped[name] = "no source present"
-                    report.setdefault("skipped", {})[name] = {
-                        "reason": "no source present (--partial)", "missing_sources": sorted(registry.subset(name).sources)}
+                    report.skipped[name] = SkippedConfig(reason="no source present (--partial)",
+                                                         missing_sources=sorted(registry.subset(name).sources))
                     logger.warning("%s: skipped, none of its sources is in %s", name, raw)
                     continue
                 logger.info("building %s from %s", name, ", ".join(present[name]))
                 only = None if len(present[name]) == len(registry.subset(name).sources) else present[name]
                 try:
-                    report["configs"][name] = _build_one(registry, name, raw, settings, only, staging / name, work)
+                    report.configs[name] = _build_one(registry, name, raw, settings, only, staging / name, work)
                 except EmptySplitError as exc:
                     if not partial:
                         raise UnloadableConfigError(
                             f"{exc}; nothing was written (pass --partial to build the other configs without it)"
                         ) from None
                     result.skipped[name] = str(exc)
-                    report.setdefault("skipped", {})[name] = {
-                        "reason": str(exc), "sources": exc.report.to_dict()["sources"] if exc.report else {}}
+                    report.skipped[name] = SkippedConfig(reason=str(exc), sources=exc.report.sources if exc.report else {})
                     logger.warning("%s: skipped, %s", name, exc)
                     continue
                 result.built.append(name)
-            report["configs"] = dict(sorted(report["configs"].items()))
-            (staging / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-            cards.write_export_metadata(staging, registry, report)
+            report.configs = dict(sorted(report.configs.items()))
+            report.write(staging)
+            write_export_metadata(staging, registry, report)
             # Replace medmat's previous files; remove those it wrote that this build no longer has.
             owned.commit(staging, remove=ours)
         finally:
@@ -248,47 +292,11 @@ def build(
     return result
 
 
-def _settings_dict(s: BuildSettings) -> dict:
-    return {
-        "seed": s.seed,
-        "train_cap": s.train_cap,
-        "test_fraction": s.test_fraction,
-        "test_max_per_label": s.test_max_per_label,
-        "test_cap": s.test_cap,
-        "lenient": s.lenient,
-        "near_duplicates": s.near_duplicates.to_dict(),
-    }
-
-
-def _rows_on_disk(folder: Path) -> dict[str, int]:
-    """Rows per split of a config's parquet files (from their footers)."""
-    import pyarrow.parquet as pq
-
-    return {split: sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob(f"{split}-*.parquet")))
-            for split in ("train", "test")}
-
-
-def _read_report(out: Path) -> dict:
-    path = out / REPORT_NAME
-    if not path.is_file():
-        return {}
+def _read_report(out: Path) -> BuildReport | None:
+    """The report of the export being rebuilt, if it has a readable one (its other configs are kept)."""
+    if not (out / REPORT_NAME).is_file():
+        return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
-
-
-def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> None:
-    """Hard-link (or copy) the files medmat wrote under ``out/name`` into ``staging/name``."""
-    prefix = name + "/"
-    for rel in sorted(ours):
-        if not rel.startswith(prefix):
-            continue
-        src, dst = out / rel, staging / rel
-        if not src.is_file() or src.is_symlink():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
+        return BuildReport.read(out / REPORT_NAME)
+    except ReportError:
+        return None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from medmat_builder.registry import Registry, load_registry
 
-EVAL_DIR = Path(__file__).resolve().parents[1] / "eval"
+EVAL_DIR = Path(__file__).resolve().parents[2] / "eval"
 HOOKS = {"lmms_hooks.py": "medmat_hooks.py", "parsing.py": "medmat_parsing.py", "grounding.py": "medmat_grounding.py"}
 GROUNDING_KINDS = ("detection", "segmentation")
 MAX_NEW_TOKENS = {"choice": 16, "grounding": 128}
