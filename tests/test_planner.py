@@ -1,4 +1,4 @@
-"""Tests of the CG planner (medmat_builder/planner.py) and `medmat plan` (commands/plan.py).
+"""Tests of the CG planner (medmat_builder/planner/) and `medmat plan` (cli/plan.py).
 
 Paper facts come from tests/fixtures/table9_triplets.yaml (Table 9 triplets + our task taxonomy);
 a separate test checks that fixture against sources.yaml.
