@@ -31,10 +31,10 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 def _unwritable_groups() -> list[str]:
-    from medmat_builder.demo import _Subjects
+    from medmat_builder.demo import Subjects
 
     return [s.key for s in load_registry().sources
-            if s.groups is not None and s.groups.declared == "path" and _Subjects(s).declared == "none"]
+            if s.groups is not None and s.groups.declared == "path" and Subjects(s).declared == "none"]
 
 
 UNWRITABLE_GROUPS = _unwritable_groups()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from medmat_builder.build.groups import GroupResolver
-from medmat_builder.demo import _Subjects, fake_samples, write_fake_source
+from medmat_builder.demo import Subjects, fake_samples, write_fake_source
 from medmat_builder.records import RawRecord
 from medmat_builder.registry import FACTS, Groups, GroupTable, Registry, Source, load_registry
 
@@ -104,7 +104,7 @@ class TestSource:
 @pytest.mark.parametrize("source", GROUPED, ids=[s.key for s in GROUPED])
 def test_subjects_are_read_back(source, tmp_path):
     """Records of one synthetic subject get one subject key, records of different subjects different keys."""
-    if source.groups is not None and source.groups.declared == "path" and _Subjects(source).declared == "none":
+    if source.groups is not None and source.groups.declared == "path" and Subjects(source).declared == "none":
         pytest.skip("the demo cannot write file names for this group pattern; it is checked on real file "
                     "names in tests/test_registry_evidence_*")
     samples = fake_samples(source, REGISTRY, per_label=3)
@@ -121,5 +121,5 @@ def test_subjects_are_read_back(source, tmp_path):
     for a in keys:
         for b in keys:
             assert (keys[a] == keys[b]) == (subject[a] == subject[b]), (a, b, keys[a], keys[b])
-    if _Subjects(source).pairs:  # unless the key is the record's own id, some subjects hold several records
+    if Subjects(source).pairs:  # unless the key is the record's own id, some subjects hold several records
         assert len(set(keys.values())) < len(keys)
