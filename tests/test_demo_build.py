@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from medmat_builder.build import BuildResult, BuildSettings, audit_export, build, vqa
-from medmat_builder.commands.build import summary_lines
+from medmat_builder.cli.build import summary_lines
 from medmat_builder.planner import caps_from_build_report
 from medmat_builder.publish.card import size_category
 from medmat_builder.registry import load_registry

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from medmat_builder.commands import plan as plan_cmd
+from medmat_builder.cli import plan as plan_cmd
 from medmat_builder.planner import (
     DEFAULT_BUDGET,
     Mixture,

@@ -310,7 +310,7 @@ def test_member_and_byte_limits_and_raising_them(tmp_path):
 
 
 def test_fetch_cli_passes_the_limit_flags(tmp_path, monkeypatch):
-    from medmat_builder.commands import fetch as fetch_cmd
+    from medmat_builder.cli import fetch as fetch_cmd
 
     seen = []
     monkeypatch.setattr(fetch_cmd, "fetch_source", lambda src, raw, **kw: seen.append(kw["limits"]) or
@@ -403,7 +403,7 @@ def _fetch_registry(url: str) -> str:
 
 
 def test_fetch_refuses_a_foreign_source_folder_before_any_download(tmp_path, monkeypatch, capsys):
-    from medmat_builder.commands import fetch as fetch_cmd
+    from medmat_builder.cli import fetch as fetch_cmd
 
     reg = tmp_path / "reg.yaml"
     reg.write_text(_fetch_registry("https://example.org/open.tar.gz"))

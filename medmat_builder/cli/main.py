@@ -1,4 +1,4 @@
-"""The ``medmat`` command line: sources, build, audit, plan, fetch, publish, tiny-model, export-task."""
+"""The ``medmat`` command line: one thin module per command (``add_parser``, ``run``), wired up here."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"medmat_builder.commands.{name}").add_parser(sub)
+        importlib.import_module(f"medmat_builder.cli.{name}").add_parser(sub)
     return parser
 
 
@@ -58,7 +58,3 @@ def release_arrow_threads() -> None:
     import gc
 
     gc.collect()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
