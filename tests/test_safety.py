@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from medmat_builder import safe_paths
 from medmat_builder.build import BuildError, build, build_lock
 from medmat_builder.cli import main
 from medmat_builder.demo import write_demo_sources
@@ -185,7 +184,7 @@ def test_a_commit_killed_half_way_is_finished_by_the_next_lock_holder(tmp_path, 
                 raise Killed
             real_replace(src, dst)
 
-        monkeypatch.setattr(safe_paths.os, "replace", dies_after_one_move)
+        monkeypatch.setattr(os, "replace", dies_after_one_move)
         with pytest.raises(Killed):
             owned.commit(work)
         monkeypatch.undo()
