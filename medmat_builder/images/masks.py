@@ -31,7 +31,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from medmat_builder.images.dicom_decoders import decode_pixel_array
 from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, Box
 
 MIN_AREA_PIXELS = 16
@@ -94,8 +96,6 @@ def boxes_from_array(
     """Pixel boxes of the connected components of each label's foreground in one mask array."""
     from scipy import ndimage
 
-    from medmat_builder.records import Box  # late: the layouts package imports this module
-
     height, width = array.shape[:2]
     floor = min_component_area(width, height) if min_area is None else min_area
     structure = np.ones((3, 3), dtype=bool)
@@ -122,14 +122,10 @@ def read_mask(path: Path) -> np.ndarray:
     DICOM masks (files with the ``DICM`` marker, e.g. Duke Liver's per-slice masks) are read with
     pydicom; anything else with Pillow.
     """
-    from PIL import Image
-
     with open(path, "rb") as fh:
         head = fh.read(132)
     if head[128:132] == b"DICM":
         import pydicom
-
-        from medmat_builder.images.dicom_decoders import decode_pixel_array
 
         arr = decode_pixel_array(pydicom.dcmread(str(path))).array
         return arr[0] if arr.ndim == 3 and arr.shape[-1] not in (3, 4) else arr  # first frame
@@ -154,8 +150,6 @@ def mask_boxes(
     source: str = "?",
 ) -> list[Box]:
     """Boxes of a record's mask file(s), scaled to ``image_size`` (width, height) if it differs."""
-    from medmat_builder.records import Box
-
     paths = split_mask_paths(mask)
     if len(paths) > 1 and len(mask_labels) != len(paths):
         raise MaskError(

@@ -25,6 +25,7 @@ from medmat_builder.planner.facts import (
 )
 from medmat_builder.planner.mixture import Mixture, MixtureEntry, allocate
 from medmat_builder.records import DEFAULT_SEED
+from medmat_builder.registry import load_registry
 
 
 class Planner(Combinations):
@@ -157,8 +158,6 @@ _RULE_TEXT = {
 def planner_from_registry(registry=None, *, tasks: TaskLevel = "grouped") -> Planner:
     """A :class:`Planner` over the registry's subsets (``sources.yaml`` by default)."""
     if registry is None or isinstance(registry, (str, Path)):
-        from medmat_builder.registry import load_registry
-
         registry = load_registry(registry)
     return Planner(registry.subsets, tasks=tasks)
 
