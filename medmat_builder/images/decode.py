@@ -36,7 +36,6 @@ from PIL import Image, UnidentifiedImageError
 
 from medmat_builder.images.convert import apply_exif_orientation, collapse_gray, encode_png, to_8bit
 from medmat_builder.images.dicom import NotDicom, load_dicom, looks_like_dicom
-from medmat_builder.images.hashes import fingerprint, pixel_hash
 from medmat_builder.images.loaded import ImageError, LoadedImage, fail
 from medmat_builder.images.metadata import PNG_SIGNATURE, strip_metadata
 
@@ -206,20 +205,8 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
     if not keep:
         pixels = collapse_gray(pixels)
         out, out_fmt = encode_png(pixels), "png"
-    phash, thumbnail = fingerprint(pixels)
-    return LoadedImage(
-        data=out,
-        format=out_fmt,
-        width=pixels.width,
-        height=pixels.height,
-        pixel_hash=pixel_hash(pixels),
-        phash=phash,
-        thumbnail=thumbnail,
-        file_sha256=file_hash,
-        kept_original=keep,
-        source_format=fmt,
-        orientation=orientation,
-    )
+    return LoadedImage.of(pixels, out, out_fmt, file_sha256=file_hash, kept_original=keep, source_format=fmt,
+                          orientation=orientation)
 
 
 def _classify_decode_error(exc: BaseException, name: str | Path, fmt: str = "image") -> ImageError:

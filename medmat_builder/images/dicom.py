@@ -30,7 +30,6 @@ from PIL import Image
 from medmat_builder.images.convert import collapse_gray, encode_png, scale_color
 from medmat_builder.images.dicom_decoders import PixelDataError, decode_pixel_array, decoder_problem
 from medmat_builder.images.dicom_syntaxes import transfer_syntax_name, undecodable_detail
-from medmat_builder.images.hashes import fingerprint, pixel_hash
 from medmat_builder.images.loaded import LoadedImage, fail
 
 
@@ -121,19 +120,7 @@ def load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, *
             raise fail("unsupported", name, f"DICOM photometric interpretation {photometric or 'missing'!r} is not supported")
 
     img = collapse_gray(img)
-    phash, thumbnail = fingerprint(img)
-    return LoadedImage(
-        data=encode_png(img),
-        format="png",
-        width=img.width,
-        height=img.height,
-        pixel_hash=pixel_hash(img),
-        phash=phash,
-        thumbnail=thumbnail,
-        file_sha256=file_hash,
-        kept_original=False,
-        source_format="DICOM",
-    )
+    return LoadedImage.of(img, encode_png(img), "png", file_sha256=file_hash, kept_original=False, source_format="DICOM")
 
 
 def _ensure_transfer_syntax(ds) -> None:

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from PIL import Image
+
+from medmat_builder.images.hashes import fingerprint, pixel_hash
+
 ImageReason = Literal["corrupt", "truncated", "empty", "too_large", "unsupported", "unsupported_dicom", "multiframe"]
 
 
@@ -71,3 +75,12 @@ class LoadedImage:
     #: EXIF Orientation (2-8) applied to the stored pixels, or 1 when none was: boxes drawn on the
     #: file's stored pixel grid move with :func:`medmat_builder.build.boxes.orient_boxes`.
     orientation: int = 1
+
+    @classmethod
+    def of(cls, pixels: Image.Image, data: bytes, format: Literal["png", "jpeg"], *, file_sha256: str,
+           kept_original: bool, source_format: str, orientation: int = 1) -> LoadedImage:
+        """The record's image: ``data`` stored for the 8-bit ``pixels`` it decodes to (size and hashes from them)."""
+        phash, thumbnail = fingerprint(pixels)
+        return cls(data=data, format=format, width=pixels.width, height=pixels.height, pixel_hash=pixel_hash(pixels),
+                   phash=phash, thumbnail=thumbnail, file_sha256=file_sha256, kept_original=kept_original,
+                   source_format=source_format, orientation=orientation)

@@ -14,7 +14,7 @@ and, for a ``table`` layout, the column naming each image's subject (``groups: {
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Protocol
@@ -181,6 +181,20 @@ class LayoutBase(BaseModel):
         found = ((p, g) for p, g in index.matching(ipat, self.exclude_patterns) if self.accepts(p))
         yield from prefer_declared_extension(found, ipat.extension if self.extensions != "strict" else None)
 
+    def images_by_key(self, index: FileIndex, key: Callable[[dict[str, str]], str],
+                      trailing: bool = False) -> dict[str, list[tuple[str, dict[str, str]]]]:
+        """The layout's images (path and captures) by ``key`` of their captures; with ``trailing``, also by the
+        trailing segments of a path-like key (``a/b/c`` under ``b/c`` and ``c``), so ids with or without folders match."""
+        out: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        for path, groups in self.matching_images(index, self.images):  # type: ignore[attr-defined]
+            k = key(groups)
+            out.setdefault(k, []).append((path, groups))
+            if trailing:
+                parts = k.split("/")
+                for i in range(1, len(parts)):
+                    out.setdefault("/".join(parts[i:]), []).append((path, groups))
+        return out
+
     def extension_excluded(self, index: FileIndex) -> set[str]:
         """Image files the image pattern would take with any extension but the layout's rule leaves out
         (``extensions: strict`` or a list, or a sibling file of the pattern's own extension won)."""
@@ -224,6 +238,15 @@ class LayoutBase(BaseModel):
     def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:  # pragma: no cover
         """Write ``samples`` in this layout under ``root``; return each sample's image path (by index)."""
         raise NotImplementedError
+
+    def place_fake_image(self, root: Path, pattern: PathPattern, values: dict[str, str], sample: FakeSample) -> str:
+        """Write ``sample``'s image where ``pattern`` filled with ``values`` (and the sample's path hints) puts it
+        (with the sample's extension when the pattern gives none); return that relative path."""
+        rel = fill_fake_path(pattern, values, sample)
+        if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
+            rel += sample.ext
+        write_bytes(root / rel, sample.image)
+        return rel
 
     def fake_image_size(self) -> tuple[int, int] | None:
         """Pixel size the demo must give its images when the layout fixes one (else ``None``)."""

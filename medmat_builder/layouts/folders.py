@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
-from medmat_builder.layouts.patterns import IMAGE_EXTENSIONS, PathPattern, RelativePattern
+from medmat_builder.layouts.base import LayoutBase, ScanSource
+from medmat_builder.layouts.patterns import PathPattern, RelativePattern
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
 from medmat_builder.records import FakeSample, RawRecord
 
@@ -66,10 +66,7 @@ class FoldersLayout(LayoutBase):
             values["label"] = (self.label_separator or "").join(s.labels) if self.label_separator else s.labels[0]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or default_split or "train"
-            rel = fill_fake_path(pattern, values, s)
-            if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                rel += s.ext
-            write_bytes(root / rel, s.image)
+            rel = self.place_fake_image(root, pattern, values, s)
             listed.append((os.path.basename(rel), s.split))
             written[s.index] = rel
         if self.split_lists:

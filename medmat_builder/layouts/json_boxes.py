@@ -39,10 +39,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
+from medmat_builder.layouts.base import LayoutBase, ScanSource, write_bytes
 from medmat_builder.layouts.misses import missing_file_hint
 from medmat_builder.layouts.patterns import (
-    IMAGE_EXTENSIONS,
     PathPattern,
     PathSegment,
     RelativePattern,
@@ -133,13 +132,7 @@ class JsonBoxesLayout(LayoutBase):
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         own_ext = self.image_pattern(self.images).extension
-        images: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for path, groups in self.matching_images(index, self.images):
-            key = id_key(groups["id"])
-            images.setdefault(key, []).append((path, groups))
-            parts = key.split("/")
-            for k in range(1, len(parts)):
-                images.setdefault("/".join(parts[k:]), []).append((path, groups))
+        images = self.images_by_key(index, lambda groups: id_key(groups["id"]), trailing=True)
         n_files = 0
         for spec in self.annotations:
             for jpath, jgroups in index.matching(PathPattern(spec.path)):
@@ -203,10 +196,7 @@ class JsonBoxesLayout(LayoutBase):
             spec = self.annotations[t]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or spec.split or next(iter(self.split_map), "train")
-            rel = fill_fake_path(ipat, values, s)
-            if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                rel += s.ext
-            write_bytes(root / rel, s.image)
+            rel = self.place_fake_image(root, ipat, values, s)
             written[s.index] = rel
             groups.setdefault(t, []).append((s, os.path.basename(rel)))
         if self.split_lists:

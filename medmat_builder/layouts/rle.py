@@ -40,10 +40,9 @@ from pydantic import Field, model_validator
 
 from medmat_builder.images.masks import boxes_from_array, min_component_area
 from medmat_builder.images.rle import decode_rle, encode_rle
-from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
+from medmat_builder.layouts.base import LayoutBase, ScanSource
 from medmat_builder.layouts.misses import missing_file_hint
 from medmat_builder.layouts.patterns import (
-    IMAGE_EXTENSIONS,
     PathPattern,
     PixelCount,
     RelativePattern,
@@ -108,9 +107,7 @@ class RleTableLayout(LayoutBase):
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         own_ext = self.image_pattern(self.images).extension
-        images: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for path, groups in self.matching_images(index, self.images):
-            images.setdefault(self._row_id(groups), []).append((path, groups))
+        images = self.images_by_key(index, self._row_id)
         merged: dict[tuple[str, str | None], dict] = {}
         order: list[tuple[str, str | None]] = []
         n_tables = 0
@@ -200,10 +197,7 @@ class RleTableLayout(LayoutBase):
                 values["width"], values["height"] = str(s.width), str(s.height)
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or next(iter(self.split_map), "train")
-            rel = fill_fake_path(ipat, values, s)
-            if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                rel += s.ext
-            write_bytes(root / rel, s.image)
+            rel = self.place_fake_image(root, ipat, values, s)
             listed.append((os.path.basename(rel), s.split))
             written[s.index] = rel
             width, height = self.image_size or (s.width, s.height)

@@ -33,10 +33,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
+from medmat_builder.layouts.base import LayoutBase, ScanSource
 from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.layouts.misses import missing_file_hint
-from medmat_builder.layouts.patterns import IMAGE_EXTENSIONS, PathPattern, PathSegment, RelativePattern, declared_first
+from medmat_builder.layouts.patterns import PathPattern, PathSegment, RelativePattern, declared_first
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
 from medmat_builder.layouts.tables import (
     LayoutError,
@@ -120,15 +120,9 @@ class TableLayout(LayoutBase):
         return unpad(v).lower()
 
     def _image_index(self, index: FileIndex) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for path, groups in self.matching_images(index, self.images):
-            key = unpad(groups["id"].replace("\\", "/")).lower()
-            out.setdefault(key, []).append(path)
-            if "/" in key:  # also index trailing segments for path-like ids
-                parts = key.split("/")
-                for k in range(1, len(parts)):
-                    out.setdefault("/".join(parts[k:]), []).append(path)
-        return out
+        """Image paths by the id they capture (zero padding and case ignored), path-like ids also by their tails."""
+        by_key = self.images_by_key(index, lambda groups: unpad(groups["id"].replace("\\", "/")).lower(), trailing=True)
+        return {k: [path for path, _ in hits] for k, hits in by_key.items()}
 
     def _lookup(self, images: dict[str, list[str]], key: str, split: str | None) -> list[str]:
         hits = images.get(key)
@@ -279,10 +273,7 @@ class TableLayout(LayoutBase):
                 values["id"] = self.id_template.format(id=padded)
                 if "split" in values:
                     values["split"] = self.raw_split_for(s.split) or raw_split or "train"
-                rel = fill_fake_path(img_pattern, values, s)
-                if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                    rel += s.ext
-                write_bytes(root / rel, s.image)
+                rel = self.place_fake_image(root, img_pattern, values, s)
                 written[s.index] = rel
                 cell_id = f"{s.index}" if self.id_zfill else padded
                 listed.append((os.path.basename(rel), s.split))

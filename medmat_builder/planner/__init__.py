@@ -22,7 +22,7 @@ Every subset carries a MAT triplet (modality, area, task). For a *target* subset
 are *State* in the grouped view: that is how the paper builds Table 3 (rows 1-3) and Table 4 (rows 2, 4).
 
 The planner works on any objects with the attributes ``name, modality, area, task, task_group, kind,
-paper_distribution`` (e.g. :class:`medmat_builder.registry.Subset`); :func:`planner_from_registry`
+paper_distribution`` (:class:`~medmat_builder.planner.facts.Facts`; e.g. :class:`medmat_builder.registry.Subset`); :func:`planner_from_registry`
 builds one from ``sources.yaml``.
 """
 

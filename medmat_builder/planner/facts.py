@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from medmat_builder.records import TRAIN_CAP
 
@@ -69,19 +69,10 @@ class PlannerError(ValueError):
     """A target, rule, pool or mixture name the planner cannot use; the message says what is valid."""
 
 
-class SubsetLike(Protocol):
-    name: str
-    modality: str
-    area: str
-    task: str
-    task_group: str
-    kind: str
-    paper_distribution: str
-
-
 @dataclass(frozen=True)
 class Facts:
-    """The planner's own copy of a subset's triplet facts."""
+    """The planner's own copy of a subset's triplet facts; the planner takes any object that has these
+    attributes (a registry :class:`~medmat_builder.registry.Subset`, a test's stand-in)."""
 
     name: str
     modality: str
@@ -92,7 +83,7 @@ class Facts:
     paper_distribution: str
 
     @classmethod
-    def of(cls, obj: SubsetLike) -> "Facts":
+    def of(cls, obj: object) -> Facts:
         try:
             return cls(**{f: str(getattr(obj, f)) for f in cls.__dataclass_fields__})
         except AttributeError as exc:

@@ -14,7 +14,6 @@ from medmat_builder.planner.facts import (
     PlannerError,
     Pool,
     Relation,
-    SubsetLike,
     TaskLevel,
     normalize_config,
 )
@@ -23,7 +22,7 @@ from medmat_builder.planner.facts import (
 class Relations:
     """The relations of a fixed set of subsets (the first layer of :class:`~medmat_builder.planner.Planner`)."""
 
-    def __init__(self, subsets: Iterable[SubsetLike], *, tasks: TaskLevel = "grouped") -> None:
+    def __init__(self, subsets: Iterable[object], *, tasks: TaskLevel = "grouped") -> None:
         if tasks not in TASK_LEVELS:
             raise PlannerError(f"tasks must be one of {', '.join(TASK_LEVELS)}, got {tasks!r}")
         self.tasks: TaskLevel = tasks
