@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -278,3 +279,28 @@ def test_image_files_no_record_reads_are_listed_in_the_report(tmp_path, mini_raw
     assert any(w.startswith("source toy_table: 1 image files") and "images/99999.png" in w for w in conf.warnings)
     on_disk = json.loads((tmp_path / "out" / "build_report.json").read_text())
     assert on_disk["configs"]["subset_01"]["sources"]["toy_table"]["unread_images"]["unexplained"] == 1
+
+
+def test_parquet_shards_keep_every_row_in_order_with_small_row_groups(tmp_path, monkeypatch):
+    """A split written from its Arrow files: contiguous shards named {split}-NNNNN-of-NNNNN, rows in order,
+    row groups of ROWS_PER_GROUP, and the features that load_dataset reads back."""
+    from medmat_builder.build import parquet
+
+    features = datasets.Features({"id": datasets.Value("string"), "n": datasets.Value("int32")})
+    datasets.Dataset.from_dict({"id": [f"r{i:03d}" for i in range(250)], "n": list(range(250))},
+                               features=features).save_to_disk(str(tmp_path / "arrow"))
+    ds = datasets.load_from_disk(str(tmp_path / "arrow"))
+    assert ds.cache_files  # read from files, as a prepared split is
+    monkeypatch.setattr(parquet, "MAX_SHARD_BYTES", ds.data.nbytes // 3 + 1)
+    monkeypatch.setattr(parquet, "ROWS_PER_GROUP", 40)
+    (tmp_path / "out").mkdir()
+    paths = parquet.write_split(ds, tmp_path / "out", "train")
+    assert [p.name for p in paths] == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
+    files = [pq.ParquetFile(p) for p in paths]
+    assert [f.metadata.num_rows for f in files] == [84, 83, 83]  # contiguous, the first one row longer
+    assert [f.metadata.row_group(0).num_rows for f in files] == [40, 40, 40]
+    rows = [r for p in paths for r in pq.read_table(p).to_pylist()]
+    assert rows == [{"id": f"r{i:03d}", "n": i} for i in range(250)]
+    loaded = datasets.load_dataset("parquet", data_files=[str(p) for p in paths], split="train",
+                                   cache_dir=str(tmp_path / "cache"))
+    assert loaded.features == features and loaded.num_rows == 250

@@ -22,15 +22,14 @@ label with records but no test item) is never written. The build stops with one 
 numbers (:class:`UnloadableConfigError`) and the previous output stays as it was; with ``partial``
 the config is skipped instead, and the report lists it under ``skipped`` with that line.
 
-The parquet files are written through ``datasets``' public API only: the builder prepares each config
-(``download_and_prepare``), ``as_dataset`` reads each split back and ``Dataset.to_parquet`` writes it,
-in shards of at most :data:`MAX_SHARD_BYTES` named ``{split}-NNNNN-of-NNNNN.parquet``.
+The parquet files are written through public APIs only: the builder prepares each config
+(``download_and_prepare``), ``as_dataset`` hands back each split, and :mod:`~medmat_builder.build.parquet`
+writes it as ``{split}-NNNNN-of-NNNNN.parquet`` shards with ``pyarrow``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from tqdm.auto import tqdm
 from medmat_builder import safe_paths
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.loader import shutdown_pools
+from medmat_builder.build.parquet import write_split
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.layouts.misses import close_names
@@ -63,8 +63,6 @@ from medmat_builder.report import (
 logger = logging.getLogger(__name__)
 #: Files of the export folder besides the configs (medmat refuses to replace them if it did not write them).
 META_FILES = (*METADATA_FILES, REPORT_NAME, SCHEMA_NAME)
-#: Largest parquet shard (the size ``datasets`` shards at by default).
-MAX_SHARD_BYTES = 500 * 10**6
 
 
 @dataclass
@@ -186,7 +184,7 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
                                      verification_mode="no_checks")
         dest.mkdir(parents=True, exist_ok=True)
         for split in SPLITS:
-            write_parquet(builder.as_dataset(split=split), dest, split)
+            write_split(builder.as_dataset(split=split), dest, split)
     finally:
         builder.close()
         if bars:
@@ -194,17 +192,6 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
     shutil.rmtree(prep, ignore_errors=True)
     assert builder.report is not None
     return builder.report
-
-
-def write_parquet(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
-    """Write ``ds`` as ``folder/{split}-NNNNN-of-NNNNN.parquet`` shards of at most :data:`MAX_SHARD_BYTES`."""
-    shards = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
-    paths = []
-    for i in range(shards):
-        path = folder / f"{split}-{i:05d}-of-{shards:05d}.parquet"
-        ds.shard(num_shards=shards, index=i, contiguous=True).to_parquet(str(path))
-        paths.append(path)
-    return paths
 
 
 def build(

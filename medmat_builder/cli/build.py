@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medmat_builder.build import BuildError, BuildResult, BuildSettings, UnknownLabelError, build, check_out
 from medmat_builder.layouts.tables import LayoutError
+from medmat_builder.records import DEFAULT_SEED
 from medmat_builder.registry import load_registry
 from medmat_builder.safe_paths import UnsafePathError, check_output_dir
 
@@ -21,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="medmat",
                    help="output folder: a new path, an empty folder or an earlier medmat export (default: ./medmat)")
     p.add_argument("--num-proc", type=int, default=1, help="processes decoding images (default: 1)")
-    p.add_argument("--seed", type=int, default=42, help="seed for splits, order and questions (default: 42)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed for splits, order and questions (default: {DEFAULT_SEED})")
     p.add_argument("--partial", action="store_true", help="build from the sources present; record the missing")
     p.add_argument("--lenient", action="store_true", help="count raw labels outside the clusters as dropped")
     p.add_argument("--demo", action="store_true",
