@@ -6,9 +6,11 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Callable
 
 from medmat_builder.registry import RegistryError
+from medmat_builder.scripts import release_arrow_threads, run_script
+
+__all__ = ["COMMANDS", "main", "make_parser", "release_arrow_threads", "run_script"]
 
 COMMANDS = ["sources", "build", "audit", "plan", "fetch", "publish", "tiny_model", "export_task"]
 
@@ -36,25 +38,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         release_arrow_threads()
-
-
-def run_script(main: Callable[[], int]) -> None:
-    """Entry point of the scripts (training/sft.py, eval/*.py): run, join Arrow threads, exit."""
-    try:
-        code = main()
-    finally:
-        release_arrow_threads()
-    raise SystemExit(code)
-
-
-def release_arrow_threads() -> None:
-    """Collect finished Arrow readers now, while Arrow's C++ runtime is still alive.
-
-    Otherwise their background threads can outlive it into interpreter teardown, where destroying
-    a still-joinable thread calls std::terminate: the process prints "terminate called without an
-    active exception" and exits with 134 *after* all work is done (apache/arrow#34314,
-    huggingface/datasets#7566). Collecting early joins them cleanly; a real failure still fails.
-    """
-    import gc
-
-    gc.collect()
