@@ -209,9 +209,8 @@ def _worker(task: dict) -> dict:
     """Run one contender in this (fresh) process; return wall and I/O of the operation only."""
     kind = task["kind"]
     if kind in ("medmat", "demo"):
-        from medmat_builder.export import build
+        from medmat_builder.build import BuildSettings, build
         from medmat_builder.registry import load_registry
-        from medmat_builder.sampling import BuildSettings
     if kind.startswith("imagefolder") or kind in ("copy_floor", "decode_floor"):
         import datasets  # noqa: F401
         import pyarrow  # noqa: F401

@@ -7,7 +7,7 @@ Run from the repository root::
 
 What is measured, every figure from the same run:
 
-* ``medmat_builder.lookalikes`` draws N distinct scans per modality (chest X-ray, fundus, dermoscopy,
+* ``medmat_builder.images.lookalikes`` draws N distinct scans per modality (chest X-ray, fundus, dermoscopy,
   CT slice; each with its own anatomy, positioning, exposure and detail) and, for a seeded sample of
   ``--copies`` of them per copy kind, a copy (byte-identical, metadata stripped, PNG saved as JPEG, JPEG
   re-encoded at quality 75-95, resized 0.75-1.25x, resized and re-encoded, filed under the other
@@ -19,7 +19,7 @@ What is measured, every figure from the same run:
   checked against what was kept: **caught** when the rule calls it a duplicate (for ``other_class``
   that is a label conflict in a build). ``old`` is the previous rule (same pixels, or a perceptual hash
   within 6 bits of any kept image, by a scan of all kept hashes); ``new`` is
-  ``medmat_builder.duplicates.DuplicateIndex`` with its default thresholds;
+  ``medmat_builder.images.duplicates.DuplicateIndex`` with its default thresholds;
 * **proposed** is the number of (image, kept image) pairs whose hashes were close enough to be
   compared (old: pairs within 6 bits; new: pairs within the candidate radius, whose thumbnails are
   then compared); **us/img** is the time of the check and add per distinct scan;
@@ -49,16 +49,17 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from medmat_builder.duplicates import (  # noqa: E402
-    PHASH_RADIUS,
-    TABLE_FROM,
-    DuplicateIndex,
-    NearDuplicateRule,
-    PhashIndex,
-    edge_correlation,
-)
 from medmat_builder.images import load_image_bytes  # noqa: E402
-from medmat_builder.lookalikes import COPY_KINDS, MODALITIES, lookalike_copy, lookalike_pixels, lookalike_scan  # noqa: E402
+from medmat_builder.images import DuplicateIndex, NearDuplicateRule
+from medmat_builder.images.duplicates import PHASH_RADIUS, edge_correlation
+from medmat_builder.images.lookalikes import (  # noqa: E402
+    COPY_KINDS,
+    MODALITIES,
+    lookalike_copy,
+    lookalike_pixels,
+    lookalike_scan,
+)
+from medmat_builder.images.phash_index import TABLE_FROM, PhashIndex
 
 OLD_RADIUS = 6
 

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.scale, args.repeat = 0.01, 1
 
-    from medmat_builder.layouts.base import FileIndex
+    from medmat_builder.layouts.file_index import FileIndex
     from medmat_builder.registry import load_registry
 
     source = load_registry().source("pediatric_pneumonia")

@@ -123,13 +123,14 @@ _QWEN2_VL_TEMPLATE = (
 )
 
 
+#: The size of every tiny tower (text and vision alike).
+_TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+
+
 def _text_config_kwargs(vocab_size: int, pad_id: int, bos_id: int, eos_id: int) -> dict:
     return dict(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **_TOWER,
         num_key_value_heads=2,
         max_position_embeddings=2048,
         pad_token_id=pad_id,
@@ -152,10 +153,7 @@ def _build_llava():
     tokenizer = _train_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>"], "<s>", "</s>", "<pad>", "<unk>")
     ids = tokenizer.convert_tokens_to_ids
     vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **_TOWER,
         image_size=IMAGE_SIZE,
         patch_size=8,
         projection_dim=32,
@@ -198,10 +196,7 @@ def _build_idefics3():
     patch_size, scale_factor = 8, 2
     config = Idefics3Config(
         vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
+            **_TOWER,
             image_size=IMAGE_SIZE,
             patch_size=patch_size,
         ),

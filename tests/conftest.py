@@ -35,7 +35,7 @@ def mini_raw_copy(tmp_path, mini_raw) -> Path:
 
 @pytest.fixture(scope="session")
 def mini_export(tmp_path_factory, mini_raw, mini_registry) -> Path:
-    from medmat_builder.export import build
+    from medmat_builder.build import build
 
     out = tmp_path_factory.mktemp("mini_out") / "medmat"
     build(None, mini_raw, out, registry=mini_registry)
@@ -51,9 +51,8 @@ def demo_export(tmp_path_factory) -> Path:
     and loads from the smallest archive that can make it (``tests/test_loadable.py`` shows one record
     fewer cannot).
     """
+    from medmat_builder.build import BuildSettings, build
     from medmat_builder.demo import MINIMAL_PER_LABEL
-    from medmat_builder.export import build
-    from medmat_builder.sampling import BuildSettings
 
     base = tmp_path_factory.mktemp("demo")
     registry = load_registry()

@@ -15,11 +15,13 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from medmat_builder.export import BuildError, MissingSourcesError, build, build_lock
-from medmat_builder.sampling import BuildSettings, UnknownLabelError
+from medmat_builder.build import BuildError, BuildSettings, MissingSourcesError, UnknownLabelError, build, build_lock
+from medmat_builder.records import LETTERS
+from medmat_builder.report import BuildReport, FolderMiss, SkippedConfig, SplitCounts, UnreadFiles
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,26 +64,28 @@ def test_single_label_test_split_is_balanced_and_no_leak(mini_export):
 
 
 def test_ledger_accounts_for_every_raw_record(mini_export, mini_raw):
-    report = json.loads((mini_export / "build_report.json").read_text())
-    for conf in report["configs"].values():  # the synthetic sources hold no file their layouts skip
-        assert all(src["unread_images"]["count"] == 0 for src in conf["sources"].values()) and not conf["warnings"]
-    led = report["configs"]["subset_01"]["sources"]
+    report = BuildReport.read(mini_export)
+    for conf in report.configs.values():  # the synthetic sources hold no file their layouts skip
+        assert all(src.unread_images.count == 0 for src in conf.sources.values()) and not conf.warnings
+    led = report.configs["subset_01"].sources
     # toy_folders: 3 raw labels, 20 each except the dropped OTHER (1) -> 41 files
-    assert led["toy_folders"]["raw"] == 41 == len(list((mini_raw / "toy_folders").rglob("*.jpeg")))
-    assert led["toy_folders"]["dropped"]["unused_label"] == 1
-    for conf in report["configs"].values():
-        for src in conf["sources"].values():
-            assert src["raw"] == sum(src["kept"].values()) + sum(src["dropped"].values())
+    assert led["toy_folders"].raw == 41 == len(list((mini_raw / "toy_folders").rglob("*.jpeg")))
+    assert led["toy_folders"].dropped["unused_label"] == 1
+    for conf in report.configs.values():
+        for src in conf.sources.values():
+            assert src.raw == src.kept.train + src.kept.test + sum(src.dropped.values()) > 0
     ds = datasets.load_dataset(str(mini_export), "subset_01")
-    assert report["configs"]["subset_01"]["num_examples"] == {"train": ds["train"].num_rows, "test": ds["test"].num_rows}
+    assert report.configs["subset_01"].num_examples == SplitCounts(train=ds["train"].num_rows, test=ds["test"].num_rows)
 
 
 def test_multilabel_answers_are_label_sets(mini_export):
     ds = datasets.load_dataset(str(mini_export), "subset_02")
     multi = [e for e in ds["train"] if len(e["labels"]) > 1]
+    assert ds["train"].num_rows > 0 and multi, "the mini registry's one-hot source gives label sets"
     for e in ds["train"]:
         assert e["answer_label"] == ", ".join(e["labels"])
-    assert all("," in e["answer_label"] for e in multi)
+        assert e["options"][LETTERS.index(e["answer"])] == e["answer_label"]
+    assert all(", " in e["answer_label"] for e in multi)
 
 
 def test_builds_are_byte_identical_across_runs_and_num_proc(tmp_path, mini_raw, mini_registry, mini_export):
@@ -108,14 +112,14 @@ def test_missing_sources_stop_the_build_unless_partial(tmp_path, mini_raw_copy, 
     assert "toy_table (Toy table; needed by subset_01; access: registration)" in str(err.value)
     assert "--partial" in str(err.value)
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", partial=True, registry=mini_registry)
-    rep = res.report["configs"]["subset_01"]
-    assert rep["missing_sources"] == ["toy_table"] and rep["sources"]["toy_table"]["raw"] == 0
+    rep = res.report.configs["subset_01"]
+    assert rep.missing_sources == ["toy_table"] and rep.sources["toy_table"].raw == 0
     assert res.built == ["subset_01"]
     shutil.rmtree(mini_raw_copy / "toy_onehot")  # the only source of subset_02: nothing to build it from
     res = build(None, mini_raw_copy, tmp_path / "out2", partial=True, registry=mini_registry)
     assert res.built == ["subset_01"] and res.skipped == {"subset_02": "no source present"}
-    on_disk = json.loads((tmp_path / "out2" / "build_report.json").read_text())
-    assert on_disk["skipped"] == {"subset_02": {"reason": "no source present (--partial)", "missing_sources": ["toy_onehot"]}}
+    on_disk = BuildReport.read(tmp_path / "out2")
+    assert on_disk.skipped == {"subset_02": SkippedConfig(reason="no source present (--partial)", missing_sources=["toy_onehot"])}
 
 
 def test_unknown_raw_label_is_an_error_or_counted_with_lenient(tmp_path, mini_raw_copy, mini_registry):
@@ -126,7 +130,7 @@ def test_unknown_raw_label_is_an_error_or_counted_with_lenient(tmp_path, mini_ra
         build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
     assert "source toy_folders: raw label 'EDEMA' (1 records, e.g. train/EDEMA/x.jpeg)" in str(err.value)
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", BuildSettings(lenient=True), registry=mini_registry)
-    assert res.report["configs"]["subset_01"]["sources"]["toy_folders"]["dropped"]["unknown_label"] == 1
+    assert res.report.configs["subset_01"].sources["toy_folders"].dropped["unknown_label"] == 1
 
 
 def test_source_with_open_vocabulary_drops_unlisted_labels_and_counts_them(tmp_path, mini_raw_copy):
@@ -144,10 +148,10 @@ def test_source_with_open_vocabulary_drops_unlisted_labels_and_counts_them(tmp_p
     for i in range(2):
         shutil.copy(src, mini_raw_copy / "toy_folders" / "train" / "EDEMA" / f"x{i}.jpeg")
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=registry)
-    led = res.report["configs"]["subset_01"]["sources"]["toy_folders"]
-    assert led["ignored_labels"] == {"EDEMA": 2}
-    assert led["dropped"]["unused_label"] == 1 + 2  # OTHER (null) and the two EDEMA records
-    assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values())
+    led = res.report.configs["subset_01"].sources["toy_folders"]
+    assert led.ignored_labels == {"EDEMA": 2}
+    assert led.dropped["unused_label"] == 1 + 2  # OTHER (null) and the two EDEMA records
+    assert led.raw == led.accounted
 
 
 def test_corrupt_truncated_and_duplicate_images_are_counted(tmp_path, mini_raw_copy, mini_registry):
@@ -159,12 +163,11 @@ def test_corrupt_truncated_and_duplicate_images_are_counted(tmp_path, mini_raw_c
     normal[2].write_bytes(b"not an image at all, just text")
     (normal[3].parent / "copy.jpeg").write_bytes(normal[3].read_bytes())  # same bytes, other name
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
-    led = res.report["configs"]["subset_01"]["sources"]["toy_folders"]
-    assert led["raw"] == 42
-    assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values())
-    assert led["dropped"]["empty"] == 1 and led["dropped"]["truncated"] == 1 and led["dropped"]["corrupt"] == 1
-    assert led["dropped"]["duplicate"] == 1
-    assert led["examples"]["empty"][0][0] == "train/NORMAL/" + normal[0].name
+    led = res.report.configs["subset_01"].sources["toy_folders"]
+    assert led.raw == 42 == led.accounted
+    assert led.dropped["empty"] == 1 and led.dropped["truncated"] == 1 and led.dropped["corrupt"] == 1
+    assert led.dropped["duplicate"] == 1
+    assert led.examples["empty"][0][0] == "train/NORMAL/" + normal[0].name
     ds = datasets.load_dataset(str(tmp_path / "out"), "subset_01")
     assert not {pixels(e) for e in ds["train"]} & {pixels(e) for e in ds["test"]}
     assert len(set(Counter(ds["test"]["answer_label"]).values())) == 1
@@ -180,9 +183,9 @@ def test_duplicate_across_splits_never_leaks_into_train(tmp_path, mini_raw_copy,
         copy.save(buf, format="PNG")
         (train_dir / f"dup_{f.stem}.jpeg").write_bytes(buf.getvalue())
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
-    led = res.report["configs"]["subset_01"]["sources"]["toy_folders"]
-    kept_test = res.report["configs"]["subset_01"]["label_counts"]["test"]["Pneumonia"]
-    assert led["dropped"]["near_duplicate"] >= kept_test
+    led = res.report.configs["subset_01"].sources["toy_folders"]
+    kept_test = res.report.configs["subset_01"].label_counts["test"]["Pneumonia"]
+    assert led.dropped["near_duplicate"] >= kept_test > 0
     ds = datasets.load_dataset(str(tmp_path / "out"), "subset_01")
     assert not {pixels(e) for e in ds["train"]} & {pixels(e) for e in ds["test"]}
 
@@ -193,7 +196,7 @@ def test_rebuilding_one_config_keeps_the_others(tmp_path, mini_raw, mini_registr
     before = digest_tree(out / "subset_02")
     build(["subset_01"], mini_raw, out, registry=mini_registry)
     assert digest_tree(out / "subset_02") == before
-    assert set(json.loads((out / "build_report.json").read_text())["configs"]) == {"subset_01", "subset_02"}
+    assert set(BuildReport.read(out).configs) == {"subset_01", "subset_02"}
     assert datasets.load_dataset(str(out), "subset_02")["test"].num_rows > 0
 
 
@@ -208,7 +211,7 @@ def test_carried_over_configs_report_their_rows(tmp_path, mini_raw, mini_registr
     (out / "build_report.json").write_text(json.dumps(report))
     res = build(["subset_01"], mini_raw, out, registry=mini_registry)
     rows = {s: sum(pq.ParquetFile(f).metadata.num_rows for f in (out / "subset_02").glob(f"{s}-*.parquet")) for s in ("train", "test")}
-    assert res.report["configs"]["subset_02"]["num_examples"] == rows
+    assert res.report.configs["subset_02"].num_examples == SplitCounts(**rows)
 
 
 def test_concurrent_build_into_one_folder_is_refused(tmp_path, mini_raw, mini_registry):
@@ -223,7 +226,7 @@ def test_killed_build_leaves_previous_output_and_rerun_completes(tmp_path, mini_
     shutil.copytree(mini_export, out)
     before = digest_tree(out)
     script = (
-        "import sys; from medmat_builder.export import build; from medmat_builder.registry import load_registry;"
+        "import sys; from medmat_builder.build.export import build; from medmat_builder.registry import load_registry;"
         f"build(None, {str(mini_raw)!r}, {str(out)!r}, registry=load_registry({str(REPO / 'tests/fixtures/mini_registry.yaml')!r}))"
     )
     killed_at = []
@@ -263,16 +266,41 @@ def test_image_files_no_record_reads_are_listed_in_the_report(tmp_path, mini_raw
                 mini_raw_copy / "toy_folders" / "extra" / "stray.jpeg")  # outside every {split}/{label}/
     (mini_raw_copy / "toy_folders" / "notes.txt").write_text("not an image")  # not image-like: not listed
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
-    conf = res.report["configs"]["subset_01"]
-    assert conf["sources"]["toy_table"]["unread_images"] == {
-        "count": 1, "excluded": 0, "other_entries": 0, "nested_copies": 0, "unexplained": 1,
-        "examples": ["images/99999.png"], "copy_folders": [],
-        "folders": [{"folder": "images", "files": 1, "closest_pattern": "images/{id}.png",
-                     "hint": "its files match the pattern, but no table row or annotation names them"}]}
-    assert conf["sources"]["toy_table"]["read_images"] == conf["sources"]["toy_table"]["raw"]
-    folders = conf["sources"]["toy_folders"]["unread_images"]
-    assert folders["examples"] == ["extra/stray.jpeg"]
-    assert folders["folders"][0]["folder"] == "extra" and folders["folders"][0]["files"] == 1
-    assert any(w.startswith("source toy_table: 1 image files") and "images/99999.png" in w for w in conf["warnings"])
+    conf = res.report.configs["subset_01"]
+    assert conf.sources["toy_table"].unread_images == UnreadFiles(
+        count=1, examples=["images/99999.png"],
+        folders=[FolderMiss(folder="images", files=1, closest_pattern="images/{id}.png",
+                            hint="its files match the pattern, but no table row or annotation names them")])
+    assert conf.sources["toy_table"].unread_images.unexplained == 1
+    assert conf.sources["toy_table"].read_images == conf.sources["toy_table"].raw
+    folders = conf.sources["toy_folders"].unread_images
+    assert folders.examples == ["extra/stray.jpeg"]
+    assert folders.folders[0].folder == "extra" and folders.folders[0].files == 1
+    assert any(w.startswith("source toy_table: 1 image files") and "images/99999.png" in w for w in conf.warnings)
     on_disk = json.loads((tmp_path / "out" / "build_report.json").read_text())
     assert on_disk["configs"]["subset_01"]["sources"]["toy_table"]["unread_images"]["unexplained"] == 1
+
+
+def test_parquet_shards_keep_every_row_in_order_with_small_row_groups(tmp_path, monkeypatch):
+    """A split written from its Arrow files: contiguous shards named {split}-NNNNN-of-NNNNN, rows in order,
+    row groups of ROWS_PER_GROUP, and the features that load_dataset reads back."""
+    from medmat_builder.build import parquet
+
+    features = datasets.Features({"id": datasets.Value("string"), "n": datasets.Value("int32")})
+    datasets.Dataset.from_dict({"id": [f"r{i:03d}" for i in range(250)], "n": list(range(250))},
+                               features=features).save_to_disk(str(tmp_path / "arrow"))
+    ds = datasets.load_from_disk(str(tmp_path / "arrow"))
+    assert ds.cache_files  # read from files, as a prepared split is
+    monkeypatch.setattr(parquet, "MAX_SHARD_BYTES", ds.data.nbytes // 3 + 1)
+    monkeypatch.setattr(parquet, "ROWS_PER_GROUP", 40)
+    (tmp_path / "out").mkdir()
+    paths = parquet.write_split(ds, tmp_path / "out", "train")
+    assert [p.name for p in paths] == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
+    files = [pq.ParquetFile(p) for p in paths]
+    assert [f.metadata.num_rows for f in files] == [84, 83, 83]  # contiguous, the first one row longer
+    assert [f.metadata.row_group(0).num_rows for f in files] == [40, 40, 40]
+    rows = [r for p in paths for r in pq.read_table(p).to_pylist()]
+    assert rows == [{"id": f"r{i:03d}", "n": i} for i in range(250)]
+    loaded = datasets.load_dataset("parquet", data_files=[str(p) for p in paths], split="train",
+                                   cache_dir=str(tmp_path / "cache"))
+    assert loaded.features == features and loaded.num_rows == 250

@@ -7,7 +7,6 @@ the 53 configs here also shows that every config is written whole from the small
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -16,14 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from medmat_builder import vqa
-from medmat_builder.audit import audit_export
-from medmat_builder.cards import _size_category
-from medmat_builder.commands.build import summary_lines
-from medmat_builder.export import BuildResult, build
+from medmat_builder.build import BuildResult, BuildSettings, audit_export, build, vqa
+from medmat_builder.cli.build import summary_lines
 from medmat_builder.planner import caps_from_build_report
+from medmat_builder.publish.card import size_category
 from medmat_builder.registry import load_registry
-from medmat_builder.sampling import BuildSettings
+from medmat_builder.report import BuildReport, LeakageSummary, SplitCounts
 
 REGISTRY = load_registry()
 CONFIGS = REGISTRY.subset_names
@@ -34,32 +31,31 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 def _unwritable_groups() -> list[str]:
-    from medmat_builder.demo import _Subjects
+    from medmat_builder.demo import Subjects
 
     return [s.key for s in load_registry().sources
-            if s.groups is not None and s.groups.declared == "path" and _Subjects(s).declared == "none"]
+            if s.groups is not None and s.groups.declared == "path" and Subjects(s).declared == "none"]
 
 
 UNWRITABLE_GROUPS = _unwritable_groups()
 
 
 def test_every_config_is_built(demo_export):
-    report = json.loads((demo_export / "medmat" / "build_report.json").read_text())
-    assert sorted(report["configs"]) == CONFIGS
-    for name, conf in report["configs"].items():
-        assert conf["num_examples"]["train"] > 0 and conf["num_examples"]["test"] > 0, name
-        for key, led in conf["sources"].items():
-            assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values()), (name, key)
-            assert led["raw"] > 0, (name, key)
+    report = BuildReport.read(demo_export / "medmat")
+    assert sorted(report.configs) == CONFIGS
+    for name, conf in report.configs.items():
+        assert conf.num_examples.train > 0 and conf.num_examples.test > 0, name
+        for key, led in conf.sources.items():
+            assert led.raw == led.accounted > 0, (name, key)
             # each layout's inverse writes only files that the layout (or an entry sharing its folder) reads:
             # every image file is read, or left out for a stated reason (excluded by the registry, another entry's)
-            assert led["unread_images"]["unexplained"] == 0, (name, key, led["unread_images"])
-            assert led["read_images"] > 0 and led["unmatched_tables"] == [], (name, key)
-            assert led["unread_images"]["nested_copies"] == 0 and led["unread_images"]["folders"] == [], (name, key)
+            assert led.unread_images.unexplained == 0, (name, key, led.unread_images)
+            assert led.read_images > 0 and led.unmatched_tables == [], (name, key)
+            assert led.unread_images.nested_copies == 0 and led.unread_images.folders == [], (name, key)
         # the demo writes one subject per record where it cannot write names for a group pattern
         # (checked on real names in tests/test_registry_evidence_*): that warning is expected there
         expected = tuple(f"source {k}: " for k in UNWRITABLE_GROUPS)
-        warnings = [w for w in conf["warnings"] if not (w.startswith(expected) and "have no subject" in w)]
+        warnings = [w for w in conf.warnings if not (w.startswith(expected) and "have no subject" in w)]
         assert not warnings, (name, warnings)
 
 
@@ -105,8 +101,8 @@ def test_loads_by_plain_name_from_the_parent_folder(demo_export, monkeypatch, tm
     """`load_dataset("medmat", "subset_28")` from the folder that holds ./medmat, as the README says."""
     monkeypatch.chdir(demo_export)
     ds = datasets.load_dataset("medmat", "subset_28", cache_dir=str(tmp_path / "hf_cache"))
-    report = json.loads((demo_export / "medmat" / "build_report.json").read_text())
-    assert {s: ds[s].num_rows for s in ("train", "test")} == report["configs"]["subset_28"]["num_examples"]
+    report = BuildReport.read(demo_export / "medmat")
+    assert SplitCounts(train=ds["train"].num_rows, test=ds["test"].num_rows) == report.configs["subset_28"].num_examples
     assert set(ds["test"]["subset"]) == {"subset_28"}
 
 
@@ -114,7 +110,7 @@ def test_counts_are_parquet_rows_everywhere(demo_export):
     """num_examples, the ledger's kept, the CLI summary, the card (table, sections, dataset_info,
     size_categories) and the planner's caps all equal the parquet row counts, multi-label configs included."""
     out = demo_export / "medmat"
-    report = json.loads((out / "build_report.json").read_text())
+    report = BuildReport.read(out)
     card = (out / "README.md").read_text()
     header = yaml.safe_load(card.split("---\n")[1])
     info = {entry["config_name"]: {s["name"]: s["num_examples"] for s in entry["splits"]} for entry in header["dataset_info"]}
@@ -127,17 +123,17 @@ def test_counts_are_parquet_rows_everywhere(demo_export):
     for name in CONFIGS:
         rows = {split: sum(pq.ParquetFile(f).metadata.num_rows for f in (out / name).glob(f"{split}-*.parquet"))
                 for split in ("train", "test")}
-        conf = report["configs"][name]
-        assert conf["num_examples"] == rows, name
-        assert {s: sum(led["kept"][s] for led in conf["sources"].values()) for s in rows} == rows, name
+        conf = report.configs[name]
+        assert conf.num_examples == SplitCounts(**rows), name
+        assert {s: sum(led.kept.get(s) for led in conf.sources.values()) for s in rows} == rows, name
         assert info[name] == rows and caps[name] == rows["train"], name
         assert summary[name][1:3] == [str(rows["train"]), str(rows["test"])], name
         assert table[name][6:8] == [str(rows["train"]), str(rows["test"])], name
         assert f"- Splits: {rows['train']} train, {rows['test']} test" in card
         total += rows["train"] + rows["test"]
-        if sum(sum(c.values()) for c in conf["label_counts"].values()) > sum(rows.values()):
+        if sum(sum(c.values()) for c in conf.label_counts.values()) > sum(rows.values()):
             more_labels_than_rows.append(name)
-    assert header["size_categories"] == [_size_category(total)]
+    assert header["size_categories"] == [size_category(total)]
     assert f"({sum(int(table[n][6]) for n in CONFIGS)} training and {sum(int(table[n][7]) for n in CONFIGS)} test examples)" in card
     # the multi-label configs, whose label occurrences outnumber their rows, are among those checked
     assert {"subset_15", "subset_20", "subset_31", "subset_33", "subset_37"} <= set(more_labels_than_rows)
@@ -147,7 +143,6 @@ def test_no_subject_of_the_demo_spans_train_and_test(demo_export):
     audits = audit_export(demo_export / "medmat")
     assert sorted(audits) == CONFIGS
     assert sum(len(a.spanning) for a in audits.values()) == 0
-    report = json.loads((demo_export / "medmat" / "build_report.json").read_text())
+    report = BuildReport.read(demo_export / "medmat")
     for name, audit in audits.items():
-        groups = report["configs"][name]["groups"]
-        assert groups == {"train": audit.subjects["train"], "test": audit.subjects["test"], "across_splits": 0, "examples": []}
+        assert report.configs[name].groups == LeakageSummary(train=audit.subjects["train"], test=audit.subjects["test"])

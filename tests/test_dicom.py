@@ -28,15 +28,9 @@ from pydicom import uid
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 
-from medmat_builder.dicom import (
-    DECODER_PACKAGES,
-    TRANSFER_SYNTAXES,
-    decode_pixel_array,
-    decoding_plugins,
-    jpeg_header_problem,
-    undecodable_detail,
-)
 from medmat_builder.images import ImageError, load_image
+from medmat_builder.images.dicom_decoders import decode_pixel_array, decoding_plugins, jpeg_header_problem
+from medmat_builder.images.dicom_syntaxes import DECODER_PACKAGES, TRANSFER_SYNTAXES, undecodable_detail
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dicom"
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,13 +380,14 @@ _DAMAGED_STREAMS = r'''
 import json, sys, warnings
 import pydicom
 from pydicom.encaps import encapsulate, generate_frames
-from medmat_builder import dicom
+from medmat_builder.images import dicom_decoders
+from medmat_builder.images.dicom_syntaxes import DECODER_PACKAGES
 from medmat_builder.images import ImageError, load_image
 
 warnings.simplefilter("ignore")
-every_plugin = dicom.decoding_plugins
-dicom.decoding_plugins = lambda uid: tuple(  # the default install: no optional extra
-    p for p in every_plugin(uid) if p[1] not in dicom.DECODER_PACKAGES or not dicom.DECODER_PACKAGES[p[1]].extra)
+every_plugin = dicom_decoders.decoding_plugins
+dicom_decoders.decoding_plugins = lambda uid: tuple(  # the default install: no optional extra
+    p for p in every_plugin(uid) if p[1] not in DECODER_PACKAGES or not DECODER_PACKAGES[p[1]].extra)
 fixtures, out = sys.argv[1], sys.argv[2]
 
 
@@ -448,7 +443,7 @@ def test_damaged_streams_are_corrupt_and_neither_abort_nor_hang_the_process(tmp_
 def test_a_decoder_panic_counts_as_a_refusal(tmp_path, monkeypatch):
     """pylibjpeg-rle raises a Rust panic (a BaseException) on a segment that overruns the image: the next
     decoder (pydicom's own) gets the stream, and with none left the file is refused, not the build."""
-    from medmat_builder import dicom
+    from medmat_builder.images import dicom_decoders
 
     ds = pydicom.dcmread(FIXTURES / "ct16_signed_window_rle.dcm")
     frame = _frames_of("ct16_signed_window_rle.dcm")[0]
@@ -457,8 +452,8 @@ def test_a_decoder_panic_counts_as_a_refusal(tmp_path, monkeypatch):
     ds.save_as(path)
     with pytest.warns(UserWarning, match="non-conformant padding"):  # pydicom's decoder drops the overrun
         assert decode_pixel_array(pydicom.dcmread(path)).plugin == "pydicom"
-    monkeypatch.setattr(dicom, "decoding_plugins", lambda syntax: (("pylibjpeg", "pylibjpeg-rle"),))
-    with pytest.raises(dicom.PixelDataError, match="the pylibjpeg-rle decoder failed on it"):
+    monkeypatch.setattr(dicom_decoders, "decoding_plugins", lambda syntax: (("pylibjpeg", "pylibjpeg-rle"),))
+    with pytest.raises(dicom_decoders.PixelDataError, match="the pylibjpeg-rle decoder failed on it"):
         decode_pixel_array(pydicom.dcmread(path))
     with pytest.raises(ImageError) as info:
         load_image(path)

@@ -12,18 +12,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmat_builder.duplicates import (
+from medmat_builder.images import (
+    THUMBNAIL_SIDE,
+    DuplicateIndex,
+    LoadedImage,
+    NearDuplicateRule,
+    fingerprint,
+    load_image_bytes,
+)
+from medmat_builder.images.duplicates import (
     MIN_COARSE_EDGE_CORRELATION,
     MIN_EDGE_CORRELATION,
     PHASH_RADIUS,
     SMALL_SIDE,
-    DuplicateIndex,
-    NearDuplicateRule,
-    PhashIndex,
     edge_correlation,
 )
-from medmat_builder.images import THUMBNAIL_SIDE, LoadedImage, fingerprint, load_image_bytes
-from medmat_builder.lookalikes import (
+from medmat_builder.images.lookalikes import (
     COPY_KINDS,
     EXACT_COPY_KINDS,
     LABELS,
@@ -33,6 +37,7 @@ from medmat_builder.lookalikes import (
     lookalike_pixels,
     lookalike_scan,
 )
+from medmat_builder.images.phash_index import PhashIndex
 
 REPO = Path(__file__).resolve().parent.parent
 DISTINCT = 32  # per modality

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from medmat_builder.commands import fetch as fetch_cmd
+from medmat_builder.cli import fetch as fetch_cmd
 from medmat_builder.fetch import FetchError, download, fetch_source, safe_extract
 from medmat_builder.registry import Download
 

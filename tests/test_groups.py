@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter, defaultdict
@@ -14,16 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from medmat_builder.audit import audit_export
+from medmat_builder.build import BuildSettings, audit_export, build
+from medmat_builder.build.groups import GroupResolver, subject_key, subject_pseudonym
+from medmat_builder.build.splitting import assign_group_splits
 from medmat_builder.cli import main
 from medmat_builder.demo import write_demo_sources
-from medmat_builder.export import build
-from medmat_builder.groups import GroupResolver, subject_key, subject_pseudonym
-from medmat_builder.layouts.base import RawRecord
-from medmat_builder.layouts.table import LayoutError
-from medmat_builder.registry import GroupTable, Groups, RegistryError, load_registry, parse_registry
-from medmat_builder.sampling import BuildSettings
-from medmat_builder.splitting import assign_group_splits
+from medmat_builder.layouts.tables import LayoutError
+from medmat_builder.records import RawRecord
+from medmat_builder.registry import Groups, GroupTable, RegistryError, load_registry, parse_registry
+from medmat_builder.report import BuildReport
 
 MINI = Path(__file__).parent / "fixtures" / "mini_registry.yaml"
 #: The mini registry with a subject key of each kind: a path pattern (toy_folders, official split),
@@ -134,10 +132,10 @@ def test_mostly_ungrouped_source_is_counted_and_warned(tmp_path, mini_raw):
     (tmp_path / "registry.yaml").write_text(text)
     registry = load_registry(tmp_path / "registry.yaml")
     res = build(["subset_01"], mini_raw, tmp_path / "out", registry=registry)
-    conf = res.report["configs"]["subset_01"]
-    led = conf["sources"]["toy_table"]["groups"]
-    assert led["declared"] == "path" and led["ungrouped"] == led["groups"] == 40
-    assert any(w.startswith("source toy_table: 40 of 40 records have no subject under its groups.path") for w in conf["warnings"])
+    conf = res.report.configs["subset_01"]
+    led = conf.sources["toy_table"].groups
+    assert led.declared == "path" and led.ungrouped == led.groups == 40
+    assert any(w.startswith("source toy_table: 40 of 40 records have no subject under its groups.path") for w in conf.warnings)
 
 
 # --------------------------------------------------------------------------- splitting
@@ -204,8 +202,8 @@ def test_grouped_source_without_official_split_never_leaks(grouped, tmp_path):
     for seed in (1, 2, 3):
         out = tmp_path / f"seed{seed}"
         res = build(["subset_01"], base / "raw", out, BuildSettings(seed=seed), registry=registry)
-        led = res.report["configs"]["subset_01"]["sources"]["toy_table"]["groups"]
-        assert led["declared"] == "column" and led["across_splits"] == 0 and led["test"] > 0
+        led = res.report.configs["subset_01"].sources["toy_table"].groups
+        assert led.declared == "column" and led.across_splits == 0 and led.test > 0
         assert not audit_export(out)["subset_01"].leaks
 
 
@@ -226,13 +224,12 @@ def test_exported_group_column_is_a_pseudonym_shared_by_a_subjects_images(groupe
     assert not {ex["group"] for ex in table_rows} & raw_subjects
     assert {ex["group"] for ex in table_rows} <= {subject_pseudonym(subject_key("toy_table", s, "")) for s in raw_subjects}
     assert len({ex["group"] for ex in table_rows}) < len(table_rows)  # some subjects hold two images
-    report = json.loads((base / "out" / "build_report.json").read_text())
-    conf = report["configs"]["subset_01"]
-    assert conf["groups"]["across_splits"] == 0
-    assert conf["groups"]["train"] == len({ex["group"] for ex in ds["train"]})
-    assert conf["groups"]["test"] == len({ex["group"] for ex in ds["test"]})
+    groups = BuildReport.read(base / "out").configs["subset_01"].groups
+    assert groups.across_splits == 0
+    assert groups.train == len({ex["group"] for ex in ds["train"]})
+    assert groups.test == len({ex["group"] for ex in ds["test"]})
     card = (base / "out" / "README.md").read_text()
-    assert f"- Subjects (the `group` column): {conf['groups']['train']} train, {conf['groups']['test']} test; in both: 0." in card
+    assert f"- Subjects (the `group` column): {groups.train} train, {groups.test} test; in both: 0." in card
     assert "| column `patient` of the label table |" in card and "| path `{group:p\\d+}_*` |" in card
 
 
@@ -250,11 +247,11 @@ def test_official_split_that_puts_a_subject_on_both_sides_keeps_it_out_of_train(
     for i, other in enumerate(sorted(data.iterdir())):
         other.rename(data / f"{subject}_followup{i}.jpeg")
     res = build(["subset_01"], raw, tmp_path / "out", registry=registry)
-    conf = res.report["configs"]["subset_01"]
-    led = conf["sources"]["toy_folders"]
-    assert conf["groups"]["across_splits"] == 0 and led["groups"]["across_splits"] == 0
-    assert led["dropped"]["subject_in_test"] == len(on_train) >= 1  # the official test side is kept whole
-    assert all(ex[0].split("/")[-1].startswith(f"{subject}_") for ex in led["examples"]["subject_in_test"])
+    conf = res.report.configs["subset_01"]
+    led = conf.sources["toy_folders"]
+    assert conf.groups.across_splits == 0 and led.groups.across_splits == 0
+    assert led.dropped["subject_in_test"] == len(on_train) >= 1  # the official test side is kept whole
+    assert all(ex[0].split("/")[-1].startswith(f"{subject}_") for ex in led.examples["subject_in_test"])
     assert main(["audit", str(tmp_path / "out")]) == 0
 
 

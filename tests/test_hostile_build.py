@@ -17,9 +17,8 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 
-from medmat_builder.export import build
+from medmat_builder.build import build
 from medmat_builder.images import fake_pixels, image_id
-
 
 DICOM_FIXTURES = Path(__file__).parent / "fixtures" / "dicom"
 
@@ -90,21 +89,20 @@ def hostile_export(tmp_path, mini_raw_copy, mini_registry):
     for name, (data, _) in files.items():
         (folder / name).write_bytes(data)
     result = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
-    return tmp_path / "out", result.report["configs"]["subset_01"], files
+    return tmp_path / "out", result.report.configs["subset_01"], files
 
 
 def test_hostile_files_are_converted_or_counted(hostile_export):
     out, report, files = hostile_export
-    led = report["sources"]["toy_folders"]
-    assert led["raw"] == 41 + len(files)
-    assert led["raw"] == sum(led["kept"].values()) + sum(led["dropped"].values())  # nothing lost
+    led = report.sources["toy_folders"]
+    assert led.raw == 41 + len(files) == led.accounted  # nothing lost
     for name, (_, reason) in files.items():
         if reason is not None:
-            assert led["dropped"][reason] == 1, reason
-            assert led["examples"][reason][0][0] == f"train/NORMAL/{name}"  # the report names the file
+            assert led.dropped[reason] == 1, reason
+            assert led.examples[reason][0][0] == f"train/NORMAL/{name}"  # the report names the file
     # an undecodable DICOM: the report's detail names its transfer syntax and what would decode it
-    assert "1.2.840.10008.1.2.4.100 (MPEG2 Main Profile / Main Level)" in led["examples"]["unsupported_dicom"][0][1]
-    assert "ffmpeg" in led["examples"]["unsupported_dicom"][0][1]
+    assert "1.2.840.10008.1.2.4.100 (MPEG2 Main Profile / Main Level)" in led.examples["unsupported_dicom"][0][1]
+    assert "ffmpeg" in led.examples["unsupported_dicom"][0][1]
     ds = datasets.load_dataset(str(out), "subset_01")
     train_ids = set(ds["train"]["id"])
     for name, (_, reason) in files.items():  # train is under the cap: every usable file is kept

@@ -14,11 +14,10 @@ import pytest
 from PIL import Image, ImageOps
 from pydicom.data import get_testdata_file
 
-from medmat_builder.deid import identifying_values, identifying_values_of_file, leaked_values
-from medmat_builder.duplicates import DuplicateIndex
 from medmat_builder.images import (
     IMAGE_ERROR_REASONS,
     THUMBNAIL_SIDE,
+    DuplicateIndex,
     ImageError,
     fake_pixels,
     fingerprint,
@@ -27,6 +26,7 @@ from medmat_builder.images import (
     phash_distance,
     write_fake_image,
 )
+from medmat_builder.images.deid import identifying_values, identifying_values_of_file, leaked_values
 
 
 # --------------------------------------------------------------------------- helpers

@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 
 from medmat_builder.layouts import FoldersLayout, LayoutError, PathPattern, TableLayout
-from medmat_builder.layouts.base import FileIndex, is_junk
+from medmat_builder.layouts.file_index import FileIndex
+from medmat_builder.layouts.patterns import is_junk
 
 
 class _Src:
     """Just enough of a Source for a layout's scan()."""
 
     key = "toy"
+    group_column = None
 
 
 def touch(root: Path, rel: str, data: bytes = b"x") -> None:
@@ -209,7 +211,7 @@ def test_table_split_lists_and_multiple_images_per_id(tmp_path):
      "split_map": {"train": "train", "test": "test"}},
 ])
 def test_table_inverse_round_trips_splits(tmp_path, spec):
-    from medmat_builder.layouts.base import FakeSample
+    from medmat_builder.records import FakeSample
 
     layout = table(images="img/{id}.png", id_column="name", label_column="cls", **spec)
     has_split = bool(layout.split_map)

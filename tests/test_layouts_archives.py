@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmat_builder.file_ledger import account_files
+from medmat_builder.build.file_ledger import account_files
 from medmat_builder.layouts import FoldersLayout, JsonBoxesLayout, LayoutError, MasksLayout, PathPattern, TableLayout
-from medmat_builder.layouts.base import FileIndex
+from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.registry import load_registry
 from medmat_builder.report import SourceLedger
 
@@ -22,6 +22,7 @@ REGISTRY = load_registry()
 
 class _Src:
     key = "toy"
+    group_column = None
 
 
 def touch(root: Path, rel: str, data: bytes | None = None) -> None:
@@ -88,23 +89,23 @@ def test_kermany_val_folder_goes_to_train_and_the_nested_copy_is_read_once(tmp_p
     assert sum(r.split == "train" for r in recs) == 5 + 7 + 2 + 2 and sum(r.split == "test" for r in recs) == 6
     assert not any(r.image.startswith("chest_xray/chest_xray/") for r in recs)
     led, warnings = ledger_of(source, tmp_path, recs)
-    assert led.read_images == 22 and led.unread.nested_copies == 22 and led.unread.unexplained == 0
-    assert sorted(led.unread.copy_folders) == [[f"chest_xray/chest_xray/{s}", f"chest_xray/{s}"]
+    assert led.read_images == 22 and led.unread_images.nested_copies == 22 and led.unread_images.unexplained == 0
+    assert sorted(led.unread_images.copy_folders) == [(f"chest_xray/chest_xray/{s}", f"chest_xray/{s}")
                                                for s in ("test", "train", "val")]
     assert warnings == []
 
 
 def test_kermany_build_puts_val_images_in_train_and_counts_the_copy_not_as_duplicates(tmp_path):
-    from medmat_builder.export import build
+    from medmat_builder.build import build
 
     kermany_tree(tmp_path / "raw" / "pediatric_pneumonia")
     res = build(["subset_28"], tmp_path / "raw", tmp_path / "out", partial=True, registry=REGISTRY)
-    led = res.report["configs"]["subset_28"]["sources"]["pediatric_pneumonia"]
-    assert led["raw"] == 22 and "duplicate" not in led["dropped"]
-    assert led["kept"]["test"] == 6  # strictly balanced: 3 NORMAL + 3 PNEUMONIA
-    assert led["kept"]["train"] == 16  # train 12 + val 4
-    assert led["read_images"] == 22 and led["unread_images"]["nested_copies"] == 22
-    assert led["unread_images"]["unexplained"] == 0
+    led = res.report.configs["subset_28"].sources["pediatric_pneumonia"]
+    assert led.raw == 22 and "duplicate" not in led.dropped
+    assert led.kept.test == 6  # strictly balanced: 3 NORMAL + 3 PNEUMONIA
+    assert led.kept.train == 16  # train 12 + val 4
+    assert led.read_images == 22 and led.unread_images.nested_copies == 22
+    assert led.unread_images.unexplained == 0
 
 
 def test_validation_names_go_to_train_unless_split_map_says_otherwise():
@@ -197,7 +198,7 @@ def test_masks_read_a_partition_table_and_bladder_reads_a_split_column(tmp_path)
     got = sorted((r.labels[0], r.split) for r in records(bladder.layout, broot))
     assert got == [("HGC", "train"), ("LGC", "train"), ("NST", "test"), ("NTL", "test")]
     led, warnings = ledger_of(bladder, broot, records(bladder.layout, broot))
-    assert led.unmatched_tables == [] and led.unread.count == 0 and warnings == []
+    assert led.unmatched_tables == [] and led.unread_images.count == 0 and warnings == []
 
 
 def test_split_list_conflicts_unlisted_images_and_a_missing_list(tmp_path):
@@ -233,7 +234,7 @@ def test_json_boxes_read_split_lists_too(tmp_path):
 
 @pytest.mark.parametrize("kind", ["folders", "masks", "table"])
 def test_split_lists_round_trip_through_the_inverse(tmp_path, kind):
-    from medmat_builder.layouts.base import FakeSample
+    from medmat_builder.records import FakeSample
 
     lists = {"split_lists": [{"path": "Data-split/{split}_list.txt"}], "split_map": {"train": "train", "val": "train", "test": "test"}}
     layout = {
@@ -266,8 +267,8 @@ def test_chest_ctscan_pattern_reads_png_and_jpg(tmp_path):
     assert sorted(r.image.rsplit("/", 1)[-1] for r in records(strict, tmp_path)) == ["000000 (6).png", "6 - Copy (3).png"]
     only_jpg = source.layout.model_copy(update={"extensions": ["JPG"]})
     assert sorted(r.image.rsplit("/", 1)[-1] for r in records(only_jpg, tmp_path)) == ["ad3.jpg", "n8.jpg"]
-    led, _ = ledger_of(type("S", (), {"key": "chest_ctscan", "layout": only_jpg})(), tmp_path, records(only_jpg, tmp_path))
-    assert led.unread.excluded == 2 and led.unread.unexplained == 0  # left out by the registry's extension list
+    led, _ = ledger_of(type("S", (), {"key": "chest_ctscan", "groups": None, "layout": only_jpg})(), tmp_path, records(only_jpg, tmp_path))
+    assert led.unread_images.excluded == 2 and led.unread_images.unexplained == 0  # left out by the registry's extension list
 
 
 def test_masks_stay_apart_from_images_when_extensions_widen(tmp_path):
@@ -305,13 +306,13 @@ def test_folder_and_table_that_match_no_pattern_are_named_with_the_closest(tmp_p
     (tmp_path / "chest_xray" / "train").rename(tmp_path / "chest_xray" / "Trainning")
     recs = records(source.layout, tmp_path)
     led, warnings = ledger_of(source, tmp_path, recs)
-    assert led.unread.unexplained == 12
-    assert {f["folder"] for f in led.unread.folders} == {"chest_xray/Trainning/NORMAL", "chest_xray/Trainning/PNEUMONIA"}
-    assert all(f["closest_pattern"] == source.layout.images and "'Trainning' does not match" in f["hint"]
-               and "(closest: 'train')" in f["hint"] for f in led.unread.folders)
+    assert led.unread_images.unexplained == 12
+    assert {f.folder for f in led.unread_images.folders} == {"chest_xray/Trainning/NORMAL", "chest_xray/Trainning/PNEUMONIA"}
+    assert all(f.closest_pattern == source.layout.images and "'Trainning' does not match" in f.hint
+               and "(closest: 'train')" in f.hint for f in led.unread_images.folders)
     assert len(warnings) == 1 and "comes closest to" in warnings[0] and "'Trainning'" in warnings[0]
 
-    table = type("S", (), {"key": "toy", "layout": TableLayout(
+    table = type("S", (), {"key": "toy", "groups": None, "layout": TableLayout(
         kind="table", tables=[{"path": "train.csv"}], images="{id}.png", id_column="id", label_column="y")})()
     touch(tmp_path / "t", "1.png")
     touch(tmp_path / "t", "Train_labels.CSV", b"id,y\n1,a\n")
@@ -322,14 +323,14 @@ def test_folder_and_table_that_match_no_pattern_are_named_with_the_closest(tmp_p
     assert [r.image for r in records(table.layout, tmp_path / "t")] == ["1.png"]
     (tmp_path / "t" / "Train.CSV").rename(tmp_path / "t" / "train.csv")
     led, warnings = ledger_of(table, tmp_path / "t", records(table.layout, tmp_path / "t"))
-    assert [(t["path"], t["closest_pattern"]) for t in led.unmatched_tables] == [
+    assert [(t.path, t.closest_pattern) for t in led.unmatched_tables] == [
         ("Train_labels.CSV", "train.csv"), ("metadata.xlsx", None)]
     assert warnings == ["source toy: table 'Train_labels.CSV' matches no pattern of its layout; closest is "
                         "'train.csv' ('Train_labels.CSV' does not match 'train.csv')"]
 
 
 def test_missing_source_folder_with_a_typo_names_the_close_folder(tmp_path, mini_raw_copy, mini_registry):
-    from medmat_builder.export import MissingSourcesError, build
+    from medmat_builder.build import MissingSourcesError, build
 
     (mini_raw_copy / "toy_table").rename(mini_raw_copy / "Toy_Table")
     with pytest.raises(MissingSourcesError) as err:

@@ -12,23 +12,13 @@ import pytest
 from PIL import Image
 from pydantic import TypeAdapter
 
-from medmat_builder.boxes import (
-    ANY_FOREGROUND,
-    MASK_SEPARATOR,
-    NO_BOX_ANSWER,
-    boxes_from_array,
-    color_value,
-    decode_rle,
-    encode_rle,
-    format_box_answer,
-    mask_boxes,
-    min_component_area,
-    normalize_boxes,
-    resolve_boxes,
-)
-from medmat_builder.layouts import Box, FakeSample, Layout, RawRecord
+from medmat_builder.build import format_box_answer, normalize_boxes, resolve_boxes
+from medmat_builder.images.masks import boxes_from_array, color_value, mask_boxes, min_component_area
+from medmat_builder.images.rle import decode_rle, encode_rle
+from medmat_builder.layouts import Layout
+from medmat_builder.records import ANY_FOREGROUND, MASK_SEPARATOR, NO_BOX_ANSWER, Box, FakeSample, RawRecord
 
-SRC = SimpleNamespace(key="demo_src")
+SRC = SimpleNamespace(key="demo_src", group_column=None)
 W, H = 64, 48
 
 
@@ -391,7 +381,7 @@ def test_dicom_mask_is_read_with_pydicom(tmp_path):
 def test_orient_boxes_moves_boxes_like_pillow_moves_pixels(orientation):
     from PIL import ImageOps
 
-    from medmat_builder.boxes import orient_boxes
+    from medmat_builder.build.boxes import orient_boxes
 
     stored = np.zeros((30, 50), dtype=np.uint8)  # not square, box off every axis of symmetry
     stored[5:12, 8:20] = 255
@@ -481,9 +471,8 @@ sources:
 def oriented_export(tmp_path_factory):
     """Photos with EXIF orientations 1-8 in a detection layout (JSON boxes) and a mask layout (masks
     without EXIF), boxes and masks drawn on the stored pixels; built end to end."""
-    from medmat_builder.export import build
+    from medmat_builder.build import BuildSettings, build
     from medmat_builder.registry import load_registry
-    from medmat_builder.sampling import BuildSettings
 
     base = tmp_path_factory.mktemp("oriented")
     (base / "registry.yaml").write_text(ORIENTED_REGISTRY)
@@ -505,7 +494,7 @@ def oriented_export(tmp_path_factory):
     (raw / "oriented_json" / "boxes.json").write_text(json.dumps(entries))
     registry = load_registry(base / "registry.yaml")
     result = build(["subset_01"], raw, base / "out", BuildSettings(), registry=registry)
-    return base / "out", result.report["configs"]["subset_01"]
+    return base / "out", result.report.configs["subset_01"]
 
 
 def test_exif_oriented_photos_keep_their_boxes_on_the_object(oriented_export):
@@ -513,7 +502,7 @@ def test_exif_oriented_photos_keep_their_boxes_on_the_object(oriented_export):
 
     out, report = oriented_export
     for key in ("oriented_json", "oriented_masks"):
-        assert sum(report["sources"][key]["kept"].values()) == 8, report["sources"][key]
+        assert report.sources[key].kept.train + report.sources[key].kept.test == 8, report.sources[key]
     ds = datasets.load_dataset(str(out), "subset_01")
     examples = [ex for split in ("train", "test") for ex in ds[split]]
     assert len(examples) == 16

@@ -8,16 +8,16 @@ whose export (the ``demo_export`` fixture) is written from exactly that archive.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
 import datasets
 import pytest
 
+from medmat_builder.build import UnloadableConfigError, build
 from medmat_builder.demo import MINIMAL_PER_LABEL, write_demo_sources
-from medmat_builder.export import UnloadableConfigError, build
 from medmat_builder.registry import load_registry
+from medmat_builder.report import BuildReport
 
 REGISTRY = load_registry()
 
@@ -41,11 +41,11 @@ def test_a_smaller_archive_writes_only_configs_that_load(tmp_path):
     res = build(configs, tmp_path / "raw", tmp_path / "out", partial=True, registry=REGISTRY)
     assert res.built == ["subset_04"]
     assert res.skipped["subset_13"] == "subset_13: test would be empty: 0 candidates (all 40 usable records fell in train)"
-    report = json.loads((tmp_path / "out" / "build_report.json").read_text())
-    assert sorted(report["skipped"]) == sorted(res.skipped)
+    report = BuildReport.read(tmp_path / "out")
+    assert sorted(report.skipped) == sorted(res.skipped)
     for name, why in res.skipped.items():
-        assert report["skipped"][name]["reason"] == why and why.startswith(f"{name}: ")
-        assert not (tmp_path / "out" / name).exists() and name not in report["configs"]
+        assert report.skipped[name].reason == why and why.startswith(f"{name}: ")
+        assert not (tmp_path / "out" / name).exists() and name not in report.configs
     card = (tmp_path / "out" / "README.md").read_text()
     for name in res.built:
         assert f"config_name: {name}\n" in card
@@ -71,6 +71,5 @@ def test_a_config_emptied_on_purpose_fails_and_the_previous_output_stays(tmp_pat
     assert digest_tree(out) == before
     res = build(None, mini_raw_copy, out, partial=True, registry=mini_registry)
     assert res.built == ["subset_01"] and res.skipped == {"subset_02": f"subset_02: test would be empty: {n} candidates, {n} dropped as corrupt"}
-    report = json.loads((out / "build_report.json").read_text())
-    assert report["skipped"]["subset_02"]["sources"]["toy_onehot"]["dropped"] == {"corrupt": n}
+    assert BuildReport.read(out).skipped["subset_02"].sources["toy_onehot"].dropped == {"corrupt": n}
     assert not (out / "subset_02").exists()

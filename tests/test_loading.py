@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datasets
 
+from medmat_builder.build import build
 from medmat_builder.demo import write_demo_sources
-from medmat_builder.export import build
 from medmat_builder.loading import load_split
 
 

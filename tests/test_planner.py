@@ -1,4 +1,4 @@
-"""Tests of the CG planner (medmat_builder/planner.py) and `medmat plan` (commands/plan.py).
+"""Tests of the CG planner (medmat_builder/planner/) and `medmat plan` (cli/plan.py).
 
 Paper facts come from tests/fixtures/table9_triplets.yaml (Table 9 triplets + our task taxonomy);
 a separate test checks that fixture against sources.yaml.
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from medmat_builder.commands import plan as plan_cmd
+from medmat_builder.cli import plan as plan_cmd
 from medmat_builder.planner import (
     DEFAULT_BUDGET,
     Mixture,
@@ -447,8 +447,8 @@ def test_resolve_mixture_by_name_and_path(planner, tmp_path):
 
 
 def test_caps_from_build_report(tmp_path):
-    report = {"configs": {"subset_02": {"sources": {"a": {"raw": 9, "kept": {"train": 40, "test": 5}},
-                                                   "b": {"raw": 3, "kept": {"train": 2, "test": 1}}}}}}
+    report = {"version": 1, "configs": {"subset_02": {"sources": {"a": {"raw": 9, "kept": {"train": 40, "test": 5}},
+                                                                 "b": {"raw": 3, "kept": {"train": 2, "test": 1}}}}}}
     path = tmp_path / "build_report.json"
     path.write_text(json.dumps(report))
     assert caps_from_build_report(path) == {"subset_02": 42}

@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from medmat_builder import cards
 from medmat_builder.cli import main
-from medmat_builder.croissant import validate_croissant
-from medmat_builder.publish import LeakError, PlannedFile, audit_payload, plan_publish
+from medmat_builder.publish import LeakError, PlannedFile, audit_payload
+from medmat_builder.publish import card as cards
+from medmat_builder.publish import licenses, plan_publish, validate_croissant
+from medmat_builder.report import BuildReport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MINI = str(FIXTURES / "mini_registry.yaml")
@@ -64,30 +65,29 @@ def test_medmat_build_writes_a_card_that_datasetcard_parses(tmp_path, mini_raw):
 
 
 def test_card_is_deterministic_and_summarizes_terms(mini_registry, mini_export):
-    report = json.loads((mini_export / "build_report.json").read_text())
+    report = BuildReport.read(mini_export)
     first = cards.render_readme(mini_registry, report, data_folder=mini_export)
     assert first == cards.render_readme(mini_registry, report, data_folder=mini_export) == (mini_export / "README.md").read_text()
     meta = yaml.safe_load(first.split("---\n")[1])
     assert meta["configs"][0]["data_files"][0] == {"split": "train", "path": "subset_01/train-*.parquet"}
     info = {i["config_name"]: i for i in meta["dataset_info"]}
-    assert info["subset_01"]["splits"][0]["num_examples"] == report["configs"]["subset_01"]["num_examples"]["train"]
+    assert info["subset_01"]["splits"][0]["num_examples"] == report.configs["subset_01"].num_examples.train
     # subset_01 mixes CC-BY-4.0 and CC-BY-NC-4.0 (non-commercial); subset_02 is CC0 only.
     row01 = next(line for line in first.splitlines() if line.startswith("| [subset_01]"))
     row02 = next(line for line in first.splitlines() if line.startswith("| [subset_02]"))
     assert row01.endswith("| CC-BY-4.0; CC-BY-NC-4.0 | yes | no |")
     assert row02.endswith("| CC0-1.0 | no | no |")
-    only02 = dict(report, configs={"subset_02": report["configs"]["subset_02"]})
-    assert cards.front_matter(mini_registry, only02)["license"] == "cc0-1.0"
+    assert cards.card_data(mini_registry, report.only(["subset_02"])).license == "cc0-1.0"
 
 
 def test_license_terms_flags():
-    t = cards.license_terms(["CC-BY-NC-SA-4.0", "CC-BY-4.0"])
+    t = licenses.license_terms(["CC-BY-NC-SA-4.0", "CC-BY-4.0"])
     assert (t.non_commercial, t.share_alike, t.no_derivatives, t.unknown) == (True, True, False, False)
-    assert cards.license_terms(["Kaggle competition rules (non-commercial)"]).non_commercial
-    assert cards.license_terms(["CC-BY-NC-ND-4.0"]).no_derivatives
-    t = cards.license_terms(["unknown", "MIT"])
+    assert licenses.license_terms(["Kaggle competition rules (non-commercial)"]).non_commercial
+    assert licenses.license_terms(["CC-BY-NC-ND-4.0"]).no_derivatives
+    t = licenses.license_terms(["unknown", "MIT"])
     assert t.unknown and t.non_commercial_text == "unknown"
-    assert cards.hub_license_id("ODC-By-1.0") == "odc-by" and cards.hub_license_id("Kvasir terms") is None
+    assert licenses.hub_license_id("ODC-By-1.0") == "odc-by" and licenses.hub_license_id("Kvasir terms") is None
 
 
 def test_croissant_of_export_validates(mini_export):
@@ -111,7 +111,7 @@ def test_text_only_payload_holds_no_restricted_image(tmp_path, mini_registry, mi
     plan = plan_publish(mini_export, "org/medmat", mini_registry, "text-only")
     audit_payload(plan)
     names = [f.path_in_repo for f in plan.files]
-    assert names[:4] == ["README.md", "licenses.csv", "croissant.json", "build_report.json"]
+    assert names[:5] == ["README.md", "licenses.csv", "croissant.json", "build_report.json", "build_report.schema.json"]
     assert sorted(n for n in names if n.endswith(".parquet")) == sorted(
         f"{c}/{p.name}" for c in ("subset_01", "subset_02") for p in (mini_export / c).glob("*.parquet"))
     assert not any(n.endswith((".png", ".jpg", ".jpeg")) for n in names)
@@ -303,7 +303,7 @@ def test_upload_end_to_end_through_huggingface_hub(tmp_path, monkeypatch, capfd,
     assert hub.repos["org/medmat"] == {"type": "dataset", "visibility": "private", "gated": "auto"}
     assert ("POST", "/api/datasets/org/medmat/commit/main") in hub.calls
     assert len(hub.commits) == 1
-    expected = {"README.md", "licenses.csv", "croissant.json", "build_report.json"} | {
+    expected = {"README.md", "licenses.csv", "croissant.json", "build_report.json", "build_report.schema.json"} | {
         f"{p.parent.name}/{p.name}" for p in mini_export.glob("subset_*/*.parquet")}
     assert set(hub.commits[0]["files"]) == set(hub.files) == expected
     assert hub.commits[0]["summary"] == "medmat publish: 2 configs"

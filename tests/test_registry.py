@@ -73,8 +73,8 @@ def _label_case(labels: dict) -> str:
 def test_raw_labels_match_whatever_case_spaces_and_unicode_form():
     from collections import Counter
 
-    from medmat_builder.layouts.base import RawRecord
-    from medmat_builder.sampling import map_labels
+    from medmat_builder.build.labels import map_labels
+    from medmat_builder.records import RawRecord
 
     reg = parse_registry(_label_case({"Homogeneous": "Normal", "NV": "COVID-19", "Névus": "Pneumonia",
                                       "ignored": None}))

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from medmat_builder.cli import main
-from medmat_builder.coverage import DOC, END, START, coverage_json, coverage_markdown, update_document
 from medmat_builder.registry import FACTS, load_registry, parse_registry
+from medmat_builder.registry.coverage import DOC, END, START, coverage_json, coverage_markdown, update_document
 
 REGISTRY = load_registry()
 MINI = Path(__file__).parent / "fixtures" / "mini_registry.yaml"
@@ -63,10 +63,11 @@ def test_cli_coverage_show_and_write(tmp_path, capsys):
 
 
 def test_card_states_the_unverified_facts_of_each_source():
-    from medmat_builder.cards import config_context, render_body
+    from medmat_builder.publish.card_body import config_context, render_body
+    from medmat_builder.report import BuildReport, ConfigReport, SplitCounts
 
     reg = parse_registry(_with_facts())
-    report = {"configs": {"subset_01": {"sources": {}, "num_examples": {"train": 1, "test": 1}}}}
+    report = BuildReport(configs={"subset_01": ConfigReport(num_examples=SplitCounts(train=1, test=1))})
     ctx = config_context(reg, report, "subset_01")
     assert ctx["sources"][1]["unverified"] == {"license": "no statement found", "checksums": "no checksum published"}
     body = render_body(reg, report)

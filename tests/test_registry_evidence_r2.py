@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from medmat_builder.layouts.base import PathPattern, RawRecord
+from medmat_builder.layouts.patterns import PathPattern
+from medmat_builder.records import RawRecord
 from medmat_builder.registry import load_registry
 
 REGISTRY = load_registry()

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmat_builder.boxes import resolve_boxes
-from medmat_builder.layouts.base import PathPattern
+from medmat_builder.build import resolve_boxes
+from medmat_builder.layouts.patterns import PathPattern
 from medmat_builder.registry import load_registry
 
 REGISTRY = load_registry()

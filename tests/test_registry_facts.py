@@ -3,7 +3,7 @@
 - Sources that share one unpacked folder and read the same annotation files agree on the raw labels
   those files hold (otherwise one entry meets labels the other wrote, and builds fail or drift).
 - The 53 subsets carry the paper's Table 9 triplets and source lists; sources are numbered 1..109.
-- Every subset has six distinct instructions; unknown licenses and gated downloads are explained.
+- No two instructions of a subset say the same thing; unknown licenses and gated downloads are explained.
 """
 
 from __future__ import annotations
@@ -174,9 +174,9 @@ def test_sources_are_numbered_1_to_109_once():
 
 
 @pytest.mark.parametrize("subset", REGISTRY.subsets, ids=lambda s: s.name)
-def test_subset_has_six_distinct_instructions(subset):
-    assert len(subset.instructions) == 6
-    assert len({i.strip().lower() for i in subset.instructions}) == 6
+def test_subset_instructions_are_distinct(subset):
+    """The schema asks for six instructions; that no two say the same thing is this registry's fact."""
+    assert len({" ".join(i.lower().split()) for i in subset.instructions}) == len(subset.instructions)
 
 
 @pytest.mark.parametrize("source", [s for s in REGISTRY.sources if s.license_is_unknown], ids=lambda s: s.key)

@@ -21,12 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from medmat_builder import safe_paths
+from medmat_builder.build import BuildError, build, build_lock
 from medmat_builder.cli import main
 from medmat_builder.demo import write_demo_sources
-from medmat_builder.export import BuildError, build, build_lock
 from medmat_builder.fetch import ExtractLimits, FetchError, fetch_source, safe_extract
-from medmat_builder.layouts.table import LayoutError
+from medmat_builder.layouts.tables import LayoutError
 from medmat_builder.registry import RegistryError, parse_registry
 from medmat_builder.safe_paths import OwnedFolder, UnsafePathError, claim, read_owner
 
@@ -185,7 +184,7 @@ def test_a_commit_killed_half_way_is_finished_by_the_next_lock_holder(tmp_path, 
                 raise Killed
             real_replace(src, dst)
 
-        monkeypatch.setattr(safe_paths.os, "replace", dies_after_one_move)
+        monkeypatch.setattr(os, "replace", dies_after_one_move)
         with pytest.raises(Killed):
             owned.commit(work)
         monkeypatch.undo()
@@ -310,7 +309,7 @@ def test_member_and_byte_limits_and_raising_them(tmp_path):
 
 
 def test_fetch_cli_passes_the_limit_flags(tmp_path, monkeypatch):
-    from medmat_builder.commands import fetch as fetch_cmd
+    from medmat_builder.cli import fetch as fetch_cmd
 
     seen = []
     monkeypatch.setattr(fetch_cmd, "fetch_source", lambda src, raw, **kw: seen.append(kw["limits"]) or
@@ -403,7 +402,7 @@ def _fetch_registry(url: str) -> str:
 
 
 def test_fetch_refuses_a_foreign_source_folder_before_any_download(tmp_path, monkeypatch, capsys):
-    from medmat_builder.commands import fetch as fetch_cmd
+    from medmat_builder.cli import fetch as fetch_cmd
 
     reg = tmp_path / "reg.yaml"
     reg.write_text(_fetch_registry("https://example.org/open.tar.gz"))
@@ -423,7 +422,7 @@ def test_fetch_refuses_a_foreign_source_folder_before_any_download(tmp_path, mon
 # --------------------------------------------------------------------------- raw links
 def test_raw_links_out_of_the_source_folder_are_counted_and_never_opened(tmp_path, mini_raw_copy, mini_registry,
                                                                          monkeypatch):
-    from medmat_builder import sampling
+    from medmat_builder.build import loader
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -436,18 +435,18 @@ def test_raw_links_out_of_the_source_folder_are_counted_and_never_opened(tmp_pat
     (folder / "passwd.jpeg").symlink_to(outside / "passwd")
     (mini_raw_copy / "toy_folders" / "train" / "PNEUMONIA" / "more").symlink_to(outside, target_is_directory=True)
     opened: list[str] = []
-    real_load = sampling.load_image
-    monkeypatch.setattr(sampling, "load_image", lambda p: opened.append(os.path.realpath(p)) or real_load(p))
+    real_load = loader.load_image
+    monkeypatch.setattr(loader, "load_image", lambda p: opened.append(os.path.realpath(p)) or real_load(p))
 
     res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
-    conf = res.report["configs"]["subset_01"]
-    led = conf["sources"]["toy_folders"]
-    assert led["dropped"]["outside_link"] == 2
-    assert sorted(ex[0] for ex in led["examples"]["outside_link"]) == ["train/NORMAL/leak.jpeg",
+    conf = res.report.configs["subset_01"]
+    led = conf.sources["toy_folders"]
+    assert led.dropped["outside_link"] == 2
+    assert sorted(ex[0] for ex in led.examples["outside_link"]) == ["train/NORMAL/leak.jpeg",
                                                                          "train/NORMAL/passwd.jpeg"]
     assert opened and not [p for p in opened if p.startswith(str(outside))]
     assert any("links to folders outside its folder are not followed" in w and "train/PNEUMONIA/more" in w
-               for w in conf["warnings"])
+               for w in conf.warnings)
     for f in (tmp_path / "out" / "subset_01").glob("*.parquet"):
         for img in pq.read_table(f, columns=["image"]).column("image").to_pylist():
             pixels = np.asarray(Image.open(io.BytesIO(img["bytes"])).convert("RGB"))

@@ -8,12 +8,15 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from medmat_builder.layouts.base import Box, FakeSample, FileIndex, LayoutBase, PathPattern, RawRecord, SplitList
+from medmat_builder.layouts.base import LayoutBase, ScanSource, SplitList
+from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.layouts.folders import FoldersLayout
 from medmat_builder.layouts.json_boxes import JsonBoxesLayout, JsonFile
 from medmat_builder.layouts.masks import MasksLayout
+from medmat_builder.layouts.patterns import PathPattern
 from medmat_builder.layouts.rle import RleTableLayout
-from medmat_builder.layouts.table import LayoutError, TableFile, TableLayout
+from medmat_builder.layouts.table import TableLayout
+from medmat_builder.layouts.tables import LayoutError, TableFile
 
 Layout = Annotated[
     Union[FoldersLayout, TableLayout, MasksLayout, JsonBoxesLayout, RleTableLayout],
@@ -21,8 +24,6 @@ Layout = Annotated[
 ]
 
 __all__ = [
-    "Box",
-    "FakeSample",
     "FileIndex",
     "FoldersLayout",
     "JsonBoxesLayout",
@@ -32,8 +33,8 @@ __all__ = [
     "LayoutError",
     "MasksLayout",
     "PathPattern",
-    "RawRecord",
     "RleTableLayout",
+    "ScanSource",
     "SplitList",
     "TableFile",
     "TableLayout",

@@ -16,24 +16,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from medmat_builder.layouts.base import (
-    IMAGE_EXTENSIONS,
-    FakeSample,
-    LayoutBase,
-    PathPattern,
-    RawRecord,
-    RelativePattern,
-    fill_fake_path,
-    write_bytes,
-)
+from medmat_builder.layouts.base import LayoutBase, ScanSource
+from medmat_builder.layouts.patterns import PathPattern, RelativePattern
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
+from medmat_builder.records import FakeSample, RawRecord
 
 
 class FoldersLayout(LayoutBase):
@@ -50,7 +40,7 @@ class FoldersLayout(LayoutBase):
             raise ValueError(f"images pattern {v!r} must capture {{label}}")
         return v
 
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         for path, groups in self.matching_images(index, self.images):
@@ -66,7 +56,7 @@ class FoldersLayout(LayoutBase):
                 split, reason, detail = self.resolve_split(raw_split)
             yield RawRecord(source.key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
 
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         pattern = PathPattern(self.images)
         default_split = next(iter(self.split_map), None)
         listed = []
@@ -76,10 +66,7 @@ class FoldersLayout(LayoutBase):
             values["label"] = (self.label_separator or "").join(s.labels) if self.label_separator else s.labels[0]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or default_split or "train"
-            rel = fill_fake_path(pattern, values, s)
-            if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                rel += s.ext
-            write_bytes(root / rel, s.image)
+            rel = self.place_fake_image(root, pattern, values, s)
             listed.append((os.path.basename(rel), s.split))
             written[s.index] = rel
         if self.split_lists:

@@ -35,28 +35,21 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medmat_builder.layouts.base import (
-    IMAGE_EXTENSIONS,
-    Box,
-    FakeSample,
-    LayoutBase,
+from medmat_builder.layouts.base import LayoutBase, ScanSource, write_bytes
+from medmat_builder.layouts.misses import missing_file_hint
+from medmat_builder.layouts.patterns import (
     PathPattern,
     PathSegment,
-    RawRecord,
     RelativePattern,
     declared_first,
-    fill_fake_path,
-    write_bytes,
 )
-from medmat_builder.layouts.table import LayoutError, _unpad, source_file
-from medmat_builder.layouts.misses import missing_file_hint
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
+from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
+from medmat_builder.layouts.tables import LayoutError, id_key, source_file
+from medmat_builder.records import Box, FakeSample, RawRecord
 
 
 class JsonFile(BaseModel):
@@ -135,19 +128,11 @@ class JsonBoxesLayout(LayoutBase):
                 out += [(str(lab), ()) for lab in labels]
             yield image_id, out
 
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
-
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         own_ext = self.image_pattern(self.images).extension
-        images: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for path, groups in self.matching_images(index, self.images):
-            key = _key(groups["id"])
-            images.setdefault(key, []).append((path, groups))
-            parts = key.split("/")
-            for k in range(1, len(parts)):
-                images.setdefault("/".join(parts[k:]), []).append((path, groups))
+        images = self.images_by_key(index, lambda groups: id_key(groups["id"]), trailing=True)
         n_files = 0
         for spec in self.annotations:
             for jpath, jgroups in index.matching(PathPattern(spec.path)):
@@ -169,7 +154,7 @@ class JsonBoxesLayout(LayoutBase):
                     if not labels and self.empty_label is not None:
                         labels = (self.empty_label,)
                     boxes = tuple(Box(lab, *xyxy) for lab, xyxy in found if len(xyxy) == 4)
-                    hits = sorted(images.get(_key(image_id), []))
+                    hits = sorted(images.get(id_key(image_id), []))
                     if len(hits) > 1 and raw_split:
                         narrowed = [h for h in hits if f"/{raw_split.lower()}" in "/" + h[0].lower()]
                         hits = narrowed or hits
@@ -200,7 +185,7 @@ class JsonBoxesLayout(LayoutBase):
                               f"{', '.join(a.path for a in self.annotations)} under {root}{hint}")
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat = PathPattern(self.images)
         groups: dict[int, list[tuple[FakeSample, str]]] = {}
         written: dict[int, str] = {}
@@ -211,15 +196,10 @@ class JsonBoxesLayout(LayoutBase):
             spec = self.annotations[t]
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or spec.split or next(iter(self.split_map), "train")
-            rel = fill_fake_path(ipat, values, s)
-            if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                rel += s.ext
-            write_bytes(root / rel, s.image)
+            rel = self.place_fake_image(root, ipat, values, s)
             written[s.index] = rel
             groups.setdefault(t, []).append((s, os.path.basename(rel)))
         if self.split_lists:
-            from medmat_builder.layouts.split_lists import write_split_lists
-
             write_split_lists(self, root, [(name, s.split) for items in groups.values() for s, name in items])
         for t, items in sorted(groups.items()):
             spec = self.annotations[t]
@@ -279,10 +259,3 @@ class JsonBoxesLayout(LayoutBase):
                 return i
         return 0
 
-
-def _key(value: str) -> str:
-    v = value.strip().replace("\\", "/")
-    root, ext = os.path.splitext(v)
-    if ext.lower() in IMAGE_EXTENSIONS:
-        v = root
-    return _unpad(v).lower()

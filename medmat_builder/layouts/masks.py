@@ -29,10 +29,10 @@ Several mask files per image:
 without mask, e.g. normal images that have no structure to locate).
 
 Records carry ``mask`` (paths joined by ``|``) and ``mask_labels`` as documented in
-:mod:`medmat_builder.boxes`; their ``labels`` are the raw labels the mask(s) can hold (those of
+:mod:`medmat_builder.build.boxes`; their ``labels`` are the raw labels the mask(s) can hold (those of
 ``mask_labels``: the classes found, every label of ``mask_values``, or the captured ``{label}``
 it refers to); which are really present is only known once
-:func:`medmat_builder.boxes.resolve_boxes` reads the mask. An image kept without mask
+:func:`medmat_builder.build.boxes.resolve_boxes` reads the mask. An image kept without mask
 (``missing_mask: keep``) has the captured ``{label}`` if any, else no label.
 """
 
@@ -42,33 +42,22 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medmat_builder.boxes import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, color_value
-from medmat_builder.layouts.base import (
-    FakeSample,
-    LayoutBase,
-    PathPattern,
-    RawRecord,
-    RelativePattern,
-    accepts_image,
-    prefer_declared_extension,
-    fill_fake_path,
-    write_bytes,
-)
+from medmat_builder.images.masks import color_value
+from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
+from medmat_builder.layouts.patterns import PathPattern, RelativePattern, accepts_image, prefer_declared_extension
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
+from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, FakeSample, RawRecord
 
 NONZERO = "nonzero"
 LABEL_REF = "{label}"
 
 
 def parse_mask_value(key: str) -> int:
-    """YAML key of ``mask_values`` -> mask value code of :mod:`medmat_builder.boxes`."""
+    """YAML key of ``mask_values`` -> mask value code of :mod:`medmat_builder.build.boxes`."""
     k = str(key).strip()
     if k.lower() == NONZERO:
         return ANY_FOREGROUND
@@ -135,7 +124,7 @@ class MasksLayout(LayoutBase):
         return cls
 
     # ------------------------------------------------------------------ reading
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         mpat = self.mask_pattern(self.masks)
@@ -199,7 +188,7 @@ class MasksLayout(LayoutBase):
                             mask=MASK_SEPARATOR.join(paths), mask_labels=tuple(mask_labels))
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat, mpat = PathPattern(self.images), PathPattern(self.masks)
         written: dict[int, str] = {}
         per_class = "class" in mpat.placeholders

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from medmat_builder.layouts.base import PathPattern
+from medmat_builder.layouts.patterns import PathPattern
 
 #: Below this similarity a pattern is not offered as "closest".
 CLOSE_ENOUGH = 0.6

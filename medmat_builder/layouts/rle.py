@@ -3,7 +3,7 @@
 Each row names an image (``id_column``) and holds one run-length mask (``rle_column``), optionally
 of a class (``label_column``; else every region gets ``label``). Rows of one image are merged. The
 masks are decoded while scanning (the table alone is read, no image is opened) into pixel boxes
-with :func:`medmat_builder.boxes.boxes_from_array`, so records carry ``boxes``. The image size
+with :func:`medmat_builder.build.boxes.boxes_from_array`, so records carry ``boxes``. The image size
 needed to decode comes from ``image_size`` or from ``{width}``/``{height}`` captured by the
 ``images`` pattern. YAML::
 
@@ -30,30 +30,27 @@ from __future__ import annotations
 import csv
 import io
 import os
+import string
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
-from medmat_builder.layouts.base import (
-    IMAGE_EXTENSIONS,
-    Box,
-    FakeSample,
-    LayoutBase,
+from medmat_builder.images.masks import boxes_from_array, min_component_area
+from medmat_builder.images.rle import decode_rle, encode_rle
+from medmat_builder.layouts.base import LayoutBase, ScanSource
+from medmat_builder.layouts.misses import missing_file_hint
+from medmat_builder.layouts.patterns import (
     PathPattern,
-    RawRecord,
     PixelCount,
     RelativePattern,
     declared_first,
-    fill_fake_path,
-    write_bytes,
 )
-from medmat_builder.layouts.table import LayoutError, TableFile, source_file
-from medmat_builder.layouts.misses import missing_file_hint
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
+from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
+from medmat_builder.layouts.tables import LayoutError, TableFile, id_key, source_file
+from medmat_builder.records import Box, FakeSample, RawRecord
 
 
 class RleTableLayout(LayoutBase):
@@ -86,7 +83,7 @@ class RleTableLayout(LayoutBase):
 
     # ------------------------------------------------------------------ reading
     def _row_id(self, groups: dict[str, str]) -> str:
-        return _norm(self.image_id.format(**groups))
+        return id_key(self.image_id.format(**groups))
 
     def _size(self, groups: dict[str, str]) -> tuple[int, int]:
         if self.image_size is not None:
@@ -106,17 +103,11 @@ class RleTableLayout(LayoutBase):
         body = [(i, r) for i, r in enumerate(rows[spec.header_row + 1 :], start=spec.header_row + 2) if any(c.strip() for c in r)]
         return header, body
 
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        from medmat_builder.boxes import boxes_from_array, decode_rle, min_component_area
-
-        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
-
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         own_ext = self.image_pattern(self.images).extension
-        images: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for path, groups in self.matching_images(index, self.images):
-            images.setdefault(self._row_id(groups), []).append((path, groups))
+        images = self.images_by_key(index, self._row_id)
         merged: dict[tuple[str, str | None], dict] = {}
         order: list[tuple[str, str | None]] = []
         n_tables = 0
@@ -138,7 +129,7 @@ class RleTableLayout(LayoutBase):
                         bad.append(RawRecord(source.key, ref, "", drop_reason="unreadable_row",
                                              detail=f"row {line} of {tpath} has the wrong number of cells or no id"))
                         continue
-                    key = (_norm(cells[cols[self.id_column]]), raw_split)
+                    key = (id_key(cells[cols[self.id_column]]), raw_split)
                     slot = merged.get(key)
                     if slot is None:
                         slot = merged[key] = {"ref": ref, "runs": []}
@@ -194,11 +185,7 @@ class RleTableLayout(LayoutBase):
     def fake_image_size(self) -> tuple[int, int] | None:
         return tuple(self.image_size) if self.image_size is not None else None  # type: ignore[return-value]
 
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
-        import numpy as np
-
-        from medmat_builder.boxes import encode_rle
-
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         ipat = PathPattern(self.images)
         by_table: dict[int, list[str]] = {}
         listed: list[tuple[str, str | None]] = []
@@ -210,10 +197,7 @@ class RleTableLayout(LayoutBase):
                 values["width"], values["height"] = str(s.width), str(s.height)
             if "split" in values:
                 values["split"] = self.raw_split_for(s.split) or next(iter(self.split_map), "train")
-            rel = fill_fake_path(ipat, values, s)
-            if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                rel += s.ext
-            write_bytes(root / rel, s.image)
+            rel = self.place_fake_image(root, ipat, values, s)
             listed.append((os.path.basename(rel), s.split))
             written[s.index] = rel
             width, height = self.image_size or (s.width, s.height)
@@ -248,8 +232,6 @@ class RleTableLayout(LayoutBase):
             tpath.parent.mkdir(parents=True, exist_ok=True)
             tpath.write_text(buf.getvalue(), encoding="utf-8")
         if self.split_lists:
-            from medmat_builder.layouts.split_lists import write_split_lists
-
             write_split_lists(self, root, listed)
         return written
 
@@ -264,16 +246,5 @@ class RleTableLayout(LayoutBase):
 
 
 def _template_names(template: str) -> list[str]:
-    import string
-
     return [f for _, f, _, _ in string.Formatter().parse(template) if f]
 
-
-def _norm(v: str) -> str:
-    from medmat_builder.layouts.table import _unpad
-
-    v = v.strip().replace("\\", "/")
-    root, ext = os.path.splitext(v)
-    if ext.lower() in IMAGE_EXTENSIONS:
-        v = root
-    return _unpad(v).lower()

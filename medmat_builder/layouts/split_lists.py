@@ -22,28 +22,21 @@ path gives (or none: a seeded 9:1 split), or is dropped as ``unlisted`` with ``u
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from medmat_builder.layouts.base import IMAGE_EXTENSIONS, FileIndex, LayoutBase, PathPattern, SplitList
+from medmat_builder.layouts.base import LayoutBase, SplitList, write_bytes
+from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.layouts.misses import missing_file_hint
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.layouts.base import Split
+from medmat_builder.layouts.patterns import PathPattern
+from medmat_builder.layouts.tables import LayoutError, TableFile, id_key, read_table, source_file, write_table
+from medmat_builder.records import Split
 
 
 def list_key(name: str) -> str:
     """How a listed name and an image path are compared: no extension, no zero padding, lower case."""
-    from medmat_builder.layouts.table import _unpad
-
-    v = name.strip().replace("\\", "/").strip("/")
-    root, ext = os.path.splitext(v)
-    if ext.lower() in IMAGE_EXTENSIONS:
-        v = root
-    return _unpad(v).lower()
+    return id_key(name.strip().replace("\\", "/").strip("/"))
 
 
 @dataclass
@@ -78,8 +71,6 @@ class ListedSplits:
 def read_split_lists(layout: LayoutBase, index: FileIndex, root: Path, source: str,
                      key: Callable[[str], str] = list_key) -> ListedSplits:
     """Read every split list of ``layout`` (an error names a list that is missing or unreadable)."""
-    from medmat_builder.layouts.table import LayoutError, read_table, source_file
-
     listed = ListedSplits()
     for spec in layout.split_lists:
         found = list(index.matching(PathPattern(spec.path)))
@@ -132,14 +123,12 @@ def listed_split(layout: LayoutBase, raws: set[str], path_split: str | None) -> 
 
 
 # --------------------------------------------------------------------------- writing (inverse)
-def write_split_lists(layout: LayoutBase, root: Path, entries: Iterable[tuple[str, "Split | None"]]) -> None:
+def write_split_lists(layout: LayoutBase, root: Path, entries: Iterable[tuple[str, Split | None]]) -> None:
     """Write (or extend) every split list of ``layout`` so that each ``(file name, split)`` is listed.
 
     A list file that already exists (another registry entry unpacked into the same folder wrote it)
     is extended with the names it does not hold yet, so both entries keep reading it.
     """
-    from medmat_builder.layouts.base import write_bytes
-
     per_file: dict[str, tuple[SplitList, list[tuple[str, str]]]] = {}
     for spec in layout.split_lists:  # every list exists, an empty one too
         for path in _list_paths(layout, spec):
@@ -173,8 +162,6 @@ def _list_paths(layout: LayoutBase, spec: SplitList) -> list[str]:
 
 
 def _extend_table(path: Path, spec: SplitList, items: list[tuple[str, str]]) -> None:
-    from medmat_builder.layouts.table import TableFile, _write_table, read_table
-
     wanted = [c for c in (spec.column, spec.split_column) if c]
     if path.exists():
         header, rows = read_table(path, sep=spec.sep, sheet=spec.sheet, header_row=spec.header_row,
@@ -195,7 +182,7 @@ def _extend_table(path: Path, spec: SplitList, items: list[tuple[str, str]]) -> 
             cells[header.index(spec.split_column)] = raw
         body.append(cells)
     lead = [[""] * len(header)] * spec.header_row
-    _write_table(path, lead + [header] + body, TableFile(path=spec.path, sheet=spec.sheet, sep=spec.sep))
+    write_table(path, lead + [header] + body, TableFile(path=spec.path, sheet=spec.sheet, sep=spec.sep))
 
 
 __all__ = ["ListedSplits", "list_key", "listed_split", "read_split_lists", "write_split_lists"]

@@ -25,70 +25,32 @@ by their trailing segments, so both ways of unpacking an archive work.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from medmat_builder.layouts.base import (
-    IMAGE_EXTENSIONS,
-    Box,
-    FakeSample,
-    FileIndex,
-    LayoutBase,
-    PathPattern,
-    PathSegment,
-    RawRecord,
-    declared_first,
-    RelativePattern,
-    fill_fake_path,
-    write_bytes,
-)
+from medmat_builder.layouts.base import LayoutBase, ScanSource
+from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.layouts.misses import missing_file_hint
-
-from medmat_builder.safe_paths import RawTree
-
-if TYPE_CHECKING:  # pragma: no cover
-    from medmat_builder.registry import Source
+from medmat_builder.layouts.patterns import PathPattern, PathSegment, RelativePattern, declared_first
+from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
+from medmat_builder.layouts.tables import (
+    LayoutError,
+    TableFile,
+    find_column,
+    read_table,
+    source_file,
+    strip_image_extension,
+    unpad,
+    write_table,
+)
+from medmat_builder.records import Box, FakeSample, RawRecord
 
 TRUTHY = {"1", "1.0", "true", "yes", "y", "x", "t"}
-
-
-class LayoutError(RuntimeError):
-    """A source's files do not match its declared layout; the message names file and source."""
-
-
-def source_file(root: Path, rel: str, source: str) -> Path:
-    """``root/rel``, to read a table or a list; refused when a link takes it outside the source folder."""
-    target = RawTree(root).escape(rel)
-    if target is not None:
-        raise LayoutError(f"source {source}: {rel} is a link to {target}, outside the source folder; medmat does "
-                          "not read it (put the file itself into the folder)")
-    return root / rel
-
-
-class TableFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: RelativePattern = Field(description="Pattern of the table file; may capture {split}.")
-    split: PathSegment | None = Field(default=None, description="Raw split name for every row of this table.")
-    sheet: str | None = Field(default=None, description="XLSX sheet (default: the first).")
-    sep: str | None = Field(
-        default=None, description="Field separator (default from extension); 'whitespace' splits on runs of blanks."
-    )
-    header_row: int = Field(default=0, ge=0, le=1000, description="0-based line of the header.")
-    columns: list[str] | None = Field(
-        default=None, description="Column names of a table without a header line (header_row is then ignored)."
-    )
-    pad_short_rows: bool = Field(
-        default=False, description="Rows with fewer cells than columns are padded with empty cells."
-    )
-    encoding: str = "utf-8-sig"
 
 
 class TableLayout(LayoutBase):
@@ -141,10 +103,6 @@ class TableLayout(LayoutBase):
     def _column(self, header: list[str], name: str, table: str, source: str) -> int:
         return find_column(header, name, table, source)
 
-    def _group_column(self, source: "Source") -> str | None:
-        groups = getattr(source, "groups", None)
-        return groups.column if groups is not None else None
-
     def _label_source_columns(self) -> list[str]:
         if self.label_columns is not None:
             return list(self.label_columns)
@@ -159,18 +117,12 @@ class TableLayout(LayoutBase):
         if self.id_strip_extension:
             v = strip_image_extension(v)
         v = self.id_template.format(id=v)
-        return _unpad(v).lower()
+        return unpad(v).lower()
 
     def _image_index(self, index: FileIndex) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for path, groups in self.matching_images(index, self.images):
-            key = _unpad(groups["id"].replace("\\", "/")).lower()
-            out.setdefault(key, []).append(path)
-            if "/" in key:  # also index trailing segments for path-like ids
-                parts = key.split("/")
-                for k in range(1, len(parts)):
-                    out.setdefault("/".join(parts[k:]), []).append(path)
-        return out
+        """Image paths by the id they capture (zero padding and case ignored), path-like ids also by their tails."""
+        by_key = self.images_by_key(index, lambda groups: unpad(groups["id"].replace("\\", "/")).lower(), trailing=True)
+        return {k: [path for path, _ in hits] for k, hits in by_key.items()}
 
     def _lookup(self, images: dict[str, list[str]], key: str, split: str | None) -> list[str]:
         hits = images.get(key)
@@ -202,16 +154,14 @@ class TableLayout(LayoutBase):
             labels = (self.empty_label,)
         return labels
 
-    def scan(self, source: "Source", root: Path) -> Iterator[RawRecord]:
-        from medmat_builder.layouts.split_lists import listed_split, read_split_lists
-
+    def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         images = self._image_index(index)
         merged: dict[tuple, dict] = {}
         order: list[tuple] = []
         n_tables = 0
         listed = read_split_lists(self, index, root, source.key, key=self._normalize_id)
-        group_column = self._group_column(source)
+        group_column = source.group_column
         for spec in self.tables:
             tpattern = PathPattern(spec.path)
             for tpath, tgroups in index.matching(tpattern):
@@ -295,9 +245,9 @@ class TableLayout(LayoutBase):
         return (a, b, a + c, b + d) if self.box_format == "xywh" else (a, b, c, d)
 
     # ------------------------------------------------------------------ writing (inverse)
-    def write_fake(self, source: "Source", root: Path, samples: list[FakeSample]) -> dict[int, str]:
+    def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         img_pattern = PathPattern(self.images)
-        group_column = self._group_column(source)
+        group_column = source.group_column
         written: dict[int, str] = {}
         groups: dict[tuple[int, str | None], list[FakeSample]] = {}
         for s in samples:
@@ -323,10 +273,7 @@ class TableLayout(LayoutBase):
                 values["id"] = self.id_template.format(id=padded)
                 if "split" in values:
                     values["split"] = self.raw_split_for(s.split) or raw_split or "train"
-                rel = fill_fake_path(img_pattern, values, s)
-                if os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
-                    rel += s.ext
-                write_bytes(root / rel, s.image)
+                rel = self.place_fake_image(root, img_pattern, values, s)
                 written[s.index] = rel
                 cell_id = f"{s.index}" if self.id_zfill else padded
                 listed.append((os.path.basename(rel), s.split))
@@ -357,10 +304,8 @@ class TableLayout(LayoutBase):
             tpath = root / tpattern.fill({n: (raw_split or "train") if n == "split" else "x" for n in tpattern.placeholders},
                                          star="labels")
             lead = [] if spec.columns else [[""] * len(header)] * spec.header_row + [header]
-            _write_table(tpath, lead + rows, spec)
+            write_table(tpath, lead + rows, spec)
         if self.split_lists:
-            from medmat_builder.layouts.split_lists import write_split_lists
-
             write_split_lists(self, root, listed)
         return written
 
@@ -373,152 +318,3 @@ class TableLayout(LayoutBase):
             if spec.split is None:
                 return i
         return 0
-
-
-def read_table(
-    path: Path,
-    *,
-    sep: str | None = None,
-    sheet: str | None = None,
-    header_row: int = 0,
-    columns: list[str] | None = None,
-    pad_short_rows: bool = False,
-    encoding: str = "utf-8-sig",
-    source: str = "?",
-) -> tuple[list[str], list[tuple[int, list[str] | None]]]:
-    """Read a CSV/TSV/whitespace/XLSX/JSON table: (header, [(line number, cells or None if unreadable)]).
-
-    Blank lines are skipped; a row with the wrong number of cells comes back as ``None`` so that the
-    caller can count it. Any parser failure becomes a :class:`LayoutError` naming source and file.
-    """
-    ext = path.suffix.lower()
-    try:
-        if ext == ".json":
-            raw = _json_rows(path.read_bytes().decode(encoding))
-        elif ext in (".xlsx", ".xlsm"):
-            import openpyxl
-
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-            ws = wb[sheet] if sheet else wb.worksheets[0]
-            raw = [[_cell_str(c) for c in row] for row in ws.iter_rows(values_only=True)]
-            wb.close()
-        else:
-            sep = sep or ("\t" if ext in (".tsv", ".txt") else ",")
-            text = path.read_bytes().decode(encoding)
-            if sep == "whitespace":
-                raw = [line.split() for line in text.splitlines()]
-            else:
-                raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
-    except Exception as exc:  # noqa: BLE001 - any parser failure becomes a clear error
-        raise LayoutError(f"source {source}: table {path} could not be read: {exc}") from None
-    if columns is not None:
-        header, first = list(columns), 0
-    elif len(raw) <= header_row:
-        raise LayoutError(f"source {source}: table {path} has no header at line {header_row + 1}")
-    else:
-        header, first = raw[header_row], header_row + 1
-    rows: list[tuple[int, list[str] | None]] = []
-    for i, cells in enumerate(raw[first:], start=first + 1):
-        if not any(c.strip() for c in cells):
-            continue  # blank line
-        if pad_short_rows and len(cells) < len(header):
-            cells = cells + [""] * (len(header) - len(cells))
-        rows.append((i, cells if len(cells) == len(header) else None))
-    return header, rows
-
-
-def find_column(header: list[str], name: str, table: str, source: str, what: str = "") -> int:
-    """Index of column ``name`` (exact, then with surrounding spaces stripped); else a :class:`LayoutError`
-    naming the source, the table and the columns it has (``what`` says which declaration asked)."""
-    if name in header:
-        return header.index(name)
-    stripped = [h.strip() for h in header]
-    if name.strip() in stripped:
-        return stripped.index(name.strip())
-    asked = f" (asked for by {what})" if what else ""
-    raise LayoutError(
-        f"source {source}: table {table} has no column {name!r}{asked} (columns: {', '.join(map(repr, header))})"
-    )
-
-
-def strip_image_extension(value: str) -> str:
-    """``x.png`` -> ``x``; other dotted names (``1-s2.0-x``) are kept whole."""
-    root, ext = os.path.splitext(value)
-    return root if ext.lower() in IMAGE_EXTENSIONS else value
-
-
-def id_key(value: str) -> str:
-    """How image ids are compared: slashes unified, image extension stripped, zero padding removed, lowercase."""
-    return _unpad(strip_image_extension(value.strip().replace("\\", "/"))).lower()
-
-
-def _json_rows(text: str) -> list[list[str]]:
-    """A JSON list of objects as rows; list values become '|'-joined cells (use label_separator '|')."""
-    import json
-
-    data = json.loads(text)
-    if isinstance(data, dict):  # {"id": {...}, ...} or {"images": [...]}
-        lists = [v for v in data.values() if isinstance(v, list)]
-        data = lists[0] if len(lists) == 1 else [dict(v, _key=k) for k, v in data.items() if isinstance(v, dict)]
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise ValueError("expected a list of objects")
-    header: list[str] = []
-    for r in data:
-        header += [k for k in r if k not in header]
-    def cell(v: object) -> str:
-        if isinstance(v, list):
-            return "|".join(_cell_str(x) for x in v)
-        return _cell_str(v)
-    return [header] + [[cell(r.get(k)) for k in header] for r in data]
-
-
-def _cell_str(v: object) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-_PAD = re.compile(r"(?<![0-9])0+(?=[0-9])")
-
-
-def _unpad(v: str) -> str:
-    """Drop leading zeros of every digit run so ``img_0017`` and ``img_17`` compare equal."""
-    return _PAD.sub("", v)
-
-
-def _write_table(path: Path, rows: list[list[str]], spec: TableFile) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ext = path.suffix.lower()
-    if ext in (".xlsx", ".xlsm"):
-        import openpyxl
-
-        wb = openpyxl.Workbook()
-        ws = wb.active
-        if spec.sheet:
-            ws.title = spec.sheet
-        for r in rows:
-            ws.append(r)
-        wb.save(path)
-        return
-    if ext == ".json":
-        import json
-
-        header, body = rows[0], rows[1:]
-        objs = [{k: (v.split("|") if "|" in v else v) for k, v in zip(header, r)} for r in body]
-        path.write_text(json.dumps(objs, indent=1), encoding="utf-8")
-        return
-    sep = spec.sep or ("\t" if ext in (".tsv", ".txt") else ",")
-    if sep == "whitespace":
-        def trimmed(r: list[str]) -> list[str]:  # ragged rows: trailing empty cells are left out
-            while r and not r[-1]:
-                r = r[:-1]
-            return r
-
-        text = "".join(" ".join(trimmed(r)) + "\n" for r in rows)
-    else:
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=sep, lineterminator="\n").writerows(rows)
-        text = buf.getvalue()
-    path.write_text(text, encoding="utf-8")

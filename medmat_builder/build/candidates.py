@@ -1,0 +1,61 @@
+"""What selection works on (a :class:`Candidate`: a usable raw record) and what it yields (:class:`Selected`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medmat_builder.records import Box, RawRecord
+from medmat_builder.registry import Source
+
+
+@dataclass
+class Candidate:
+    """A raw record with canonical labels, on its way to a split.
+
+    ``split`` is the official one (``""`` until the seeded split sets it); ``key`` is what quotas
+    balance (the label of a single-label record, its rarest label in a multi-label subset, ``all``
+    for detection/segmentation); ``order`` is its seeded place in line; ``group`` its namespaced
+    subject key (:mod:`medmat_builder.build.groups`).
+    """
+
+    record: RawRecord
+    source: Source
+    root: Path
+    labels: tuple[str, ...]
+    split: str
+    id: str
+    key: str = ""
+    order: str = ""
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One kept record: everything the builder needs to write it, its image bytes in the spool."""
+
+    id: str
+    source: str
+    split: str
+    labels: tuple[str, ...]
+    offset: int
+    length: int
+    width: int
+    height: int
+    boxes: tuple[Box, ...] = ()
+
+
+@dataclass
+class Selection:
+    """The kept records of one config per split, and each record's subject pseudonym (the ``group`` column)."""
+
+    train: list[Selected] = field(default_factory=list)
+    test: list[Selected] = field(default_factory=list)
+    #: record id -> subject pseudonym (the exported ``group`` column)
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+def seeded_key(*parts: object) -> str:
+    """A hash of ``parts``: the seeded order of candidates and subjects (the same for any process count)."""
+    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()

@@ -1,0 +1,102 @@
+"""Open the chosen images: one job per candidate, in order, in worker processes when ``num_proc > 1``.
+
+The consumer stops as soon as a quota is met, so images past it are (almost) never opened: at most a
+small window of jobs is in flight. Each job decodes and hashes the image
+(:func:`medmat_builder.images.load_image`) and, for detection/segmentation, resolves its boxes
+(annotations, or the mask's components). Pools live for the whole build (:func:`shutdown_pools`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from medmat_builder.build.boxes import resolve_boxes
+from medmat_builder.images import ImageError, MaskError, load_image
+from medmat_builder.records import Box, RawRecord
+
+
+@dataclass(frozen=True)
+class LoadJob:
+    """One image to open: its path, its source folder (for masks), its record, and whether it needs boxes."""
+
+    path: str
+    root: str
+    record: RawRecord
+    detection: bool
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The opened image (bytes, size, hashes, thumbnail, boxes), or ``error`` (a drop reason) with its detail."""
+
+    data: bytes | None
+    width: int = 0
+    height: int = 0
+    pixel_hash: str = ""
+    phash: int = 0
+    thumbnail: bytes = b""
+    boxes: tuple[Box, ...] = ()
+    error: str | None = None
+    detail: str | None = None
+
+
+def load_job(job: LoadJob) -> LoadResult:
+    """Open one image (in a worker process, so errors come back as values, never as exceptions)."""
+    try:
+        img = load_image(Path(job.path))
+    except ImageError as exc:  # detail never holds a path or a DICOM header value
+        return LoadResult(None, error=exc.reason, detail=exc.detail)
+    boxes: tuple[Box, ...] = ()
+    if job.detection:
+        try:
+            boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height), img.orientation))
+        except (ImageError, MaskError) as exc:
+            return LoadResult(None, error=getattr(exc, "reason", "corrupt"), detail=f"mask: {getattr(exc, 'detail', exc)}")
+    return LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, img.thumbnail, boxes)
+
+
+class Loader:
+    """Loads candidates lazily and in order; with ``num_proc > 1`` at most a small window is in flight.
+
+    The consumer stops as soon as a quota is met, so images past it are (almost) never opened: the
+    over-read is bounded by the window, not by the size of the candidate list. Pools are kept for
+    the whole build (see :func:`shutdown_pools`) instead of being started per config.
+    """
+
+    _pools: dict[int, ProcessPoolExecutor] = {}
+
+    def __init__(self, num_proc: int):
+        self.pool = None
+        if num_proc > 1:
+            self.pool = self._pools.get(num_proc)
+            if self.pool is None:
+                self.pool = self._pools[num_proc] = ProcessPoolExecutor(num_proc)
+        self.window = 4 * num_proc
+
+    def imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
+        if self.pool is None:
+            for job in jobs:
+                yield load_job(job)
+            return
+        pending: deque[Future] = deque()
+        try:
+            for job in jobs:
+                pending.append(self.pool.submit(load_job, job))
+                if len(pending) >= self.window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:  # the consumer stopped early: drop what has not started
+                fut.cancel()
+
+
+def shutdown_pools() -> None:
+    """Stop the worker processes kept between configs (called at the end of a build)."""
+    for pool in Loader._pools.values():
+        pool.shutdown()
+    Loader._pools.clear()

@@ -1,0 +1,103 @@
+"""Scan a subset's sources into candidates: read tables and paths only (no image is opened), count every record.
+
+Each raw record a layout yields is counted in its source's ledger (``raw``) and either dropped there
+with its reason (the layout's own, a link out of the source folder, an unusable label) or becomes a
+:class:`~medmat_builder.build.candidates.Candidate` with canonical labels and a subject key. The files
+of each source folder are accounted for too (:mod:`~medmat_builder.build.file_ledger`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from medmat_builder.build.candidates import Candidate
+from medmat_builder.build.file_ledger import account_files
+from medmat_builder.build.groups import GroupResolver
+from medmat_builder.build.labels import map_labels, unknown_label_error
+from medmat_builder.images import image_id
+from medmat_builder.layouts import FileIndex
+from medmat_builder.records import MASK_SEPARATOR, RawRecord
+from medmat_builder.registry import Source, Subset
+from medmat_builder.report import ConfigReport, SourceGroups, safe_ref
+from medmat_builder.safe_paths import RawTree
+
+Scan = Callable[[Source, Path], Iterable[RawRecord]]
+
+
+def scan_candidates(
+    subset: Subset,
+    sources: Sequence[tuple[Source, Path]],
+    report: ConfigReport,
+    *,
+    lenient: bool = False,
+    scan: Scan | None = None,
+    siblings: Mapping[str, Sequence[Source]] | None = None,
+) -> list[Candidate]:
+    """Every usable record of ``sources`` as a candidate (no split yet); the rest counted in ``report``.
+
+    Raw labels outside the clusters raise :class:`~medmat_builder.build.labels.UnknownLabelError`
+    unless ``lenient``. ``siblings`` maps a source key to the other entries that share its folder.
+    """
+    scan = scan or (lambda src, root: src.layout.scan(src, root))
+    candidates: list[Candidate] = []
+    unknown: dict[tuple[str, str], list[str]] = {}
+    for source, root in sources:
+        ledger = report.ledger(source.key)
+        src_unknown: dict[str, list[str]] = {}
+        claimed: set[str] = set()
+        tree = RawTree(root)
+        resolver = GroupResolver(source, root)
+        for rec in scan(source, root):
+            ledger.raw += 1
+            claimed.add(rec.image)
+            if rec.mask:
+                claimed.update(rec.mask.split(MASK_SEPARATOR))
+            if rec.drop_reason:
+                ledger.drop(rec.drop_reason, rec.ref, rec.detail)
+                continue
+            outside = _outside_link(tree, rec)
+            if outside:
+                ledger.drop("outside_link", rec.ref, outside)
+                continue
+            labels, reason = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
+            if reason:
+                detail = f"raw labels {list(rec.labels)}" if reason != "unlabeled" else None
+                ledger.drop(reason, rec.ref, detail)
+                continue
+            rid = f"{subset.name}-{image_id(source.key, rec.image)}"
+            candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, group=resolver.key_of(rec)))
+        for lab, refs in src_unknown.items():
+            unknown[(source.key, lab)] = refs
+        ledger.groups = SourceGroups(**resolver.stats.to_dict())
+        if resolver.warning():
+            report.warnings.append(resolver.warning())
+        report.warnings += account_files(source, root, claimed, ledger, (siblings or {}).get(source.key, ()))
+        links_out = folder_links_out(root)
+        if links_out:
+            report.warnings.append(
+                f"source {source.key}: {len(links_out)} links to folders outside its folder are not followed "
+                f"(e.g. {safe_ref(links_out[0])}); nothing under them is read"
+            )
+    if unknown and not lenient:
+        raise unknown_label_error(subset, unknown)
+    return candidates
+
+
+def folder_links_out(root: Path) -> list[str]:
+    """Links to folders under ``root`` that lead outside it (``link -> target``); never followed."""
+    if not root.is_dir():
+        return []
+    tree = RawTree(root)
+    index = FileIndex(root)
+    index.all_files  # the walk fills folder_links
+    return [f"{link} -> {tree.escape(link)}" for link in index.folder_links if tree.escape(link) is not None]
+
+
+def _outside_link(tree: RawTree, rec: RawRecord) -> str | None:
+    """Why a record must not be read: its image or a mask is a link leading out of the source folder."""
+    for rel in (rec.image, *(rec.mask.split(MASK_SEPARATOR) if rec.mask else ())):
+        target = tree.escape(rel)
+        if target is not None:
+            return f"{rel} is a link to {target}, outside the source folder"
+    return None

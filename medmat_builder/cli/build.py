@@ -1,0 +1,98 @@
+"""``medmat build``: raw sources (or the synthetic demo) -> Hub-layout export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medmat_builder.build import BuildError, BuildResult, BuildSettings, UnknownLabelError, build, check_out
+from medmat_builder.layouts.tables import LayoutError
+from medmat_builder.records import DEFAULT_SEED
+from medmat_builder.registry import load_registry
+from medmat_builder.safe_paths import UnsafePathError, check_output_dir
+
+DEMO_RAW = "medmat_demo_raw"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("build", help="build subsets from raw sources into the Hub layout")
+    p.add_argument("configs", nargs="*", help="configs to build (subset_01 .. subset_53; default: all)")
+    p.add_argument("--data-dir", default=None, help="folder with each source unpacked as DIR/<key>/")
+    p.add_argument("--out", default="medmat",
+                   help="output folder: a new path, an empty folder or an earlier medmat export (default: ./medmat)")
+    p.add_argument("--num-proc", type=int, default=1, help="processes decoding images (default: 1)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed for splits, order and questions (default: {DEFAULT_SEED})")
+    p.add_argument("--partial", action="store_true", help="build from the sources present; record the missing")
+    p.add_argument("--lenient", action="store_true", help="count raw labels outside the clusters as dropped")
+    p.add_argument("--demo", action="store_true",
+                   help=f"write synthetic sources (to --data-dir, default ./{DEMO_RAW}: a new, empty or earlier "
+                        "demo folder) and build from them")
+    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = load_registry(args.registry)  # an invalid registry is reported by the CLI
+    raw = args.data_dir or (DEMO_RAW if args.demo else None)
+    if raw is None:
+        print("give --data-dir RAW (each source unpacked as RAW/<key>/), or --demo")
+        return 2
+    try:  # every path rule before any work
+        check_out(args.out, raw)
+        if args.demo:
+            check_output_dir(raw, "demo", label="--data-dir")
+    except UnsafePathError as exc:
+        print(f"error: {exc}")
+        return 2
+    if args.demo:
+        from medmat_builder.demo import write_demo_sources
+
+        keys = None
+        if args.configs:
+            keys = {k for c in args.configs for k in registry.subset(c).sources}
+        try:
+            counts = write_demo_sources(raw, registry, keys=keys)
+        except UnsafePathError as exc:
+            print(f"error: {exc}")
+            return 2
+        print(f"wrote synthetic raw sources for {len(counts)} sources ({sum(counts.values())} images) to {raw}/")
+    settings = BuildSettings(seed=args.seed, num_proc=max(1, args.num_proc), lenient=args.lenient)
+    try:
+        result = build(args.configs or None, raw, args.out, settings, partial=args.partial, registry=registry,
+                       progress=sys.stderr.isatty())
+    except UnsafePathError as exc:
+        print(f"error: {exc}")
+        return 2
+    except (BuildError, UnknownLabelError, LayoutError) as exc:
+        print(f"error: {exc}")
+        return 1
+    for line in summary_lines(result):
+        print(line)
+    return 0
+
+
+def summary_lines(result: BuildResult) -> list[str]:
+    """The table printed after a build: rows per split (the parquet row counts), subjects, OOD, drops."""
+    lines = [f"{'config':<10} {'train':>6} {'test':>6} {'subjects':>13}  {'ood':<4} dropped"]
+    leaking = []
+    for name in result.built:
+        rep = result.report.configs[name]
+        n, groups = rep.num_examples, rep.groups
+        subjects = f"{groups.train}/{groups.test}"
+        if groups.across_splits:
+            leaking.append(f"{name}: {groups.across_splits} subjects span train and test (official split)")
+        lines.append(f"{name:<10} {n.train:>6} {n.test:>6} {subjects:>13}  {'yes' if rep.ood else 'no':<4} "
+                     + ", ".join(f"{k}={v}" for k, v in sorted(rep.dropped().items())))
+    for name, why in result.skipped.items():
+        lines.append(f"{name:<10} skipped: {why}")
+    seen: dict[str, list[str]] = {}
+    for name in result.built:  # one line per warning, naming every config it came up in
+        for warning in result.report.configs[name].warnings:
+            seen.setdefault(warning, []).append(name)
+    lines += [f"warning ({', '.join(names)}): {warning}" for warning, names in seen.items()]
+    lines += [f"leakage: {line}; run `medmat audit {result.out}` to list them" for line in leaking]
+    lines.append(f"wrote {Path(result.out)} ({len(result.built)} configs built); "
+                 f"load with datasets.load_dataset({str(result.out)!r}, 'subset_NN')")
+    return lines

@@ -1,0 +1,101 @@
+"""``medmat sources list|show|check|coverage``: browse, validate and audit the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+from pathlib import Path
+
+from medmat_builder.registry import load_registry
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("sources", help="list, show or check the registry of source datasets")
+    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
+    sub = p.add_subparsers(dest="action", required=True)
+    ls = sub.add_parser("list", help="one line per source")
+    ls.add_argument("--subset", default=None, help="only the sources of this config, e.g. subset_28")
+    show = sub.add_parser("show", help="everything about one source, including how to obtain it")
+    show.add_argument("key")
+    sub.add_parser("check", help="validate sources.yaml (schema and cross references)")
+    cov = sub.add_parser("coverage", help="per source, which facts are verified by public evidence and which not (why)")
+    cov.add_argument("--format", choices=["md", "json"], default="md", help="output format (default: md)")
+    cov.add_argument("--write", type=Path, metavar="DOC", default=None,
+                     help="regenerate the coverage section of DOC (e.g. docs/registry.md) between its markers")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    reg = load_registry(args.registry)  # an invalid registry is reported by the CLI
+    if args.action == "check":
+        unknown = [s.key for s in reg.sources if s.license_is_unknown]
+        print(f"ok: {len(reg.subsets)} subsets, {len(reg.sources)} sources")
+        kinds: dict[str, int] = {}
+        for s in reg.sources:
+            kinds[s.layout.kind] = kinds.get(s.layout.kind, 0) + 1
+        print("layout kinds: " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+        keys: dict[str, int] = {}
+        for s in reg.sources:
+            declared = s.groups.declared if s.groups is not None else "undeclared"
+            keys[declared] = keys.get(declared, 0) + 1
+        print("subject keys (groups): " + ", ".join(f"{k}={v}" for k, v in sorted(keys.items())))
+        if unknown:
+            print(f"warning: license unknown for {len(unknown)} sources: {', '.join(unknown)}")
+        return 0
+    if args.action == "coverage":
+        from medmat_builder.registry.coverage import coverage_json, coverage_markdown, write_document
+
+        if args.write is not None:
+            changed = write_document(reg, args.write)
+            print(f"{args.write}: coverage section {'regenerated' if changed else 'already up to date'}")
+            return 0
+        if args.format == "json":
+            print(json.dumps(coverage_json(reg), indent=2))
+        else:
+            print(coverage_markdown(reg), end="")
+        return 0
+    if args.action == "list":
+        sources = reg.sources_of(args.subset) if args.subset else sorted(reg.sources, key=lambda s: s.number)
+        print(f"{'no.':>4}  {'key':<24} {'access':<12} {'redist.':<7} {'license':<28} subsets")
+        for s in sources:
+            print(f"{s.number:>4}  {s.key:<24} {s.access:<12} {'yes' if s.redistributable else 'no':<7} "
+                  f"{s.license[:28]:<28} {' '.join(s.subsets)}")
+        return 0
+    try:
+        s = reg.source(args.key)
+    except KeyError as exc:
+        print(exc.args[0])
+        return 1
+    print(f"{s.name}  (key {s.key}, paper No. {s.number})")
+    print(f"  homepage:        {s.homepage}")
+    print(f"  license:         {s.license}" + (f"  <{s.license_url}>" if s.license_url else ""))
+    print(f"  access:          {s.access}")
+    print(f"  redistributable: {'yes' if s.redistributable else 'no'}")
+    print(f"  subsets:         {', '.join(s.subsets)}")
+    print(f"  raw folder:      RAW/{s.folder}/")
+    print(f"  layout:          {s.layout.kind}")
+    print(f"  subjects:        {s.groups.describe() if s.groups is not None else 'not declared'}")
+    for spec in s.layout.split_lists:
+        print(f"  split list:      {spec.path}" + (f" (column {spec.column})" if spec.column else ""))
+    print("  how to obtain:")
+    print(textwrap.indent(s.obtain.strip(), "    "))
+    print("  labels (raw -> canonical):")
+    for raw, canon in s.labels.items():
+        print(f"    {raw!r} -> {canon if canon is not None else '(dropped)'}")
+    if s.unlisted_labels == "drop":
+        print("    any other raw label -> (dropped, counted in the build report's ignored_labels)")
+    if s.notes:
+        print("  notes:")
+        print(textwrap.indent(textwrap.fill(s.notes.strip(), 96), "    "))
+    print("  evidence (facts confirmed by public material):")
+    for fact, text in s.evidence.items():
+        print(textwrap.indent(textwrap.fill(f"{fact}: {' '.join(text.split())}", 96, subsequent_indent="  "), "    "))
+    if not s.evidence:
+        print("    (none)")
+    print("  unverified facts (and what was searched):")
+    for fact, text in s.unverified.items():
+        print(textwrap.indent(textwrap.fill(f"{fact}: {' '.join(text.split())}", 96, subsequent_indent="  "), "    "))
+    if not s.unverified:
+        print("    (none: every fact has evidence)")
+    return 0

@@ -1,0 +1,42 @@
+"""``medmat tiny-model --arch llava --out DIR``: a tiny random vision-language model, made offline.
+
+For demos, tests and CI: ``training/sft.py --model_name_or_path DIR`` trains it in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from medmat_builder.tiny_models import ARCHS, available_archs, create_tiny_model
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tiny-model",
+        help="create a tiny randomly initialised vision-language model (no download) for demos and tests",
+        description=(
+            "Create a tiny randomly initialised model of a real architecture, with a locally trained tokenizer "
+            "and a chat template, saved with save_pretrained. Same --seed, same weights."
+        ),
+    )
+    p.add_argument("--arch", choices=ARCHS, default="llava",
+                   help="architecture (qwen2_vl needs torchvision; default: llava)")
+    p.add_argument("--out", required=True, help="folder to write (from_pretrained loads it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace a tiny model already in --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.arch not in available_archs():
+        print(f"error: --arch {args.arch} is not available here (needs torchvision); "
+              f"available: {', '.join(available_archs())}")
+        return 2
+    try:
+        out = create_tiny_model(args.arch, args.out, seed=args.seed, overwrite=args.overwrite)
+    except (FileExistsError, RuntimeError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"tiny {args.arch} model in {out}")
+    print(f"train it: python training/sft.py --config training/recipes/tiny_cpu.yaml --model_name_or_path {out}")
+    return 0

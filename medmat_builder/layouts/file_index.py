@@ -1,0 +1,192 @@
+"""The files of a source folder, walked once, with second copies of folders set aside.
+
+Archives that hold a second copy of part of themselves (``X/X/...`` in Kaggle re-uploads) are read
+once: :class:`FileIndex` finds folders with the same name and the same files (names, sizes, and the
+bytes of a sample) under different prefixes, keeps one and lists the others as copies.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+
+from medmat_builder.layouts.patterns import JUNK_DIRS, PathPattern, is_junk
+
+#: Files hashed per folder to confirm that two folders with the same names and sizes are copies.
+COPY_SAMPLE = 3
+
+
+class FileIndex:
+    """All files below a source folder, walked once, sorted, junk removed, nested copies set aside.
+
+    Links to folders are not followed (``folder_links`` lists them); links to files are listed like
+    files, and the build checks where they lead before opening anything (see ``outside_link``).
+
+    ``files`` are the files layouts read; ``copies`` maps each file of a second copy of a folder
+    (same folder name, same file names and sizes, same bytes in a sample) to its twin in the copy
+    that is kept. ``prefer`` (the layout's own patterns) decides which copy is kept: the one whose
+    files they match most, else the shallowest, else the first by name.
+    """
+
+    def __init__(self, root: Path, prefer: Sequence[PathPattern] = ()):
+        self.root = Path(root)
+        self.prefer = list(prefer)
+        self.folder_links: list[str] = []
+
+    @cached_property
+    def all_files(self) -> list[str]:
+        """Every file (junk removed), copies included."""
+        found: list[str] = []
+        root = str(self.root)
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = [d for d in dirnames if d.lower() not in JUNK_DIRS]
+            rel = os.path.relpath(dirpath, root)
+            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            self.folder_links += [prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in filenames:
+                path = prefix + name
+                if not is_junk(path):
+                    found.append(path)
+        found.sort()
+        return found
+
+    @cached_property
+    def copy_folders(self) -> dict[str, str]:
+        """Folder of a second copy -> the folder kept in its place (both relative to the root)."""
+        return _find_copies(self.root, self.all_files, self.prefer)
+
+    @cached_property
+    def copies(self) -> dict[str, str]:
+        """File of a second copy -> the same file in the kept folder."""
+        out: dict[str, str] = {}
+        if not self.copy_folders:
+            return out
+        for path in self.all_files:
+            folder = _copy_folder_of(path, self.copy_folders)
+            if folder is not None:
+                out[path] = self.copy_folders[folder] + path[len(folder):]
+        return out
+
+    @cached_property
+    def files(self) -> list[str]:
+        """The files layouts read (second copies left out)."""
+        copies = self.copies
+        return [p for p in self.all_files if p not in copies] if copies else self.all_files
+
+    def matching(self, pattern: PathPattern, exclude: Iterable[PathPattern] = ()) -> Iterator[tuple[str, dict[str, str]]]:
+        excl = list(exclude)
+        for path in self.files:
+            groups = pattern.match(path)
+            if groups is None or any(e.match(path) is not None for e in excl):
+                continue
+            yield path, groups
+
+
+def _copy_folder_of(path: str, folders: dict[str, str]) -> str | None:
+    parts = path.split("/")
+    for k in range(1, len(parts)):
+        prefix = "/".join(parts[:k])
+        if prefix in folders:
+            return prefix
+    return None
+
+
+def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) -> dict[str, str]:
+    """Find folders that repeat another folder of the same name (see :class:`FileIndex`)."""
+    # Names-only Merkle signature of every folder: cheap, no stat; candidates are then confirmed.
+    own: dict[str, list[str]] = defaultdict(list)
+    subdirs: dict[str, set[str]] = defaultdict(set)
+    for path in files:
+        folder, _, name = path.rpartition("/")
+        if folder not in own:  # first file of this folder: register it with its ancestors
+            child = folder
+            while child:
+                parent = child.rpartition("/")[0]
+                if child in subdirs[parent]:
+                    break
+                subdirs[parent].add(child)
+                child = parent
+        own[folder].append(name)
+    folders = set(own) | set(subdirs)
+    folders.discard("")
+    sig: dict[str, bytes] = {}
+    for folder in sorted(folders, key=lambda f: -f.count("/")):
+        h = hashlib.sha1()
+        for name in sorted(own.get(folder, ())):
+            h.update(b"f" + name.encode() + b"\0")
+        for sub in sorted(subdirs.get(folder, ())):
+            h.update(b"d" + sub.rpartition("/")[2].encode() + b"\0" + sig[sub])
+        sig[folder] = h.digest()
+    groups: dict[tuple[str, bytes], list[str]] = defaultdict(list)
+    for folder in folders:
+        groups[(folder.rpartition("/")[2], sig[folder])].append(folder)
+    candidates = sorted((sorted(g) for g in groups.values() if len(g) > 1),
+                        key=lambda g: (min(f.count("/") for f in g), g))
+    if not candidates:
+        return {}
+    by_folder = _FilesUnder(files)
+    decided: dict[str, str] = {}
+    for group in candidates:
+        members = [f for f in group if _copy_folder_of(f + "/x", decided) is None]
+        while len(members) > 1:
+            first, rest = members[0], members[1:]
+            twins = [f for f in rest if _nested(first, f) and _same_files(root, first, f, by_folder[first])]
+            if twins:
+                keep = _keep(root, [first, *twins], by_folder, prefer)
+                for f in [first, *twins]:
+                    if f != keep:
+                        decided[f] = keep
+            members = [f for f in rest if f not in twins]
+    return decided
+
+
+class _FilesUnder:
+    """Relative paths of the files below a folder, from the sorted file list (a contiguous range)."""
+
+    def __init__(self, files: list[str]):
+        self.files = files
+
+    def __getitem__(self, folder: str) -> list[str]:
+        lo = bisect.bisect_left(self.files, folder + "/")
+        hi = bisect.bisect_left(self.files, folder + "0")  # "0" sorts right after "/"
+        return [p[len(folder) + 1:] for p in self.files[lo:hi]]
+
+
+def _nested(a: str, b: str) -> bool:
+    """Is one folder's parent an ancestor of (or the same as) the other's? ``X/train`` and
+    ``X/X/train`` are a nested copy; ``train/Ground truth`` and ``test/Ground truth`` are siblings of
+    different parents (two splits that happen to hold equal files), never a copy."""
+    pa, pb = a.rpartition("/")[0], b.rpartition("/")[0]
+    return pa == pb or not pa or not pb or pb.startswith(pa + "/") or pa.startswith(pb + "/")
+
+
+def _same_files(root: Path, a: str, b: str, rels: list[str]) -> bool:
+    base_a, base_b = os.path.join(root, a), os.path.join(root, b)
+    try:
+        if any(os.path.getsize(os.path.join(base_a, r)) != os.path.getsize(os.path.join(base_b, r)) for r in rels):
+            return False
+        picks = sorted({rels[0], rels[len(rels) // 2], rels[-1]})[:COPY_SAMPLE]
+        return all(_digest(os.path.join(base_a, r)) == _digest(os.path.join(base_b, r)) for r in picks)
+    except OSError:
+        return False
+
+
+def _digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _keep(root: Path, twins: list[str], by_folder: "_FilesUnder", prefer: Sequence[PathPattern]) -> str:
+    def score(folder: str) -> tuple:
+        hits = sum(1 for r in by_folder[folder] if any(p.match(f"{folder}/{r}") for p in prefer))
+        return (-hits, folder.count("/"), folder)
+
+    return min(twins, key=score)

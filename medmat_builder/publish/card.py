@@ -1,0 +1,113 @@
+"""The dataset card (``README.md``): the Hub's YAML header through ``huggingface_hub``, then the Markdown body.
+
+The header is a :class:`huggingface_hub.DatasetCardData`: ``license`` (or ``license: other`` with
+``license_name`` and ``license_link`` when the sources' licenses differ), size and task categories,
+tags, ``configs`` (so ``load_dataset(DIR, "subset_NN")`` needs no script) and, for a local export,
+``dataset_info`` (features, and per split the exact bytes and rows of its parquet files). ``datasets``
+derives its cache key for a local folder from this header, so a rebuilt export with other contents
+is never read from the previous build's cache. The body comes from :mod:`~medmat_builder.publish.card_body`;
+:class:`huggingface_hub.DatasetCard` puts the two together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from medmat_builder.publish.card_body import Publication, card_configs, render_body, sources_of
+from medmat_builder.publish.licenses import LICENSE_NAME, hub_license_id, license_terms
+from medmat_builder.publish.naming import LICENSE_TABLE, PRETTY_NAME
+from medmat_builder.records import BOX_COLUMNS, COLUMNS, SPLITS, Column
+from medmat_builder.registry import Registry
+from medmat_builder.report import BuildReport
+
+#: Order of the header's keys in the card.
+HEADER_ORDER = ["pretty_name", "language", "license", "license_name", "license_link", "size_categories",
+                "task_categories", "tags", "extra_gated_prompt", "extra_gated_fields", "configs", "dataset_info"]
+
+
+def card_data(registry: Registry, report: BuildReport, publication: Publication | None = None,
+              data_folder: Path | None = None) -> DatasetCardData:
+    """The Hub's YAML header: license fields, tags, one config per subset (and ``dataset_info`` of ``data_folder``)."""
+    names = card_configs(report, publication)
+    licenses = sorted({s.license for s in sources_of(registry, names)})
+    hub_id = hub_license_id(licenses[0]) if len(licenses) == 1 else None
+    fields: dict[str, Any] = {"license": hub_id} if hub_id else {
+        "license": "other", "license_name": LICENSE_NAME, "license_link": LICENSE_TABLE}
+    terms = license_terms(licenses)
+    if publication is not None and (terms.non_commercial or terms.unknown or terms.no_derivatives):
+        fields["extra_gated_prompt"] = (
+            "Records of this dataset are governed by the terms of their source datasets (see licenses.csv); "
+            "several allow only non-commercial research use. Agree to respect each source's terms."
+        )
+        fields["extra_gated_fields"] = {"I will respect the license of each source dataset": "checkbox"}
+    fields["configs"] = [
+        {"config_name": n, "data_files": [{"split": split, "path": f"{n}/{split}-*.parquet"} for split in SPLITS]}
+        for n in names
+    ]
+    if data_folder is not None:
+        fields["dataset_info"] = dataset_info(data_folder, names)
+    total = sum(report.configs[n].num_examples.train + report.configs[n].num_examples.test for n in names)
+    return DatasetCardData(
+        pretty_name=PRETTY_NAME,
+        language=["en"],
+        size_categories=[size_category(total)],
+        task_categories=["visual-question-answering", "image-classification", "object-detection"],
+        tags=["medical", "compositional-generalization", "med-mat", "croissant"],
+        **fields,
+    )
+
+
+def size_category(n: int) -> str:
+    """The Hub's size category of ``n`` records."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def _feature_yaml(column: Column) -> dict[str, Any]:
+    """One column in the Hub's ``dataset_info.features`` notation (``dtype``, or ``list`` of a type or of fields)."""
+    if column.dtype == "list[box]":
+        return {"name": column.name, "list": [_feature_yaml(c) for c in BOX_COLUMNS]}
+    if column.dtype.startswith("list["):
+        return {"name": column.name, "list": column.dtype[len("list["):-1]}
+    return {"name": column.name, "dtype": column.dtype}
+
+
+def features_yaml() -> list[dict[str, Any]]:
+    """The export's features as the card's ``dataset_info`` lists them (from :data:`~medmat_builder.records.COLUMNS`)."""
+    return [_feature_yaml(c) for c in COLUMNS]
+
+
+def dataset_info(folder: Path, names: list[str]) -> list[dict[str, Any]]:
+    """``dataset_info`` entries of the Hub header, measured from the parquet files on disk."""
+    import pyarrow.parquet as pq
+
+    infos = []
+    for name in names:
+        splits, total = [], 0
+        for split in SPLITS:
+            files = sorted((Path(folder) / name).glob(f"{split}-*.parquet"))
+            size = sum(f.stat().st_size for f in files)
+            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            splits.append({"name": split, "num_bytes": size, "num_examples": rows})
+            total += size
+        infos.append({"config_name": name, "features": features_yaml(), "splits": splits,
+                      "download_size": total, "dataset_size": total})
+    return infos
+
+
+def render_card(registry: Registry, report: BuildReport, publication: Publication | None = None,
+                data_folder: Path | None = None) -> DatasetCard:
+    """The whole card: the YAML header (:func:`card_data`), then the Markdown body."""
+    header = card_data(registry, report, publication, data_folder).to_yaml(original_order=HEADER_ORDER)
+    return DatasetCard(f"---\n{header}\n---\n\n{render_body(registry, report, publication)}")
+
+
+def render_readme(registry: Registry, report: BuildReport, publication: Publication | None = None,
+                  data_folder: Path | None = None) -> str:
+    """The text of ``README.md`` (see :func:`render_card`)."""
+    return str(render_card(registry, report, publication, data_folder))
