@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from medmat_builder.registry import RegistryError
 
-COMMANDS = ["sources", "build", "audit", "plan", "fetch", "publish", "tiny_model", "export_task"]
+COMMANDS = ["sources", "build", "audit", "plan", "fetch", "publish", "tiny_model", "export_task", "train", "evaluate"]
 
 
 def make_parser() -> argparse.ArgumentParser:

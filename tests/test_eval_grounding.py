@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from eval.evaluate import main as evaluate_main  # noqa: E402
-from eval.grounding import (  # noqa: E402
+from medmat_builder.evaluate.cli import main as evaluate_main
+from medmat_builder.evaluate.grounding import (
     GRID, NO_OBJECT, PredBox, box_iou, format_boxes, match_boxes, parse_boxes, reference_boxes,
 )
-from eval.runner import BOX_TOKENS, decode  # noqa: E402
+from medmat_builder.evaluate.runner import BOX_TOKENS, decode
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _box(x1, y1, x2, y2, label="lesion"):

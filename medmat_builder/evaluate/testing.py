@@ -52,6 +52,9 @@ def make_tiny_export(
     import datasets
     from PIL import Image
 
+    from medmat_builder.evaluate.parsing import LETTERS
+    from medmat_builder.vqa import ANSWER_DIRECTIVE
+
     root = Path(root)
     rng = random.Random(seed)
     lines = ["---", "configs:"]
@@ -69,9 +72,9 @@ def make_tiny_export(
                     options = rng.sample(_LABELS, k)
                     gold = rng.randrange(k)
                     q = "Which condition does this chest X-ray show?\n" + "\n".join(
-                        f"{'ABCD'[j]}. {o}" for j, o in enumerate(options)
-                    ) + "\nAnswer with the option's letter from the given choices directly."
-                    answer, label, boxes = "ABCD"[gold], options[gold], []
+                        f"{LETTERS[j]}. {o}" for j, o in enumerate(options)
+                    ) + "\n" + ANSWER_DIRECTIVE
+                    answer, label, boxes = LETTERS[gold], options[gold], []
                 # random blocks, not a flat colour: distinct perceptual hashes, as real images have
                 img = Image.frombytes("RGB", (8, 8), bytes(rng.randrange(256) for _ in range(192)))
                 img = img.resize((32, 32), Image.Resampling.NEAREST)
