@@ -237,9 +237,12 @@ def test_handwritten_predictions_give_exact_accuracy(tmp_path):
     assert s28["per_label"]["Pneumonia"] == {"n": 2, "correct": 1, "accuracy": 0.5}
     assert s28["per_label"]["Normal"] == {"n": 2, "correct": 0, "accuracy": 0.0}
     assert res["overall"]["n"] == 8 and res["overall"]["correct"] == 4
-    # the rewritten predictions carry the fresh parse, and re-scoring them again is a fixed point
+    # the rewritten predictions carry the fresh parse, and re-scoring them again is a fixed point, also
+    # through `medmat eval` (the installed package's command: every flag goes to the same code)
+    from medmat_builder.cli import main as medmat
+
     again = tmp_path / "again"
-    evaluate_main(["--predictions", str(out / "predictions.jsonl"), "--output_dir", str(again)])
+    assert medmat(["eval", "--predictions", str(out / "predictions.jsonl"), "--output_dir", str(again)]) == 0
     assert json.loads((again / "results.json").read_text())["configs"] == res["configs"]
 
 

@@ -3,8 +3,8 @@
 Reads only ``OUT/plan.json`` (written by a run or an export) and the finished runs' result files,
 so it works on a cluster while jobs are still running, after some failed, or on another machine.
 One table row per spec row (Table 3 has several rows per target), built with
-:func:`medmat_builder.evaluate.report.cg_table` row by row; volume series become Figure 5/6-style plots with
-:func:`medmat_builder.evaluate.report.plot_volume`. Cells whose training or evaluation has not finished stay empty in
+:func:`..report.cg_table` row by row; volume series become Figure 5/6-style plots with
+:func:`..plots.plot_volume`. Cells whose training or evaluation has not finished stay empty in
 the table and are listed in ``missing.json`` and under the table.
 """
 

@@ -2,7 +2,7 @@
 
 Both exports write the same job scripts, one per distinct training and per evaluation
 (``OUT/jobs/train_<key>.sh``, ``OUT/jobs/eval_<key>.sh``, ``OUT/jobs/report.sh``; see
-:mod:`medmat_builder.evaluate.experiments.jobs` for what makes them idempotent), plus what the jobs read
+:mod:`.jobs` for what makes them idempotent), plus what the jobs read
 (``OUT/spec.yaml``, ``OUT/plan.json``, ``OUT/mixtures/``).
 
 ``slurm`` adds ``OUT/slurm/``: ``train.sbatch`` (an array, one task per distinct training),

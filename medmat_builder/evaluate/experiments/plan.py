@@ -13,7 +13,7 @@ every target asked of that model (the untrained backbone is evaluated once on al
 
 Keys. A training's key is a hash of what determines the model; its folder is
 ``OUT/models/<key>/``. An evaluation's key hashes the model, the configs and the evaluation settings.
-A job is finished when its folder holds a completion marker with its key (:mod:`medmat_builder.evaluate.experiments.jobs`).
+A job is finished when its folder holds a completion marker with its key (:mod:`.jobs`).
 """
 
 from __future__ import annotations
