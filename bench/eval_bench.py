@@ -21,9 +21,9 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from eval.items import load_items  # noqa: E402
-from eval.runner import load_scorer, score_items  # noqa: E402
-from eval.scoring import tally  # noqa: E402
+from medmat_builder.evaluate.items import load_items  # noqa: E402
+from medmat_builder.evaluate.runner import load_scorer, score_items  # noqa: E402
+from medmat_builder.evaluate.scoring import tally  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model, data = args.model_name_or_path, args.dataset_name
         if model is None:
-            from eval.testing import tiny_model
+            from medmat_builder.evaluate.testing import tiny_model
 
             model = str(tiny_model(Path(tmp) / "tiny-llava"))
         if data is None:
-            from eval.testing import make_tiny_export
+            from medmat_builder.evaluate.testing import make_tiny_export
 
             data = str(make_tiny_export(Path(tmp) / "bench-export", args.configs, n_train=1, n_test=args.limit))
         items, _ = load_items(data, args.configs, limit=args.limit)

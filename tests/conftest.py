@@ -63,6 +63,6 @@ def demo_export(tmp_path_factory) -> Path:
 
 def pytest_sessionfinish(session, exitstatus):
     """Join Arrow's reader threads before interpreter teardown (see medmat_builder.cli.release_arrow_threads)."""
-    from medmat_builder.cli import release_arrow_threads
+    from medmat_builder.scripts import release_arrow_threads
 
     release_arrow_threads()

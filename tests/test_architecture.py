@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "medmat_builder"
 ROOT = "medmat_builder"
 
 #: The flow, bottom to top: a module may import modules of its own package, or of packages of a lower
-#: rank (never sideways, never up). Transitional aliases of old paths sit on top.
+#: rank (never sideways, never up).
 RANKS: dict[str, int] = {
     "records": 0, "safe_paths": 0, "loading": 0, "tiny_models": 0, "scripts": 0,
     "images": 1,
@@ -27,9 +27,9 @@ RANKS: dict[str, int] = {
     "registry": 3,
     "fetch": 4, "planner": 4, "publish": 4,
     "build": 5, "demo": 5,
-    "train": 6, "evaluate": 6,
-    "cli": 7,
-    "boxes": 8, "vqa": 8, "duplicates": 8, "lookalikes": 8, "sampling": 8, "commands": 8,
+    "train": 6,
+    "evaluate": 7,
+    "cli": 8,
 }
 MAX_LINES = 400
 

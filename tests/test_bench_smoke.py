@@ -57,3 +57,13 @@ def test_quick_scan_bench_measures_both_trees(tmp_path):
     flat, nested = json.loads(out.read_text())
     assert nested["files"] == 2 * flat["files"] and nested["records"] == flat["records"] == flat["files"]
     assert "| tree | files | records |" in proc.stdout
+
+
+def test_quick_leakage_guard_bench_prints_both_guards(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "leakage_guard_bench.py"), "--rows", "60",
+                           "--test-rows", "20", "--leaks", "5", "--side", "64"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "guard |" not in line]
+    assert [r[0].strip() for r in rows] == ["before (decode)", "after (stored bytes)", "after (image_hash column)"]
+    assert all(r[1].strip() == "60" and r[-1].strip() == "5" for r in rows)  # every guard drops the 5 planted copies

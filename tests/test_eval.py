@@ -1,4 +1,4 @@
-"""eval/ (issues 5, 18): deterministic scoring, both modes, circular evaluation, grounding end to end,
+"""medmat_builder.evaluate (eval/evaluate.py; issues 5, 18): deterministic scoring, both modes, circular evaluation, grounding end to end,
 re-scoring, 2-process gather, micro CG experiment.
 
 Everything runs offline on a tiny random LLaVA and a tiny synthetic export built here.
@@ -16,18 +16,16 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from medmat_builder.evaluate import stats
+from medmat_builder.evaluate.cli import main as evaluate_main
+from medmat_builder.evaluate.grounding import parse_boxes
+from medmat_builder.evaluate.items import EvalItem, load_items
+from medmat_builder.evaluate.parsing import parse_letter
+from medmat_builder.evaluate.runner import gather_predictions, likelihood_batch, load_scorer, shard
+from medmat_builder.evaluate.scoring import Prediction, read_predictions
+from medmat_builder.evaluate.testing import make_tiny_export, tiny_model
 
-from eval import stats  # noqa: E402
-from eval.evaluate import main as evaluate_main  # noqa: E402
-from eval.grounding import parse_boxes  # noqa: E402
-from eval.items import EvalItem, load_items  # noqa: E402
-from eval.parsing import parse_letter  # noqa: E402
-from eval.runner import gather_predictions, likelihood_batch, load_scorer, shard  # noqa: E402
-from eval.scoring import Prediction, read_predictions  # noqa: E402
-from eval.testing import make_tiny_export, tiny_model  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = ["subset_25", "subset_26", "subset_28"]
 N_TEST = 7  # odd, so a 2-process shard is uneven
@@ -239,9 +237,12 @@ def test_handwritten_predictions_give_exact_accuracy(tmp_path):
     assert s28["per_label"]["Pneumonia"] == {"n": 2, "correct": 1, "accuracy": 0.5}
     assert s28["per_label"]["Normal"] == {"n": 2, "correct": 0, "accuracy": 0.0}
     assert res["overall"]["n"] == 8 and res["overall"]["correct"] == 4
-    # the rewritten predictions carry the fresh parse, and re-scoring them again is a fixed point
+    # the rewritten predictions carry the fresh parse, and re-scoring them again is a fixed point, also
+    # through `medmat eval` (the installed package's command: every flag goes to the same code)
+    from medmat_builder.cli import main as medmat
+
     again = tmp_path / "again"
-    evaluate_main(["--predictions", str(out / "predictions.jsonl"), "--output_dir", str(again)])
+    assert medmat(["eval", "--predictions", str(out / "predictions.jsonl"), "--output_dir", str(again)]) == 0
     assert json.loads((again / "results.json").read_text())["configs"] == res["configs"]
 
 
@@ -296,8 +297,9 @@ def test_two_process_run_gathers_every_item_once(model, export, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- experiment + report
 def test_micro_experiment_writes_table_and_plot(model, export, tmp_path):
-    from eval import report
-    from eval.experiment import Experiment, ExperimentSpec
+    from medmat_builder.evaluate import report
+    from medmat_builder.evaluate.experiments.cli import Experiment
+    from medmat_builder.evaluate.experiments.spec import ExperimentSpec
 
     spec = ExperimentSpec.model_validate({
         "name": "micro", "backbone": str(model), "dataset": str(export), "target": "subset_28",
@@ -344,7 +346,7 @@ def _fake_run(root: Path, name: str, arm: str, target: str, correct: int, n: int
 
 
 def test_report_without_predictions_shows_intervals_but_claims_no_success(tmp_path):
-    from eval import report
+    from medmat_builder.evaluate import report
 
     for target, (b, bp, t) in {"subset_03": (3, 4, 6), "subset_28": (3, 6, 5)}.items():
         _fake_run(tmp_path, f"b_{target}", "Baseline", target, b)

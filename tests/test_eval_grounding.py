@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from eval.evaluate import main as evaluate_main  # noqa: E402
-from eval.grounding import (  # noqa: E402
+from medmat_builder.evaluate.cli import main as evaluate_main
+from medmat_builder.evaluate.grounding import (
     GRID, NO_OBJECT, PredBox, box_iou, format_boxes, match_boxes, parse_boxes, reference_boxes,
 )
-from eval.runner import BOX_TOKENS, decode  # noqa: E402
+from medmat_builder.evaluate.runner import BOX_TOKENS, decode
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _box(x1, y1, x2, y2, label="lesion"):
@@ -81,7 +78,8 @@ def test_unlabelled_none_and_unparseable_answers():
 
 
 def test_constants_agree_with_the_builder_and_the_build_answer_reads_back():
-    from medmat_builder.boxes import NO_BOX_ANSWER, SCALE, format_box_answer
+    from medmat_builder.build.boxes import format_box_answer
+    from medmat_builder.records import NO_BOX_ANSWER, SCALE
 
     assert (NO_OBJECT, GRID) == (NO_BOX_ANSWER, SCALE)
     answer = format_box_answer([("Skin lesion", 141, 344, 562, 812), ("Skin lesion", 5, 6, 70, 80)])

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from medmat_builder.evaluate import stats
+from medmat_builder.evaluate.items import EvalItem, rotate_question, rotations
+from medmat_builder.evaluate.scoring import Prediction, correct_by_id, tally
 
-from eval import stats  # noqa: E402
-from eval.items import EvalItem, rotate_question, rotations  # noqa: E402
-from eval.scoring import Prediction, correct_by_id, tally  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------- intervals, tests
@@ -145,13 +142,13 @@ def _run(root: Path, name: str, arm: str, target: str, right: list[bool], circul
             ans = gold if r else "AB"[1 - k]
             preds.append(Prediction(id=f"i{i}", config=target, prompt="", raw_output=ans, parsed=ans, gold=gold,
                                     options=["x", "y"], rotation=k if circular else None))
-    from eval.evaluate import write_results
+    from medmat_builder.evaluate.cli import write_results
 
     write_results(d, preds, {"model": arm})
 
 
 def test_success_needs_a_significant_paired_difference(tmp_path):
-    from eval import report
+    from medmat_builder.evaluate import report
 
     n = 30
     # subset_03: Trained right on 20 items the baselines miss -> p < 0.05; subset_28: 2 more right -> not significant
@@ -176,7 +173,7 @@ def test_success_needs_a_significant_paired_difference(tmp_path):
 
 
 def test_circular_decides_success_and_table_shows_everything(tmp_path):
-    from eval import report
+    from medmat_builder.evaluate import report
 
     n = 20
     # Trained is right on every item as written but only because it answers 'A' (wrong in every 2nd rotation)
@@ -202,7 +199,7 @@ def test_circular_decides_success_and_table_shows_everything(tmp_path):
 
 
 def test_related_vs_unrelated_is_tested_in_tables_and_volume_curves(tmp_path):
-    from eval import report
+    from medmat_builder.evaluate import report
 
     assert report.comparisons(["Baseline", "All Related", "All Unrelated", "Trained", "Related", "Unrelated"]) == [
         ("Trained", "Baseline"), ("All Related", "All Unrelated"), ("Related", "Unrelated")]

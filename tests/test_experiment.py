@@ -1,4 +1,4 @@
-"""The experiment runner (eval/experiment.py, eval/experiments/): the paper's specs, dry-run pricing,
+"""The experiment runner (eval/experiment.py, medmat_builder/evaluate/experiments/): the paper's specs, dry-run pricing,
 scheduler exports, idempotent jobs, paths relative to the spec file, and a two-row run end to end.
 
 Expected counts are written out here from the paper (Tables 1-4, Sections 3-4, Appendix A), not read
@@ -18,15 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from medmat_builder.evaluate.experiments.cli import main as experiment_main
+from medmat_builder.evaluate.experiments.cost import calibrate, price
+from medmat_builder.evaluate.experiments.jobs import DONE_FILE, read_marker
+from medmat_builder.evaluate.experiments.plan import make_plan
+from medmat_builder.evaluate.experiments.spec import SpecError
+from medmat_builder.evaluate.experiments.spec_file import load_spec
 
-from eval.experiment import main as experiment_main  # noqa: E402
-from eval.experiments.cost import calibrate, price  # noqa: E402
-from eval.experiments.jobs import DONE_FILE, read_marker  # noqa: E402
-from eval.experiments.plan import make_plan  # noqa: E402
-from eval.experiments.spec import SpecError, load_spec  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SPECS = REPO / "eval" / "specs"
 LLAVA = ["--set", f"RECIPE={REPO}/training/recipes/llava15_7b.yaml", "--set", "MEDMAT_DATA=./no-build-here"]
@@ -258,7 +257,8 @@ def test_slurm_export_of_table3(tmp_path, capsys):
     plan = json.loads((out / "plan.json").read_text())
     assert [plan["evals"][e]["training"] for e in e_jobs] == t_jobs
     one = (out / "jobs" / f"train_{t_jobs[0]}.sh").read_text()
-    assert f"accelerate launch --config_file {REPO}/training/accelerate/deepspeed_zero3.yaml {REPO}/training/sft.py" in one
+    assert (f"accelerate launch --config_file {REPO}/training/accelerate/deepspeed_zero3.yaml -m medmat_builder.train"
+            in one)
     assert "--mixture" in one and f"--output_dir {out}/models/{t_jobs[0]}" in one
     assert all(Path(m).is_file() for m in (out / "mixtures").iterdir())
     assert "wrote" in capsys.readouterr().out
@@ -283,10 +283,10 @@ from pathlib import Path
 argv = sys.argv[1:]
 out = Path(argv[argv.index("--output_dir") + 1])
 with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(("train " if argv[0].endswith("sft.py") else "eval ") + out.name + "\n")
+    log.write(("train " if argv[:2] == ["-m", "medmat_builder.train"] else "eval ") + out.name + "\n")
 if os.environ.get("FAKE_FAIL") == out.name:
     sys.exit(3)
-if argv[0].endswith("sft.py"):
+if argv[:2] == ["-m", "medmat_builder.train"]:
     (out / "config.json").write_text("{}")
 else:
     i = argv.index("--configs") + 1
@@ -402,7 +402,7 @@ arms: {Baseline: {}, Trained: {mixture: related}}
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """A folder holding a tiny model and a tiny export (unique name: `datasets` caches folders by name)."""
-    from eval.testing import make_tiny_export, tiny_model
+    from medmat_builder.evaluate.testing import make_tiny_export, tiny_model
 
     root = tmp_path_factory.mktemp("xp")
     tiny_model(root / "model" / "llava")

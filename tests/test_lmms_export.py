@@ -19,13 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from medmat_builder.evaluate.cli import main as evaluate_main
+from medmat_builder.evaluate.testing import make_tiny_export, tiny_model
+from medmat_builder.cli import main as medmat
 
-from eval.evaluate import main as evaluate_main  # noqa: E402
-from eval.testing import make_tiny_export, tiny_model  # noqa: E402
-from medmat_builder.cli import main as medmat  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 N_TEST = 4
 # lmms-eval and the few packages that loading and scoring a task import (scripts/setup.sh installs them)
@@ -93,7 +91,7 @@ def test_export_writes_one_task_per_config_and_the_parsers(tasks, export):
         "medmat_grounding.py", "medmat_hooks.py", "medmat_parsing.py", "medmat_subset_28.yaml", "medmat_subset_38.yaml"]
     for copy, src in (("medmat_parsing.py", "parsing.py"), ("medmat_grounding.py", "grounding.py"),
                       ("medmat_hooks.py", "lmms_hooks.py")):
-        assert (tasks / copy).read_text() == (REPO / "eval" / src).read_text()
+        assert (tasks / copy).read_text() == (REPO / "medmat_builder" / "evaluate" / src).read_text()
     choice = yaml.load((tasks / "medmat_subset_28.yaml").read_text(), Loader=_TagLoader)
     assert (choice["task"], choice["dataset_path"], choice["dataset_name"]) == ("medmat_subset_28", str(export), "subset_28")
     assert choice["process_results"] == "!function medmat_hooks.process_choice"
@@ -186,8 +184,8 @@ def test_lmms_eval_runs_a_tiny_model_on_the_exported_tasks(tasks, tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(out.read_text())
-    from eval.grounding import match_boxes, parse_boxes, reference_boxes
-    from eval.parsing import parse_letter
+    from medmat_builder.evaluate.grounding import match_boxes, parse_boxes, reference_boxes
+    from medmat_builder.evaluate.parsing import parse_letter
 
     import pyarrow.parquet as pq
 

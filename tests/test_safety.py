@@ -10,7 +10,6 @@ import io
 import json
 import os
 import stat
-import sys
 import tarfile
 import textwrap
 import zipfile
@@ -522,9 +521,7 @@ def test_demo_with_an_escaping_registry_writes_nothing_outside(tmp_path, capsys)
 
 # --------------------------------------------------------------------------- experiment and trainer output
 def test_experiment_refuses_a_foreign_output_dir(tmp_path, capsys):
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from eval.experiment import main as experiment_main
+    from medmat_builder.evaluate.experiments.cli import main as experiment_main
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(json.dumps({"name": "x", "backbone": str(tmp_path / "model"), "dataset": str(tmp_path / "ds"),
@@ -540,14 +537,7 @@ def test_experiment_refuses_a_foreign_output_dir(tmp_path, capsys):
 
 def test_trainer_refuses_a_foreign_output_dir_and_accepts_its_own(tmp_path, capsys):
     pytest.importorskip("trl")
-    import importlib.util
-
-    sft = sys.modules.get("medmat_training_sft")  # loaded by test_training.py when it runs first
-    if sft is None:
-        spec = importlib.util.spec_from_file_location("medmat_training_sft", REPO / "training" / "sft.py")
-        sft = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = sft
-        spec.loader.exec_module(sft)
+    from medmat_builder import train as sft
     mydocs = tmp_path / "mydocs"
     mydocs.mkdir()
     (mydocs / "checkpoint-5").mkdir()

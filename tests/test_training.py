@@ -1,4 +1,5 @@
-"""Training (issue 4): training/sft.py on tiny models of real architectures, on CPU, offline.
+"""Training (issue 4): :mod:`medmat_builder.train` (behind training/sft.py) on tiny models of real
+architectures, on CPU, offline.
 
 The multi-process tests (DDP with gloo, DeepSpeed ZeRO-3) are marked ``multiprocess``; deselect them
 with ``-m "not multiprocess"`` for a quicker run.
@@ -21,25 +22,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
+from medmat_builder import train as sft  # noqa: E402
+from medmat_builder.train.leakage import stored_image_hashes  # noqa: E402
+from medmat_builder.records import ANSWER_DIRECTIVE as DIRECTIVE  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SFT = REPO / "training" / "sft.py"
 TINY_RECIPE = REPO / "training" / "recipes" / "tiny_cpu.yaml"
 
-
-def _load_sft():
-    """training/sft.py is a script, not a package module: load it under a unique name."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("medmat_training_sft", SFT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need their module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-sft = _load_sft()
-
-DIRECTIVE = "Answer with the option's letter from the given choices directly."
 CONFIGS = {  # config -> (labels, n_train, n_test); subset_28 is the mixture target of the tests
     "subset_25": (["normal", "pneumonia", "covid"], 24, 6),
     "subset_26": (["benign", "malignant"], 24, 6),
@@ -60,7 +50,7 @@ def _png(rng: np.random.Generator, gray: bool) -> bytes:
 def _records(config: str, split: str, labels: list[str], n: int, rng: np.random.Generator) -> dict[str, list]:
     letters = "ABCD"
     cols: dict[str, list] = {k: [] for k in ("id", "image", "question", "options", "answer", "answer_label", "labels",
-                                             "modality", "area", "task", "subset", "source", "license")}
+                                             "modality", "area", "task", "subset", "source", "license", "group")}
     for i in range(n):
         options = [labels[(i + k) % len(labels)] for k in range(len(labels))]
         rng.shuffle(options)
@@ -80,18 +70,17 @@ def _records(config: str, split: str, labels: list[str], n: int, rng: np.random.
         cols["subset"].append(config)
         cols["source"].append("synthetic")
         cols["license"].append("CC-BY-4.0")
+        cols["group"].append(f"{config[-2:]}{split[:2]}{i:012d}")  # 16 characters, as the build's pseudonyms
     return cols
 
 
 def write_tiny_export(out: str | Path, leak_target_test: bool = False) -> Path:
     """A Med-MAT-shaped export (README configs + parquet per split) with a few dozen random records.
 
-    With ``leak_target_test``, three records of subset_28's test split are planted in other configs'
-    train splits: one with its id unchanged, one with a new id but the same image bytes, and one with
-    a new id and the image resized to twice its size (a near duplicate). That last test record is a
-    look-alike fundus photograph (``medmat_builder.lookalikes``), not random pixels: near duplicates
-    are confirmed by the edges of a 32x32 thumbnail, which a picture of pure noise does not keep
-    through a resize.
+    With ``leak_target_test``, three records tied to subset_28's test split are planted in other
+    configs' train splits, one per reason the leakage guard knows: test record 0 with its id unchanged;
+    test record 1 under a new id with the same image bytes; and a new image under a new id whose
+    subject (``group``) is test record 2's: another scan of the same patient.
     """
     from datasets import Dataset, Image
 
@@ -108,29 +97,13 @@ def write_tiny_export(out: str | Path, leak_target_test: bool = False) -> Path:
             f"  - split: test\n    path: {config}/test-*.parquet\n"
         )
     if leak_target_test:
-        from medmat_builder.lookalikes import lookalike_scan
-
         test = tables["subset_28", "test"]
-        test["image"][2] = {"bytes": lookalike_scan("fundus", 2, small=True).data, "path": None}
-        for dest, row, new_id in (("subset_25", 0, None), ("subset_26", 1, "subset_26-train-leaked")):
+        plants = (("subset_25", 0, {}), ("subset_26", 1, {"id": "subset_26-train-leaked", "group": "another-subject1"}),
+                  ("subset_25", 2, {"id": "subset_25-train-same-patient",
+                                    "image": {"bytes": _png(rng, gray=False), "path": None}}))
+        for dest, row, changes in plants:
             for key, values in tables[dest, "train"].items():
-                value = test[key][row]
-                if key == "id" and new_id:
-                    value = new_id
-                values.append(value)
-        from PIL import Image as PILImage
-
-        near = PILImage.open(io.BytesIO(test["image"][2]["bytes"]))
-        near = near.resize((near.width * 2, near.height * 2), PILImage.Resampling.NEAREST)
-        buf = io.BytesIO()
-        near.save(buf, format="PNG")
-        for key, values in tables["subset_25", "train"].items():
-            value = test[key][2]
-            if key == "id":
-                value = "subset_25-train-resized-copy"
-            elif key == "image":
-                value = {"bytes": buf.getvalue(), "path": None}
-            values.append(value)
+                values.append(changes.get(key, test[key][row]))
     for (config, split), cols in tables.items():
         ds = Dataset.from_dict(cols).cast_column("image", Image())
         (out / config).mkdir(parents=True, exist_ok=True)
@@ -185,14 +158,46 @@ def _lm_head(state: dict):
     return state[key].float().numpy()
 
 
-def _test_records(export: Path) -> tuple[set[str], set[str]]:
+def _changed(before: dict, after: dict) -> list[str]:
+    assert before.keys() == after.keys()
+    return [k for k in before if not np.array_equal(before[k].float().numpy(), after[k].float().numpy())]
+
+
+def _losses(trainer) -> list[float]:
+    return [log["loss"] for log in trainer.state.log_history if "loss" in log]
+
+
+def _batch_loss(model, trainer, rows: list[dict]) -> float:
+    """The model's loss on one collated batch of training rows (the completion tokens only)."""
+    import torch
+
+    batch = trainer.data_collator([dict(r) for r in rows])
+    model.eval()
+    with torch.no_grad():
+        return float(model(**{k: v for k, v in batch.items() if torch.is_tensor(v)}).loss)
+
+
+def _test_records(export: Path) -> tuple[set[str], set[str], set[str]]:
     test = sft.load_split(str(export), "subset_28", "test")
-    return set(test["id"]), set(sft._image_keys(test)[0])
+    return set(test["id"]), set(stored_image_hashes(test)), set(test["group"])
 
 
 # --------------------------------------------------------------------------------------------------
-# tiny models
+# arguments, tiny models
 # --------------------------------------------------------------------------------------------------
+
+
+def test_config_flag_is_in_help_and_both_spellings_work(tmp_path):
+    from medmat_builder.cli import main as medmat
+
+    assert "--config FILE.yaml" in sft.make_parser().format_help()
+    for spelling in (["--config", str(TINY_RECIPE)], [f"--config={TINY_RECIPE}"]):
+        script_args, training_args, model_args = sft.parse_args([*spelling, "--output_dir", str(tmp_path)])
+        assert script_args.train_configs == ["subset_25", "subset_26"] and training_args.max_steps == 10
+        assert model_args.model_name_or_path == "outputs/tiny-llava"
+    with pytest.raises(SystemExit) as info:  # `medmat train` passes every flag through, --help included
+        medmat(["train", "--help"])
+    assert info.value.code == 0
 
 
 def test_tiny_model_is_reproducible_and_loads(tmp_path):
@@ -221,7 +226,7 @@ def test_tiny_model_is_reproducible_and_loads(tmp_path):
 def test_tiny_model_command_refuses_foreign_folder(tmp_path, capsys):
     import argparse
 
-    from medmat_builder.commands import tiny_model
+    from medmat_builder.cli import tiny_model
 
     parser = argparse.ArgumentParser()
     tiny_model.add_parser(parser.add_subparsers())
@@ -245,10 +250,11 @@ def test_records_become_prompt_completion_pairs(export, tiny_models, tmp_path):
     assert manifest["records"] == {"subset_25": 5, "subset_26": 5}
     assert len(train) == 10 and set(train["config"]) == {"subset_25", "subset_26"}
     source = sft.load_split(str(export), "subset_25", "train")
-    by_id = {r["id"]: r for r in source.select_columns(["id", "question", "answer"])}
+    by_id = {r["id"]: r for r in source.select_columns(["id", "question", "answer", "group"])}
     row = next(r for r in train if r["config"] == "subset_25")
     assert row["prompt"] == [{"role": "user", "content": by_id[row["id"]]["question"]}]
     assert row["completion"] == [{"role": "assistant", "content": by_id[row["id"]]["answer"]}]
+    assert row["group"] == by_id[row["id"]]["group"] and row["image_hash"] == ""  # identity columns ride along
     assert row["image"].mode == "RGB"  # grayscale sources are converted for the processor
     again, _ = sft.build_train_dataset(script_args, seed=42)
     assert again["id"] == train["id"]  # seeded
@@ -276,6 +282,7 @@ def test_general_mcq_mix_in(export, tiny_models, tmp_path):
     for row in rows:
         assert row["prompt"][0]["content"] == ("Which animal is shown?\nA. cat\nB. dog\nC. owl\nD. fox\n" + DIRECTIVE)
         assert row["completion"][0]["content"] in {"B", "C"}
+        assert row["group"] == ""  # no subject: never matched by the guard
 
 
 def test_real_planner_mixture_by_name_and_file(tmp_path):
@@ -303,11 +310,11 @@ def _rq2_mixture(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("how", ["mixture", "target"])
-def test_target_test_split_never_enters_training(how, leaky_export, tiny_models, tmp_path):
+def test_target_test_split_never_enters_training(how, leaky_export, tiny_models, tmp_path, monkeypatch):
     """Training for subset_28 that includes subset_28's own train data (as in RQ2), on an export where
-    three of subset_28's test records were planted in other configs' train splits (same id / same image /
-    resized copy); by a mixture file, or by --train_configs with --target."""
-    test_ids, test_prints = _test_records(leaky_export)
+    three records tied to subset_28's test split were planted in other configs' train splits (same id /
+    same image bytes / same subject); by a mixture file, or by --train_configs with --target."""
+    test_ids, test_images, test_groups = _test_records(leaky_export)
     script_args, _, _ = _args(leaky_export, tiny_models["llava"], tmp_path)
     if how == "mixture":
         script_args.train_configs = None
@@ -318,18 +325,49 @@ def test_target_test_split_never_enters_training(how, leaky_export, tiny_models,
         script_args.target = "subset_28"
 
     script_args.leakage_check = False  # without the guard the planted records get in: the test can see leaks
-    unguarded, _ = sft.build_train_dataset(script_args, seed=0)
-    assert test_ids & set(unguarded["id"]) and test_prints & set(sft._image_keys(unguarded)[0])
+    unguarded, manifest = sft.build_train_dataset(script_args, seed=0)
+    assert test_ids & set(unguarded["id"]) and test_images & set(stored_image_hashes(unguarded))
+    assert test_groups & set(unguarded["group"]) and manifest["leakage_guard"] is None
+
+    import PIL.Image
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the leakage guard decoded an image")
 
     script_args.leakage_check = True
-    guarded, manifest = sft.build_train_dataset(script_args, seed=0)
+    with monkeypatch.context() as m:  # identity comes from the rows: the guard opens no image
+        m.setattr(PIL.Image, "open", no_decoding)
+        guarded, manifest = sft.build_train_dataset(script_args, seed=0)
     assert manifest["target"] == "subset_28"
     assert not test_ids & set(guarded["id"])
-    assert not test_prints & set(sft._image_keys(guarded)[0])
-    assert "subset_25-train-resized-copy" not in set(guarded["id"])  # the near duplicate
+    assert not test_images & set(stored_image_hashes(guarded))
+    assert not test_groups & set(guarded["group"])
+    assert "subset_25-train-same-patient" not in set(guarded["id"])  # another image of a test subject
+    guard = manifest["leakage_guard"]
+    assert guard["dropped"] == {"id": 1, "image": 1, "subject": 1} and guard["test_records"] == 8
+    assert guard["identity"] == "stored bytes (xxh3-128)"
     assert manifest["dropped_as_target_test"] == 3 and len(unguarded) - len(guarded) == 3
     # the target's own train records stay (RQ2 trains on them); only its test split is protected
     assert set(guarded["config"]) == {"subset_25", "subset_26", "subset_28"}
+
+
+def test_guard_reads_the_image_hash_column_when_both_sides_have_it(leaky_export):
+    """With the build's per-row ``image_hash`` the guard compares that column, not the bytes."""
+    from medmat_builder.train.data import to_training_form
+    from medmat_builder.train.leakage import drop_target_test_records
+
+    train = to_training_form(sft.load_split(str(leaky_export), "subset_26", "train"), "subset_26")
+    test = sft.load_split(str(leaky_export), "subset_28", "test")
+    test = test.add_column("image_hash", [f"px{i}" for i in range(len(test))])
+    hashes = [f"train{i}" for i in range(len(train))]
+    hashes[3] = "px5"  # other bytes, but the build says: the same pixels as test record 5
+    kept, report = drop_target_test_records(train.remove_columns("image_hash").add_column("image_hash", hashes),
+                                            test, "subset_28")
+    assert report.identity == "image_hash column" and report.dropped == {"id": 0, "image": 1, "subject": 0}
+    assert train["id"][3] not in set(kept["id"]) and len(kept) == len(train) - 1
+    # a side without the column: both sides fall back to the stored bytes (the planted copy of test record 1)
+    _, report = drop_target_test_records(train, test, "subset_28")
+    assert report.identity == "stored bytes (xxh3-128)" and report.dropped == {"id": 0, "image": 1, "subject": 0}
 
 
 def test_target_must_agree_with_the_mixture(export, tiny_models, tmp_path):
@@ -340,38 +378,43 @@ def test_target_must_agree_with_the_mixture(export, tiny_models, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# training in process
+# training in process: each run must have learned something
 # --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("arch", ["llava", "idefics3"])
-def test_tiny_model_trains_on_configs_by_name(arch, export, tiny_models, tmp_path):
+def test_tiny_model_learns_a_fixed_batch(arch, export, tiny_models, tmp_path):
+    """One record of each of two configs, batch 2: every step sees the same batch, so the loss on it
+    must fall; the saved weights differ from the initial ones and reload equal to the trained model."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     out = tmp_path / "run"
-    trainer = sft.main(*_args(export, tiny_models[arch], out, "--train_configs", "subset_25", "subset_26"))
-
-    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
-    assert trainer.state.global_step == 3
+    trainer = sft.train(*_args(export, tiny_models[arch], out, "--train_configs", "subset_25", "subset_26",
+                               "--samples_per_config", "1", "--max_steps", "6", "--learning_rate", "1e-2"))
+    manifest = json.loads((out / sft.DATA_MANIFEST).read_text())
+    assert manifest["records"] == {"subset_25": 1, "subset_26": 1} and manifest["world_size"] == 1
+    losses = _losses(trainer)
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses) and trainer.state.global_step == 6
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.75 * losses[0], losses
 
     before, after = _state_dict(tiny_models[arch]), _state_dict(out)
-    assert before.keys() == after.keys()
-    changed = [k for k in before if not np.array_equal(before[k].numpy(), after[k].numpy())]
+    changed = _changed(before, after)
     assert any("lm_head" in k for k in changed)
     assert any("vision" in k for k in changed)  # the vision tower is trained unless frozen
     assert len(changed) > len(before) // 2
-
-    model = AutoModelForImageTextToText.from_pretrained(out)
+    reloaded = AutoModelForImageTextToText.from_pretrained(out)
     AutoProcessor.from_pretrained(out)
-    assert type(model).__name__ == type(trainer.model).__name__
-    manifest = json.loads((out / sft.DATA_MANIFEST).read_text())
-    assert manifest["records"] == {"subset_25": 24, "subset_26": 24} and manifest["world_size"] == 1
+    assert type(reloaded).__name__ == type(trainer.model).__name__
+    trained = {k: v.detach() for k, v in trainer.model.state_dict().items()}
+    assert all(np.array_equal(v.numpy(), trained[k].numpy()) for k, v in reloaded.state_dict().items())
+    rows = [trainer.train_dataset[i] for i in range(2)]
+    initial = AutoModelForImageTextToText.from_pretrained(tiny_models[arch])
+    assert _batch_loss(reloaded, trainer, rows) < 0.75 * _batch_loss(initial, trainer, rows)
 
     # loss on the completion only: the supervised tokens are exactly the answer turn
-    batch = trainer.data_collator([dict(trainer.train_dataset[i]) for i in range(2)])
+    batch = trainer.data_collator([dict(r) for r in rows])
     tokenizer = trainer.processing_class.tokenizer
-    for labels, example in zip(batch["labels"], (trainer.train_dataset[i] for i in range(2)), strict=True):
+    for labels, example in zip(batch["labels"], rows, strict=True):
         supervised = tokenizer.decode(labels[labels != -100])
         answer = example["completion"][0]["content"]
         assert supervised.strip().startswith(answer)
@@ -381,8 +424,8 @@ def test_tiny_model_trains_on_configs_by_name(arch, export, tiny_models, tmp_pat
 
 def test_freeze_vision_tower_keeps_encoder(export, tiny_models, tmp_path):
     out = tmp_path / "frozen"
-    sft.main(*_args(export, tiny_models["llava"], out, "--train_configs", "subset_26", "--freeze_vision_tower", "true",
-                    "--max_steps", "2"))
+    sft.train(*_args(export, tiny_models["llava"], out, "--train_configs", "subset_26", "--freeze_vision_tower", "true",
+                     "--max_steps", "2"))
     before, after = _state_dict(tiny_models["llava"]), _state_dict(out)
     vision = [k for k in before if "vision_tower" in k]
     assert vision and all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in vision)
@@ -396,36 +439,48 @@ def test_mixture_by_name_trains_on_a_demo_build(demo_export, tiny_models, tmp_pa
 
     export = demo_export / "medmat"
     out = tmp_path / "mix"
-    trainer = sft.main(*_args(export, tiny_models["idefics3"], out, "--mixture", "related:subset_28",
-                              "--max_steps", "2"))
+    trainer = sft.train(*_args(export, tiny_models["idefics3"], out, "--mixture", "related:subset_28",
+                               "--max_steps", "2"))
     manifest = json.loads((out / sft.DATA_MANIFEST).read_text())
     expected = resolve_mixture("related:subset_28", caps=caps_from_build_report(export / "build_report.json"))
     assert manifest["target"] == "subset_28" and manifest["seed"] == 42
     assert manifest["records"] == expected.sample_counts and "subset_28" not in manifest["records"]
     assert len(manifest["records"]) == 12  # the Related in-distribution subsets of subset_28
     assert manifest["total"] == expected.total - manifest["dropped_as_target_test"]
+    assert manifest["leakage_guard"]["test_records"] == len(sft.load_split(str(export), "subset_28", "test"))
     assert trainer.state.global_step == 2
-    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    assert losses and all(math.isfinite(x) for x in losses)
+    assert any("lm_head" in k for k in _changed(_state_dict(tiny_models["idefics3"]), _state_dict(out)))
 
 
 def test_resume_from_last_checkpoint(export, tiny_models, tmp_path):
-    out = tmp_path / "resume"
+    """Two steps, stop, resume to three: the log and the weights go on from checkpoint-2.
+
+    (Not bit-equal to three steps in one go: on resume the Trainer draws the epoch's order again.)"""
     common = ("--train_configs", "subset_26", "--save_strategy", "steps", "--save_steps", "2")
-    sft.main(*_args(export, tiny_models["llava"], out, *common, "--max_steps", "2"))
-    assert (out / "checkpoint-2").is_dir()
-    trainer = sft.main(*_args(export, tiny_models["llava"], out, *common, "--max_steps", "3",
-                              "--resume_from_checkpoint", "true"))
+    out = tmp_path / "resume"
+    first = sft.train(*_args(export, tiny_models["llava"], out, *common, "--max_steps", "2"))
+    two_steps = _state_dict(out)
+    assert not _changed(two_steps, _state_dict(out / "checkpoint-2"))
+    assert _changed(_state_dict(tiny_models["llava"]), two_steps)
+    trainer = sft.train(*_args(export, tiny_models["llava"], out, *common, "--max_steps", "3",
+                               "--resume_from_checkpoint", "true"))
     assert trainer.state.global_step == 3
-    assert len([log for log in trainer.state.log_history if "loss" in log]) == 3  # 2 restored + 1 new
+    assert _losses(trainer)[:2] == _losses(first) and len(_losses(trainer)) == 3  # 2 restored + 1 new
+    assert _changed(two_steps, _state_dict(out))  # the third step trained on from checkpoint-2
 
 
 def test_lora_adapter_trains(export, tiny_models, tmp_path):
     pytest.importorskip("peft")
+    from safetensors.torch import load_file
+
     out = tmp_path / "lora"
-    sft.main(*_args(export, tiny_models["llava"], out, "--train_configs", "subset_26", "--max_steps", "2",
-                    "--use_peft", "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj"))
-    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    sft.train(*_args(export, tiny_models["llava"], out, "--train_configs", "subset_26", "--max_steps", "2",
+                     "--use_peft", "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj"))
+    assert (out / "adapter_config.json").is_file()
+    adapter = load_file(str(out / "adapter_model.safetensors"))
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # PEFT starts B at zero: non-zero B was learned
+    assert not (out / "model.safetensors").exists()  # only the adapter is saved, the backbone is untouched
 
 
 def test_global_batch_size_sets_accumulation(export, tiny_models, tmp_path):
@@ -451,10 +506,15 @@ def test_paper_recipes(recipe, tmp_path):
     assert training_args.completion_only_loss is True and model_args.model_name_or_path == raw["model_name_or_path"]
 
 
-def test_tiny_recipe_creates_its_model(export, tmp_path):
+def test_tiny_recipe_creates_its_model_and_trains_it(export, tmp_path):
+    from medmat_builder.tiny_models import is_tiny_model
+
     model_dir = tmp_path / "created-tiny"
-    sft.main(*_args(export, model_dir, tmp_path / "run", "--max_steps", "1"))
-    assert (model_dir / "config.json").is_file() and (tmp_path / "run" / "model.safetensors").is_file()
+    assert sft.main(["--config", str(TINY_RECIPE), "--dataset_name", str(export), "--model_name_or_path",
+                     str(model_dir), "--output_dir", str(tmp_path / "run"), "--max_steps", "1",
+                     "--per_device_train_batch_size", "2"]) == 0
+    assert is_tiny_model(model_dir)
+    assert _changed(_state_dict(model_dir), _state_dict(tmp_path / "run"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -470,16 +530,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _launch(accelerate_config: str, export: Path, model: Path, out: Path, tmp_path: Path) -> dict:
+def _launch(accelerate_config: str, entry: list[str], export: Path, model: Path, out: Path, tmp_path: Path) -> dict:
+    """``accelerate launch`` of ``entry`` (the script, or ``-m medmat_builder.train``) on 2 CPU processes."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf_cache"),
            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     cmd = [accelerate, "launch", "--config_file", str(REPO / "training" / "accelerate" / accelerate_config),
            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(_free_port()),
-           str(SFT), "--config", str(TINY_RECIPE), "--dataset_name", str(export),
+           *entry, "--config", str(TINY_RECIPE), "--dataset_name", str(export),
            "--model_name_or_path", str(model), "--output_dir", str(out), "--use_cpu", "true", "--bf16", "false",
            "--max_steps", "2", "--per_device_train_batch_size", "2"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return json.loads((out / sft.DATA_MANIFEST).read_text())
 
@@ -490,9 +551,10 @@ def test_two_process_ddp_on_cpu(export, tiny_models, tmp_path):
     from transformers import AutoModelForImageTextToText
 
     out = tmp_path / "ddp"
-    manifest = _launch("multi_gpu.yaml", export, tiny_models["llava"], out, tmp_path)
+    manifest = _launch("multi_gpu.yaml", [str(SFT)], export, tiny_models["llava"], out, tmp_path)
     assert manifest["world_size"] == 2 and manifest["distributed_type"] == "MULTI_CPU"
-    AutoModelForImageTextToText.from_pretrained(out)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    assert not np.array_equal(_lm_head(_state_dict(tiny_models["llava"])), _lm_head(dict(model.state_dict())))
 
 
 @pytest.mark.multiprocess
@@ -502,7 +564,8 @@ def test_two_process_deepspeed_zero3_on_cpu(export, tiny_models, tmp_path):
     from transformers import AutoModelForImageTextToText
 
     out = tmp_path / "zero3"
-    manifest = _launch("deepspeed_zero3.yaml", export, tiny_models["llava"], out, tmp_path)
+    manifest = _launch("deepspeed_zero3.yaml", ["-m", "medmat_builder.train"], export, tiny_models["llava"], out,
+                       tmp_path)
     assert manifest["world_size"] == 2 and manifest["distributed_type"] == "DEEPSPEED"
     model = AutoModelForImageTextToText.from_pretrained(out)  # ZeRO-3 shards were gathered into one checkpoint
     before = _state_dict(tiny_models["llava"])

@@ -2,8 +2,10 @@
 
 For each config, ``OUT/medmat_<config>.yaml`` names the data (a local export folder or a Hub dataset
 id, the config, the split), the hooks (image, prompt, target) and the metrics; the hooks file
-``medmat_hooks.py`` (a copy of ``eval/lmms_hooks.py``) scores answers with copies of medmat's
-deterministic parsers (``eval/parsing.py``, ``eval/grounding.py``), so the folder runs wherever
+``medmat_hooks.py`` (a copy of :mod:`medmat_builder.evaluate.lmms_hooks`) scores answers with copies
+of medmat's deterministic parsers (:mod:`medmat_builder.evaluate.parsing` and
+:mod:`~medmat_builder.evaluate.grounding`, read from the installed package with
+``importlib.resources``, so a wheel exports as a checkout does), and the folder runs wherever
 lmms-eval runs::
 
     medmat export-task subset_28 subset_38 --dataset ./medmat --out lmms_tasks
@@ -17,13 +19,14 @@ segmentation subsets) ``accuracy_iou50``, ``mean_iou``, ``precision``, ``recall`
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 
 from medmat_builder.registry import Registry, load_registry
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "eval"
+#: The package whose modules are shipped beside the tasks, and the names they get there.
+HOOKS_PACKAGE = "medmat_builder.evaluate"
 HOOKS = {"lmms_hooks.py": "medmat_hooks.py", "parsing.py": "medmat_parsing.py", "grounding.py": "medmat_grounding.py"}
 GROUNDING_KINDS = ("detection", "segmentation")
 MAX_NEW_TOKENS = {"choice": 16, "grounding": 128}
@@ -106,18 +109,13 @@ def export_tasks(
     registry: Registry | None = None,
 ) -> list[Path]:
     """Write one task YAML per config and the hooks into ``out``; return the YAML paths."""
-    missing = [name for name in HOOKS if not (EVAL_DIR / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{EVAL_DIR} lacks {missing}: export-task copies medmat's parsers from the checkout's eval/ folder; "
-            "run it from a clone of medmat (pip install -e .)"
-        )
     registry = registry or load_registry()
     kinds = {c: task_kind(c, registry) for c in configs}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    package = files(HOOKS_PACKAGE)
     for src, dst in HOOKS.items():
-        shutil.copyfile(EVAL_DIR / src, out / dst)
+        (out / dst).write_bytes(package.joinpath(src).read_bytes())
     ref = dataset_reference(dataset)
     written = []
     for config, kind in kinds.items():

@@ -1,6 +1,6 @@
 """What an experiment costs before it runs: trainings after sharing, samples, evaluation items, GPU hours.
 
-:func:`price` works on a :class:`~eval.experiments.plan.Plan` and writes nothing. Counts come from
+:func:`price` works on a :class:`~medmat_builder.evaluate.experiments.plan.Plan` and writes nothing. Counts come from
 the build's ``build_report.json`` when the dataset is a local build (the records each config really
 holds), else from the caps: the paper's 3,000 training samples per subset (Section 2.1), and for test
 items the builder's caps (a strictly label-balanced test split of at most 250 items per label, 1,000
@@ -25,11 +25,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.experiments.jobs import Launch, evaluation_launch, training_launch
-from eval.experiments.plan import EVALUATE, REPO_ROOT, SFT, Plan, TrainingJob, registry_planner
-from eval.experiments.spec import SpecError
+from medmat_builder.evaluate.experiments.jobs import (
+    EVALUATE_MODULE,
+    TRAIN_MODULE,
+    Launch,
+    evaluation_launch,
+    training_launch,
+)
+from medmat_builder.evaluate.experiments.plan import Plan, TrainingJob, registry_planner
+from medmat_builder.evaluate.experiments.spec import SpecError
 from medmat_builder.planner import DEFAULT_CAP
-from medmat_builder.sampling import BuildSettings
+from medmat_builder.build import BuildSettings
 
 HF_DEFAULT_EPOCHS = 3.0        # transformers.TrainingArguments.num_train_epochs
 HF_DEFAULT_DEVICE_BATCH = 8    # transformers.TrainingArguments.per_device_train_batch_size
@@ -291,9 +297,9 @@ Runner = Callable[[list[str]], float]
 
 
 def timed_run(cmd: list[str]) -> float:
-    """Run ``cmd`` from the repository root; seconds of wall time."""
+    """Run ``cmd`` here; seconds of wall time."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO_ROOT)
+    proc = subprocess.run(cmd)
     if proc.returncode != 0:
         raise SpecError(f"calibration command failed (exit {proc.returncode}): {' '.join(cmd)}")
     return time.perf_counter() - start
@@ -327,8 +333,8 @@ def calibrate(plan: Plan, *, steps: tuple[int, int] = (2, 6), eval_limit: int = 
             launch = training_launch(plan.spec)
             seconds = []
             for k in steps:
-                cmd = [*launch.words, str(SFT), *args, "--max_steps", str(k), "--save_strategy", "no",
-                       "--report_to", "none", "--output_dir", str(tmp / f"train-{k}")]
+                cmd = launch.command(TRAIN_MODULE, [*args, "--max_steps", str(k), "--save_strategy", "no",
+                                                    "--report_to", "none", "--output_dir", str(tmp / f"train-{k}")])
                 seconds.append(run(cmd))
             batch = global_batch(merged_args(plan, job), launch)
             dt = seconds[1] - seconds[0]
@@ -352,7 +358,7 @@ def calibrate(plan: Plan, *, steps: tuple[int, int] = (2, 6), eval_limit: int = 
             else:
                 argv += ["--limit", str(eval_limit)]
             launch = evaluation_launch(plan.spec)
-            wall = run([*launch.words, str(EVALUATE), *argv])
+            wall = run(launch.command(EVALUATE_MODULE, argv))
             results = json.loads((out / "results.json").read_text(encoding="utf-8"))
             n = sum(int(r.get("n", 0)) for r in results.get("configs", {}).values())
             seconds = float(results.get("seconds") or wall)

@@ -1,9 +1,10 @@
 """lmms-eval hooks of an exported medmat task: the image, the prompt, the target, medmat's parser as metric.
 
 ``medmat export-task`` copies this file beside the task YAML as ``medmat_hooks.py``, with
-``eval/parsing.py`` and ``eval/grounding.py`` as ``medmat_parsing.py`` and ``medmat_grounding.py``,
-so the task folder runs wherever lmms-eval runs, without medmat installed. The scores equal
-``eval/evaluate.py``'s on the same answers: the same deterministic parsers decide.
+:mod:`medmat_builder.evaluate.parsing` and :mod:`medmat_builder.evaluate.grounding` as
+``medmat_parsing.py`` and ``medmat_grounding.py`` (read from the installed package), so the task
+folder runs wherever lmms-eval runs, without medmat installed. The scores equal ``eval/evaluate.py``'s
+on the same answers: the same deterministic parsers decide.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-if __package__:  # imported from a medmat checkout as eval.lmms_hooks
+if __package__:  # imported as medmat_builder.evaluate.lmms_hooks
     from .grounding import match_boxes, parse_boxes, reference_boxes
     from .parsing import parse_letter
 else:  # loaded by lmms-eval from a task folder: the copies lie beside this file

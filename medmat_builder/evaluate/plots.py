@@ -32,7 +32,7 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def plot_cg(rows: Sequence[dict[str, Any]], arms: Sequence[str], path: str | Path) -> Path:
-    """Grouped bars of :func:`eval.report.cg_table` rows, interval bars, a dashed chance line per target."""
+    """Grouped bars of :func:`.report.cg_table` rows, interval bars, a dashed chance line per target."""
     plt = _pyplot()
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     fig, axes = plt.subplots(1, len(metrics), figsize=(1.2 + 1.6 * max(2, len(rows)), 3.4), dpi=120, squeeze=False)
@@ -67,7 +67,7 @@ def plot_volume(curves: dict[str, Sequence[Any]], path: str | Path, title: str =
                 xlabel: str = "training samples") -> Path:
     """Accuracy (%) on the target vs data volume, one line per series, interval bars, chance line.
 
-    ``curves``: series -> :class:`eval.report.Run` objects sorted by volume.
+    ``curves``: series -> :class:`.report.Run` objects sorted by volume.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=120)

@@ -13,7 +13,7 @@ every target asked of that model (the untrained backbone is evaluated once on al
 
 Keys. A training's key is a hash of what determines the model; its folder is
 ``OUT/models/<key>/``. An evaluation's key hashes the model, the configs and the evaluation settings.
-A job is finished when its folder holds a completion marker with its key (:mod:`eval.experiments.jobs`).
+A job is finished when its folder holds a completion marker with its key (:mod:`.jobs`).
 """
 
 from __future__ import annotations
@@ -28,12 +28,8 @@ from typing import Any
 
 import yaml
 
-from eval.experiments.spec import ArmSpec, ExperimentSpec, RowSpec, SpecError
+from medmat_builder.evaluate.experiments.spec import ArmSpec, ExperimentSpec, RowSpec, SpecError
 from medmat_builder.planner import Mixture, Planner, PlannerError, caps_from_build_report
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SFT = REPO_ROOT / "training" / "sft.py"
-EVALUATE = REPO_ROOT / "eval" / "evaluate.py"
 
 
 def slug(text: str) -> str:
@@ -82,8 +78,8 @@ class TrainingJob:
     target: str | None                     # the config whose test split the training must never see
     configs: list[tuple[str, int | None]]  # (config, records per epoch asked for; None = the whole train split)
     description: str                       # the combination in words, e.g. "pair:subset_04:... (subset_03:3000, ...)"
-    train_args: dict[str, Any]             # spec + arm flags for training/sft.py
-    sft_args: list[str]                    # training/sft.py arguments, without --output_dir
+    train_args: dict[str, Any]             # spec + arm flags of the training command
+    sft_args: list[str]                    # training arguments (training/sft.py flags), without --output_dir
     model_dir: Path
     mixture: Mixture | None = None
     mixture_path: Path | None = None

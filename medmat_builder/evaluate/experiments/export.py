@@ -2,7 +2,7 @@
 
 Both exports write the same job scripts, one per distinct training and per evaluation
 (``OUT/jobs/train_<key>.sh``, ``OUT/jobs/eval_<key>.sh``, ``OUT/jobs/report.sh``; see
-:mod:`eval.experiments.jobs` for what makes them idempotent), plus what the jobs read
+:mod:`.jobs` for what makes them idempotent), plus what the jobs read
 (``OUT/spec.yaml``, ``OUT/plan.json``, ``OUT/mixtures/``).
 
 ``slurm`` adds ``OUT/slurm/``: ``train.sbatch`` (an array, one task per distinct training),
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.experiments.jobs import (
+from medmat_builder.evaluate.experiments.jobs import (
     default_setup,
     evaluation_launch,
     evaluation_script,
@@ -33,7 +33,7 @@ from eval.experiments.jobs import (
     training_script,
     write_inputs,
 )
-from eval.experiments.plan import Plan
+from medmat_builder.evaluate.experiments.plan import Plan
 
 EXPORTS = ("slurm", "commands")
 

@@ -3,9 +3,9 @@
 Both modes build the same prompt: the processor's chat template with one user turn holding the image
 and the question, plus the generation prompt (LLaVA / Idefics3 / Qwen2-VL style templates).
 
-* ``generate``: greedy decoding (left padding), the output parsed by :func:`eval.parsing.parse_letter`
-  (choice) or :func:`eval.grounding.parse_boxes` (grounding; decoded with the box-style special
-  tokens kept, e.g. Qwen2-VL's ``<|box_start|>``).
+* ``generate``: greedy decoding (left padding), the output parsed by :func:`.parsing.parse_letter`
+  (choice) or :func:`.grounding.parse_boxes` (grounding; decoded with the box-style special tokens
+  kept, e.g. Qwen2-VL's ``<|box_start|>``).
 * ``likelihood``: no generation. Each option letter's continuation (as the chat template writes an
   assistant turn, e.g. ``" B"``) is scored by its summed log-probability in batched forwards with
   right padding, so a row's numbers do not depend on what it was batched with. When every letter is a

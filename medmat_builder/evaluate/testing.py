@@ -29,8 +29,8 @@ def tiny_model(path: str | Path, seed: int = 0) -> Path:
 
 def _box_row(rng: random.Random) -> tuple[str, list[str], str, str, list[dict]]:
     """Question, options, answer, answer label and boxes of a grounding item (1-2 boxes, 0-1000 grid)."""
-    from medmat_builder.boxes import format_box_answer
-    from medmat_builder.vqa import BOX_DIRECTIVE
+    from medmat_builder.build.boxes import format_box_answer
+    from medmat_builder.records import BOX_DIRECTIVE
 
     boxes = []
     for _ in range(rng.choice([1, 2])):
@@ -52,6 +52,9 @@ def make_tiny_export(
     import datasets
     from PIL import Image
 
+    from medmat_builder.evaluate.parsing import LETTERS
+    from medmat_builder.records import ANSWER_DIRECTIVE
+
     root = Path(root)
     rng = random.Random(seed)
     lines = ["---", "configs:"]
@@ -69,9 +72,9 @@ def make_tiny_export(
                     options = rng.sample(_LABELS, k)
                     gold = rng.randrange(k)
                     q = "Which condition does this chest X-ray show?\n" + "\n".join(
-                        f"{'ABCD'[j]}. {o}" for j, o in enumerate(options)
-                    ) + "\nAnswer with the option's letter from the given choices directly."
-                    answer, label, boxes = "ABCD"[gold], options[gold], []
+                        f"{LETTERS[j]}. {o}" for j, o in enumerate(options)
+                    ) + "\n" + ANSWER_DIRECTIVE
+                    answer, label, boxes = LETTERS[gold], options[gold], []
                 # random blocks, not a flat colour: distinct perceptual hashes, as real images have
                 img = Image.frombytes("RGB", (8, 8), bytes(rng.randrange(256) for _ in range(192)))
                 img = img.resize((32, 32), Image.Resampling.NEAREST)

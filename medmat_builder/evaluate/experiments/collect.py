@@ -3,8 +3,8 @@
 Reads only ``OUT/plan.json`` (written by a run or an export) and the finished runs' result files,
 so it works on a cluster while jobs are still running, after some failed, or on another machine.
 One table row per spec row (Table 3 has several rows per target), built with
-:func:`eval.report.cg_table` row by row; volume series become Figure 5/6-style plots with
-:func:`eval.report.plot_volume`. Cells whose training or evaluation has not finished stay empty in
+:func:`..report.cg_table` row by row; volume series become Figure 5/6-style plots with
+:func:`..plots.plot_volume`. Cells whose training or evaluation has not finished stay empty in
 the table and are listed in ``missing.json`` and under the table.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval import plots, report
-from eval.experiments.jobs import evaluation_finished, marker_token
+from medmat_builder.evaluate import plots, report
+from medmat_builder.evaluate.experiments.jobs import evaluation_finished, marker_token
 
 MISSING_LISTED = 20
 

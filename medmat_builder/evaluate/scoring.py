@@ -4,10 +4,10 @@ Every number in ``results.json`` is computed by :func:`tally` from the predictio
 predictions file can always be re-scored (``--predictions``) and audited line by line.
 
 Multiple-choice configs report accuracy with its Wilson 95% interval, the chance level, the
-majority-letter level and the letter-bias check (:mod:`eval.stats`); with circular evaluation also
+majority-letter level and the letter-bias check (:mod:`.stats`); with circular evaluation also
 the circular accuracy (an item is right only when every rotation is right) with its own n and interval.
 Grounding configs report accuracy at IoU >= 0.5 (every reference object matched), mean IoU, and
-precision / recall of objects (:mod:`eval.grounding`).
+precision / recall of objects (:mod:`.grounding`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Grounding answers: read predicted boxes in every box style, match them to the reference boxes.
 
-Box styles read (coordinates end up on the 0-1000 grid of ``medmat_builder.boxes``):
+Box styles read (coordinates end up on the 0-1000 grid of ``medmat_builder.records.SCALE``):
 
-* **plain**, what ``medmat build`` writes (``medmat_builder.boxes.format_box_answer``):
+* **plain**, what ``medmat build`` writes (``medmat_builder.build.boxes.format_box_answer``):
   ``label: [x1, y1, x2, y2]; label: [x1, y1, x2, y2]``, integers 0-1000; a box without ``label:``
   is unlabelled; ``none`` means no object;
 * **Qwen2-VL**: ``<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>``,
@@ -29,8 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-GRID = 1000  # the coordinate grid of medmat_builder.boxes (SCALE); a test keeps the two equal
-NO_OBJECT = "none"  # medmat_builder.boxes.NO_BOX_ANSWER; a test keeps the two equal
+GRID = 1000  # the coordinate grid of medmat_builder.records.SCALE; a test keeps the two equal
+NO_OBJECT = "none"  # medmat_builder.records.NO_BOX_ANSWER; a test keeps the two equal
 IOU_THRESHOLD = 0.5
 
 _NUM = r"\s*(-?\d+(?:\.\d+)?)\s*"

@@ -24,11 +24,17 @@ from typing import Any
 
 import yaml
 
-from eval.experiments.plan import EVALUATE, REPO_ROOT, SFT, EvalJob, Plan, TrainingJob
-from eval.experiments.spec import ExperimentSpec, SpecError, dump_spec
+from medmat_builder.evaluate.experiments.plan import EvalJob, Plan, TrainingJob
+from medmat_builder.evaluate.experiments.spec import ExperimentSpec, SpecError
+from medmat_builder.evaluate.experiments.spec_file import dump_spec
 
 DONE_FILE = "medmat_job_done.json"
 Log = Callable[[str], Any]
+#: What the jobs run, as modules of the installed package (``python -m``, ``accelerate launch -m``,
+#: ``torchrun -m``): the code behind training/sft.py, eval/evaluate.py and eval/experiment.py.
+TRAIN_MODULE = "medmat_builder.train"
+EVALUATE_MODULE = "medmat_builder.evaluate"
+EXPERIMENT_MODULE = "medmat_builder.evaluate.experiments"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -90,7 +96,7 @@ def start_fresh(folder: Path, log: Log, what: str) -> None:
 
 
 def arm_json(plan: Plan, job: EvalJob) -> dict[str, Any]:
-    """``arm.json`` of an evaluation run (read by eval/report.py)."""
+    """``arm.json`` of an evaluation run (read by :mod:`medmat_builder.evaluate.report`)."""
     return {**job.meta, "checkpoint": job.model, "targets": job.configs, "eval_key": job.key}
 
 
@@ -118,6 +124,11 @@ class Launch:
     @property
     def gpus_per_machine(self) -> int:
         return max(1, self.num_processes // max(1, self.num_machines)) if self.uses_gpu else 0
+
+    def command(self, module: str, argv: list[str], *, local: bool = False) -> list[str]:
+        """``launcher -m module argv``; ``local``: the launcher's program from this environment first."""
+        first = _executable(self.words[0]) if local else self.words[0]
+        return [first, *self.words[1:], "-m", module, *argv]
 
 
 def read_accelerate_config(path: str | Path) -> dict[str, Any]:
@@ -165,23 +176,6 @@ def _executable(word: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-_SFT_MODULE = None
-
-
-def _sft():
-    """training/sft.py is a script, not a module of a package: load it once under its own name."""
-    global _SFT_MODULE
-    if _SFT_MODULE is None:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("medmat_training_sft", SFT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        _SFT_MODULE = module
-    return _SFT_MODULE
-
-
 def write_inputs(plan: Plan) -> None:
     """What the jobs read: the resolved spec, the plan, and the mixture files."""
     plan.out.mkdir(parents=True, exist_ok=True)
@@ -202,12 +196,13 @@ def run_training(plan: Plan, job: TrainingJob, log: Log = print) -> str:
     launch = training_launch(plan.spec)
     log(f"[train {job.key}] {job.description}")
     if launch.in_process:
-        sft = _sft()
-        sft.main(*sft.parse_args(job.argv()))
+        from medmat_builder.train import parse_args, train
+
+        train(*parse_args(job.argv()))
     else:
-        cmd = [_executable(launch.words[0]), *launch.words[1:], str(SFT), *job.argv()]
+        cmd = launch.command(TRAIN_MODULE, job.argv(), local=True)
         log("[train] " + shlex.join(cmd))
-        subprocess.run(cmd, check=True, cwd=REPO_ROOT)
+        subprocess.run(cmd, check=True)
     marker = write_marker(job.model_dir, {"job": "train", "key": job.key, "token": f"{time.time_ns()}-{os.getpid()}"})
     return marker["token"]
 
@@ -226,13 +221,13 @@ def run_evaluation(plan: Plan, job: EvalJob, log: Log = print) -> None:
     launch = evaluation_launch(plan.spec)
     log(f"[eval {job.key}] {job.model} on {', '.join(job.configs)}")
     if launch.in_process:
-        from eval.evaluate import main as evaluate_main
+        from medmat_builder.evaluate.cli import main as evaluate_main
 
         evaluate_main(argv)
     else:
-        cmd = [_executable(launch.words[0]), *launch.words[1:], str(EVALUATE), *argv]
+        cmd = launch.command(EVALUATE_MODULE, argv, local=True)
         log("[eval] " + shlex.join(cmd))
-        subprocess.run(cmd, check=True, cwd=REPO_ROOT)
+        subprocess.run(cmd, check=True)
     (job.run_dir / "arm.json").write_text(json.dumps(arm_json(plan, job), indent=2) + "\n", encoding="utf-8")
     write_marker(job.run_dir, {"job": "eval", "key": job.key, "model_token": token})
 
@@ -270,9 +265,9 @@ def _q(words: list[str] | tuple[str, ...]) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
 
 
-def _launch_lines(launch: Launch, script: Path, argv: list[str], what: str) -> list[str]:
-    """Shell lines that run ``script argv`` with ``launch`` (srun over the nodes of a multi-node job)."""
-    tail = [str(script), *argv]
+def _launch_lines(launch: Launch, module: str, argv: list[str], what: str) -> list[str]:
+    """Shell lines that run ``-m module argv`` with ``launch`` (srun over the nodes of a multi-node job)."""
+    tail = ["-m", module, *argv]
     if launch.num_machines <= 1:
         return [_q([*launch.words, *tail])]
     words = [*launch.words, "--num_machines", str(launch.num_machines), "--num_processes", str(launch.num_processes)]
@@ -300,7 +295,7 @@ def _header(plan: Plan, title: str, notes: list[str], setup: list[str]) -> list[
         "# unfinished folder is removed and the job runs again.",
         "set -euo pipefail",
         *setup,
-        f"cd {shlex.quote(str(REPO_ROOT))}",
+        f"cd {shlex.quote(str(Path.cwd()))}",
     ]
 
 
@@ -326,7 +321,7 @@ def training_script(plan: Plan, job: TrainingJob, setup: list[str]) -> str:
         'rm -rf -- "$MODEL"; fi',
         '  mkdir -p "$MODEL"',
         "fi",
-        *_launch_lines(launch, SFT, job.argv(), f"training {k}"),
+        *_launch_lines(launch, TRAIN_MODULE, job.argv(), f"training {k}"),
         f"if {rank0}; then",
         f"  printf '{{\"job\": \"train\", \"key\": \"{k}\", \"token\": \"%s\"}}\\n' \"$(date +%s%N)-$$\" "
         '> "$DONE.tmp"',
@@ -364,7 +359,7 @@ def evaluation_script(plan: Plan, job: EvalJob, setup: list[str]) -> str:
         f'if [ -e "$RUN" ]; then echo "[eval {k}] unfinished output in $RUN: removed, evaluating again"; '
         'rm -rf -- "$RUN"; fi',
         'mkdir -p "$RUN"',
-        *_launch_lines(launch, EVALUATE, job.argv(plan.spec), f"evaluation {k}"),
+        *_launch_lines(launch, EVALUATE_MODULE, job.argv(plan.spec), f"evaluation {k}"),
         "cat > \"$RUN/arm.json\" <<'MEDMAT_ARM_JSON'",
         json.dumps(arm_json(plan, job), indent=2),
         "MEDMAT_ARM_JSON",
@@ -377,7 +372,7 @@ def evaluation_script(plan: Plan, job: EvalJob, setup: list[str]) -> str:
 
 def collect_command(plan: Plan) -> list[str]:
     """The report step: collect whatever has finished and list what is missing."""
-    return [sys.executable, str(REPO_ROOT / "eval" / "experiment.py"), str(plan.out / "spec.yaml"),
+    return [sys.executable, "-m", EXPERIMENT_MODULE, str(plan.out / "spec.yaml"),
             "--output_dir", str(plan.out), "--collect"]
 
 

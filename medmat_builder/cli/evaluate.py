@@ -1,0 +1,24 @@
+"""``medmat eval [FLAGS]``: evaluate a model on configs, the same flags and run as ``eval/evaluate.py``.
+
+Everything after ``eval`` goes to :func:`medmat_builder.evaluate.cli.main` unchanged (``medmat eval
+--help`` lists it). Data-parallel: ``accelerate launch -m medmat_builder.evaluate FLAGS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval", add_help=False, prefix_chars="\0",  # every flag, --help included, is eval/evaluate.py's
+        help="evaluate a model on configs: accuracy with intervals, grounding by IoU (as eval/evaluate.py; see --help)",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from medmat_builder.evaluate.cli import main
+
+    return main(args.args, prog="medmat eval")

@@ -1,0 +1,24 @@
+"""``medmat train [FLAGS]``: fine-tune a model, the same flags and run as ``training/sft.py``.
+
+Everything after ``train`` goes to :func:`medmat_builder.train.main` unchanged (``medmat train --help``
+lists it). For several processes use a launcher: ``accelerate launch -m medmat_builder.train FLAGS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", add_help=False, prefix_chars="\0",  # every flag, --help included, is training/sft.py's
+        help="fine-tune a vision-language model on configs or a mixture (as training/sft.py; see --help)",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from medmat_builder.train import main
+
+    return main(args.args, prog="medmat train")

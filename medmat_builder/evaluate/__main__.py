@@ -1,0 +1,7 @@
+"""``python -m medmat_builder.evaluate``: the same command as ``eval/evaluate.py`` (see :mod:`.cli`)."""
+
+from medmat_builder.scripts import run_script
+from medmat_builder.evaluate.cli import main
+
+if __name__ == "__main__":
+    run_script(lambda: main(prog="python -m medmat_builder.evaluate"))
