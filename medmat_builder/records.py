@@ -213,4 +213,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("group", "string",
            "subject (patient, lesion, volume, video) as a pseudonym: 16 hex digits of a salted hash of the source "
            "and its subject id, never the id itself; the same in every config (use it for GroupKFold)"),
+    Column("image_hash", "string",
+           "xxh3-128 of the decoded 8-bit pixels (mode, size, bytes): the same image has the same hash in every "
+           "config; training's leakage guard and `medmat fill` compare it, never decoding to check identity"),
 )

@@ -54,6 +54,18 @@ def test_export_loads_by_name_and_records_are_valid(mini_export):
         assert ds["train"][0]["modality"] in ("X-ray", "FP")
 
 
+def test_every_row_carries_the_pixel_hash_of_its_stored_image(mini_export):
+    """``image_hash`` is what training's leakage guard and ``medmat fill`` compare: the stored image's pixels."""
+    from medmat_builder.images import pixel_hash
+
+    for config in ("subset_01", "subset_02"):
+        ds = datasets.load_dataset(str(mini_export), config, split="train").cast_column("image", datasets.Image(decode=False))
+        assert len(ds) > 0
+        for ex in ds:
+            assert ex["image_hash"] == pixel_hash(Image.open(io.BytesIO(ex["image"]["bytes"])))
+        assert len(set(ds["image_hash"])) == len(ds)  # duplicates are dropped, so no two rows share pixels
+
+
 def test_single_label_test_split_is_balanced_and_no_leak(mini_export):
     ds = datasets.load_dataset(str(mini_export), "subset_01")
     counts = Counter(ds["test"]["answer_label"])

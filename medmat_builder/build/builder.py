@@ -123,6 +123,7 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
                 "source": sel.source,
                 "license": source.license,
                 "group": groups[sel.id],
+                "image_hash": sel.image_hash,
             }
 
     def close(self) -> None:

@@ -44,6 +44,8 @@ class Selected:
     width: int
     height: int
     boxes: tuple[Box, ...] = ()
+    #: xxh3-128 of the decoded pixels (:func:`medmat_builder.images.pixel_hash`): the ``image_hash`` column
+    image_hash: str = ""
 
 
 @dataclass

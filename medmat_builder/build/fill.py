@@ -78,7 +78,8 @@ class Fill:
                     continue
                 labels = tuple(dict.fromkeys(b.label for b in boxes))
             off, length = self.spool.put(res.data)  # type: ignore[arg-type]
-            item = (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes),
+            item = (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes,
+                             res.pixel_hash),
                     cand)
             got.append(item)
             self.seen.add(res, KeptImage(f"{cand.source.key}:{cand.record.ref}", frozenset(cand.labels), self, key, item))
