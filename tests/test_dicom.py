@@ -2,8 +2,8 @@
 pixels of the uncompressed file; windowing matches values computed by hand; what cannot be decoded is
 refused with one line naming its syntax and what would decode it.
 
-Fixtures: ``tests/fixtures/dicom/`` (synthetic, written once by DCMTK and GDCM, see its README) for the
-syntaxes pydicom cannot encode; the others are encoded here with pydicom and its plugins.
+Fixtures: ``tests/fixtures/dicom/`` (synthetic, written once by DCMTK, GDCM and OpenJPH, see its README) for
+the syntaxes pydicom cannot encode; the others are encoded here with pydicom and its plugins.
 
 Every decode also says which package decoded it: always one of the default install, whose licences
 are all permissive (medmat is Apache-2.0), whether or not the GPL extra ``dicom-gpl`` is installed.
@@ -67,6 +67,7 @@ LOSSY_RAW_MAX = {
     "dx12_window_jpeg_extended.dcm": 8,
     "gray12_mono1_voilut_jpegls_near_lossless.dcm": 2,
     "dx12_window_jpegls_near_lossless.dcm": 3,
+    "dx12_window_htj2k_lossy.dcm": 9,  # OpenJPH, irreversible 9/7, qstep 0.002 (of the 12-bit range: ~8 levels)
 }
 FIXTURE_FILES = sorted(p.name for p in FIXTURES.glob("*.dcm"))
 
@@ -95,7 +96,7 @@ def test_fixtures_cover_every_syntax_pydicom_cannot_encode():
     syntaxes = {str(pydicom.dcmread(FIXTURES / n, stop_before_pixels=True).file_meta.TransferSyntaxUID)
                 for n in FIXTURE_FILES}
     assert {uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1,
-            uid.ExplicitVRBigEndian} <= syntaxes
+            uid.ExplicitVRBigEndian, uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K} <= syntaxes
     assert sum(p.stat().st_size for p in FIXTURES.iterdir()) < 300_000
 
 
@@ -149,8 +150,7 @@ def test_every_tested_syntax_is_in_the_documented_table():
     tested = {str(pydicom.dcmread(FIXTURES / n, stop_before_pixels=True).file_meta.TransferSyntaxUID)
               for n in FIXTURE_FILES} | {str(s) for s, _, _ in ENCODED} | {uid.ImplicitVRLittleEndian}
     assert tested <= table
-    untested = {ts.name for ts in TRANSFER_SYNTAXES if ts.uid not in tested}
-    assert all("High-Throughput" in name for name in untested), untested  # no HTJ2K encoder here
+    assert tested == table, {SYNTAX[u].name for u in table - tested}  # every syntax of the table is tested
     doc = (ROOT / "docs" / "images.md").read_text()
     for ts in TRANSFER_SYNTAXES:  # one row per syntax naming its decoders, in order, and their licences
         row = next(line for line in doc.splitlines() if f"| {ts.uid} |" in line)
@@ -242,6 +242,66 @@ def test_other_toolkits_lossless_copies_of_one_image_give_one_image(name):
     assert load_image(get_testdata_file(name)).pixel_hash == load_image(get_testdata_file("MR_small.dcm")).pixel_hash
 
 
+# --------------------------------------------------------------------------- HTJ2K: OpenJPH's streams
+HTJ2K_FIXTURES = {  # file: (transfer syntax, reversible, the OpenJPH that wrote it)
+    "gray8_htj2k_lossless.dcm": (uid.HTJ2KLossless, True, "0.9.0"),
+    "ct16_signed_window_htj2k_lossless.dcm": (uid.HTJ2KLossless, True, "0.28.1"),
+    "gray12_mono1_voilut_htj2k_lossless_rpcl.dcm": (uid.HTJ2KLosslessRPCL, True, "0.28.1"),
+    "dx12_window_htj2k_lossy.dcm": (uid.HTJ2K, False, "0.9.0"),
+}
+
+
+def _markers(codestream: bytes) -> dict[int, list[bytes]]:
+    """The main-header marker segments of a JPEG 2000 codestream (marker -> bodies), up to the first SOT."""
+    found: dict[int, list[bytes]] = {}
+    at = 2  # after SOC
+    while (marker := int.from_bytes(codestream[at:at + 2], "big")) != 0xFF90:
+        length = int.from_bytes(codestream[at + 2:at + 4], "big")
+        found.setdefault(marker, []).append(codestream[at + 4:at + 2 + length])
+        at += 2 + length
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(HTJ2K_FIXTURES))
+def test_htj2k_fixtures_are_openjph_streams_as_their_syntax_requires(name):
+    """An HT codestream (CAP marker) from OpenJPH, with the sign and precision of the DICOM header (PS3.5 8.2.4),
+    reversible in the lossless syntaxes; the RPCL syntax with RPCL order, TLM markers and a base resolution
+    of at most 64 (PS3.5 10.18)."""
+    syntax, reversible, version = HTJ2K_FIXTURES[name]
+    ds = pydicom.dcmread(FIXTURES / name)
+    assert ds.file_meta.TransferSyntaxUID == syntax
+    markers = _markers(_frames_of(name)[0])
+    assert 0xFF50 in markers  # CAP: Part 15 (HT) capabilities
+    assert any(f"OpenJPH Ver {version}".encode() in body for body in markers[0xFF64])
+    ssiz = markers[0xFF51][0][36]
+    assert (ssiz >> 7, (ssiz & 0x7F) + 1) == (ds.PixelRepresentation, ds.BitsStored)
+    cod = markers[0xFF52][0]
+    progression, decompositions, transform = cod[1], cod[5], cod[9]
+    assert transform == (1 if reversible else 0)  # 5/3 reversible or 9/7 irreversible wavelet
+    if syntax == uid.HTJ2KLosslessRPCL:
+        assert progression == 2 and 0xFF55 in markers  # RPCL, TLM
+        assert max(ds.Rows, ds.Columns) / 2 ** decompositions <= 64
+    if syntax == uid.HTJ2K:
+        assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == "ISO_15444_15"
+
+
+@pytest.mark.parametrize("name", sorted(HTJ2K_FIXTURES))
+def test_htj2k_fixtures_display_as_the_other_fixtures_of_their_array(name):
+    """After rescale, window, VOI LUT and MONOCHROME1, an HTJ2K file gives the 8-bit image that every other
+    fixture of the same array gives (other syntaxes, other toolkits): the very image where both are lossless,
+    within 4 levels (mean 0.5) where one is lossy (JPEG quality 90, JPEG-LS NEAR 2-3, HTJ2K qstep 0.002)."""
+    source = _source_of(FIXTURES / name)
+    out = _pixels(FIXTURES / name)
+    others = [n for n in FIXTURE_FILES if _source_of(FIXTURES / n) == source and n != name]
+    assert len(others) >= 3, others
+    for other in others:
+        diff = np.abs(out - _pixels(FIXTURES / other))
+        if name in LOSSY_RAW_MAX or other in LOSSY_RAW_MAX:
+            assert diff.max() <= 4 and diff.mean() < 0.5, other
+        else:
+            assert diff.max() == 0, other
+
+
 # --------------------------------------------------------------------------- windowing against hand values
 def test_voi_lut_sequence_and_monochrome1_by_hand():
     ds = pydicom.dcmread(_uncompressed("gray12_mono1_voilut"))
@@ -259,7 +319,8 @@ def test_ct_rescale_and_window_by_hand():
     hu = stored * 1 - 1024
     c, w = 40.0, 400.0
     expected = np.clip(np.rint(((hu - (c - 0.5)) / (w - 1) + 0.5) * 255), 0, 255)
-    for name in ("ct16_signed_window_explicit_le.dcm", "ct16_signed_window_jpeg_lossless_sv1.dcm"):
+    for name in ("ct16_signed_window_explicit_le.dcm", "ct16_signed_window_jpeg_lossless_sv1.dcm",
+                 "ct16_signed_window_htj2k_lossless.dcm"):
         assert np.array_equal(_pixels(FIXTURES / name), expected), name
 
 
