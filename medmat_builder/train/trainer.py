@@ -58,6 +58,9 @@ def claim_output_dir(script_args: MedmatScriptArguments, training_args: SFTConfi
     except UnsafePathError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()  # no process claims (writes .medmat) before every process has checked
     with training_args.main_process_first(desc="claim --output_dir", local=False):
         if training_args.process_index == 0:
             claim(training_args.output_dir, "training", label="--output_dir", keep_clear=keep_clear)
