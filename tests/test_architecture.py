@@ -21,13 +21,13 @@ ROOT = "medmat_builder"
 #: The flow, bottom to top: a module may import modules of its own package, or of packages of a lower
 #: rank (never sideways, never up).
 RANKS: dict[str, int] = {
-    "records": 0, "safe_paths": 0, "loading": 0, "tiny_models": 0, "scripts": 0,
+    "records": 0, "safe_paths": 0, "loading": 0, "tiny_models": 0, "scripts": 0, "resources": 0,
     "images": 1,
     "layouts": 2, "report": 2,
     "registry": 3,
     "fetch": 4, "planner": 4, "publish": 4,
     "build": 5, "demo": 5,
-    "train": 6,
+    "train": 6, "api": 6,
     "evaluate": 7,
     "cli": 8,
 }

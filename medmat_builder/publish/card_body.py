@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from medmat_builder.publish.licenses import license_terms
@@ -19,8 +18,10 @@ from medmat_builder.publish.naming import DEFAULT_REPO_ID, MEDMAT_CITATION, PRET
 from medmat_builder.records import ANSWER_DIRECTIVE, ANSWER_FORMAT, COLUMNS, NO_BOX_ANSWER
 from medmat_builder.registry import Registry, Source
 from medmat_builder.report import BuildReport
+from medmat_builder.resources import cards_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "dataset_cards"
+#: ``dataset_cards/`` of the checkout, or the copy an installed wheel carries (:mod:`medmat_builder.resources`).
+TEMPLATES_DIR = cards_dir()
 
 
 @dataclass

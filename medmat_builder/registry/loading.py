@@ -11,8 +11,10 @@ import yaml
 from pydantic import ValidationError
 
 from medmat_builder.registry.checks import Registry
+from medmat_builder.resources import registry_path
 
-DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parents[2] / "sources.yaml"
+#: The checkout's ``sources.yaml``, or the copy an installed wheel carries (:mod:`medmat_builder.resources`).
+DEFAULT_REGISTRY_PATH = registry_path()
 
 
 class RegistryError(ValueError):
@@ -79,10 +81,10 @@ def parse_registry(text: str, origin: str = "<string>") -> Registry:
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
-    """Load ``sources.yaml`` (the repository's own by default)."""
+    """Load ``sources.yaml`` (by default the repository's own, or the installed package's copy)."""
     path = Path(path) if path is not None else DEFAULT_REGISTRY_PATH
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RegistryError(f"registry file {path} not found") from None
+        raise RegistryError(f"registry file {path} not found; pass --registry FILE (a sources.yaml)") from None
     return parse_registry(text, origin=str(path))
