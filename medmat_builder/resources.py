@@ -19,8 +19,8 @@ DATA_FILES = ("sources.yaml", "dataset_cards")
 
 def checkout_dir() -> Path | None:
     """The repository root when the package runs from its checkout (not from site-packages), else None."""
-    root = PACKAGE_DIR.parent
-    if (root / "setup.cfg").is_file() and (root / "sources.yaml").is_file():
+    root = PACKAGE_DIR.parent  # site-packages when installed: it holds no sources.yaml and no project file
+    if (root / "sources.yaml").is_file() and any((root / f).is_file() for f in ("pyproject.toml", "setup.cfg")):
         return root
     return None
 
