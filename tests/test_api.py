@@ -54,6 +54,15 @@ def test_resources_come_from_the_checkout():
         resources.data_path("README.md")
 
 
+def test_resources_fall_back_to_the_packaged_copies(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "medmat_builder"  # an installed layout: no project files beside it
+    monkeypatch.setattr(resources, "PACKAGE_DIR", package)
+    monkeypatch.setattr(resources, "PACKAGED_DATA_DIR", package / "_data")
+    assert resources.checkout_dir() is None
+    assert resources.registry_path() == package / "_data" / "sources.yaml"
+    assert resources.cards_dir() == package / "_data" / "dataset_cards"
+
+
 def test_load_registry_is_what_the_cli_loads(registry):
     reg = mm.load_registry()
     assert isinstance(reg, Registry) and len(reg.subsets) == 53 and reg.subset_names == registry.subset_names
