@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from medmat_builder.publish.licenses import license_terms
+from medmat_builder.publish import provenance
+from medmat_builder.publish.licenses import hub_license_id, license_terms
 from medmat_builder.publish.naming import DEFAULT_REPO_ID, MEDMAT_CITATION, PRETTY_NAME
 from medmat_builder.records import ANSWER_DIRECTIVE, ANSWER_FORMAT, COLUMNS, NO_BOX_ANSWER
 from medmat_builder.registry import Registry, Source
@@ -121,6 +122,13 @@ def render_body(registry: Registry, report: BuildReport, publication: Publicatio
         "share_alike": [c["name"] for c in configs if c["terms"].share_alike],
         "unknown": [c["name"] for c in configs if c["terms"].unknown],
     }
+    per_source = [
+        {"key": s.key, "name": _one_line(s.name), "license": _one_line(s.license), "license_url": s.license_url or "",
+         "hub_id": hub_license_id(s.license) or "other", "access": s.access,
+         "redistributable": "yes" if s.redistributable else "no",
+         "configs": ", ".join(n for n in s.subsets if n in names), "homepage": s.homepage}
+        for s in sources
+    ]
     restricted = [
         {"key": s.key, "name": s.name, "access": s.access, "homepage": s.homepage, "obtain_one_line": _one_line(s.obtain)}
         for s in sources_of(registry, sorted(report.configs))
@@ -137,6 +145,9 @@ def render_body(registry: Registry, report: BuildReport, publication: Publicatio
         "box_format": ANSWER_FORMAT,
         "no_box_answer": NO_BOX_ANSWER,
         "license_summary": summary,
+        "source_licenses": per_source,
+        "paper": {"title": provenance.PAPER_TITLE, "arxiv_id": provenance.ARXIV_ID,
+                  "arxiv_url": provenance.ARXIV_URL, "hf_url": provenance.HF_PAPER_URL},
         "restricted_sources": restricted,
         "publication": publication,
         "citation": MEDMAT_CITATION,

@@ -27,6 +27,7 @@ HUB_LICENSE_IDS: dict[str, str] = {
 HUB_LICENSE_IDS["ODC-BY-1.0"] = "odc-by"
 HUB_LICENSE_IDS["ODBL-1.0"] = "odbl"
 HUB_LICENSE_IDS["PDDL-1.0"] = "pddl"
+HUB_LICENSE_IDS["UNKNOWN"] = "unknown"  # the Hub's own id for terms nobody could establish
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ def license_terms(licenses: list[str] | tuple[str, ...]) -> Terms:
 def hub_license_id(license: str) -> str | None:
     """The Hub's ``license:`` value for an SPDX id (``CC-BY-4.0`` -> ``cc-by-4.0``), else None."""
     return HUB_LICENSE_IDS.get(license.strip().upper())
+
+
+def hub_licenses(licenses: list[str] | tuple[str, ...]) -> list[str]:
+    """The card's ``license`` list: each license's Hub id once, sorted, and ``other`` for terms without one."""
+    return sorted({hub_license_id(x) or "other" for x in licenses})
 
 
 def license_table(registry: Registry, report: BuildReport) -> str:
