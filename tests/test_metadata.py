@@ -243,3 +243,22 @@ def test_two_exports_write_the_same_bytes(tmp_path, small_demo):
         assert (small_demo / rel).read_bytes() == (again / rel).read_bytes(), rel
     for name in ("README.md", "croissant.json", "licenses.csv"):
         assert str(tmp_path) not in (again / name).read_text(encoding="utf-8")
+
+
+def test_strict_validation_refuses_a_warning(tmp_path, mini_export):
+    meta = json.loads((mini_export / "croissant.json").read_text(encoding="utf-8"))
+    del meta["datePublished"]  # mlcroissant: "datePublished is recommended" (a warning, not an error)
+    path = tmp_path / "croissant.json"
+    path.write_text(json.dumps(meta), encoding="utf-8")
+    assert any("datePublished" in w for w in validate_croissant(path))
+    with pytest.raises(ValueError, match="datePublished"):
+        validate_croissant(path, strict=True)
+
+
+def test_metadata_bench_prints_every_row():
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(repo / "bench" / "metadata_bench.py"), "--mb", "1", "--repeat", "1"],
+                          cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for measure in ("sha256 rate: MB/s", "checksum every file: s", "card + licenses.csv + croissant.json: s"):
+        assert measure in done.stdout, done.stdout
