@@ -45,10 +45,11 @@ DEMO_CONFIGS = ["subset_21", "subset_43"]
 
 def _hub_size_category(n: int) -> str:
     """The Hub's size category by its boundaries (n<1K, 1K<n<10K, ...)."""
-    for exp, name in ((3, "n<1K"), (4, "1K<n<10K"), (5, "10K<n<100K"), (6, "100K<n<1M"), (7, "1M<n<10M")):
+    for exp, name in ((3, "n<1K"), (4, "1K<n<10K"), (5, "10K<n<100K"), (6, "100K<n<1M"), (7, "1M<n<10M"),
+                      (8, "10M<n<100M"), (9, "100M<n<1B")):
         if n < 10 ** exp:
             return name
-    return "10M<n<100M"
+    raise AssertionError(n)
 
 
 def _header(folder: Path) -> dict:
@@ -156,7 +157,8 @@ def test_license_is_other_with_name_and_link_only_for_terms_without_hub_id(tmp_p
 
 
 @pytest.mark.parametrize("n,category", [(0, "n<1K"), (999, "n<1K"), (1_000, "1K<n<10K"), (9_999, "1K<n<10K"),
-                                        (10_000, "10K<n<100K"), (150_000, "100K<n<1M"), (1_000_000, "1M<n<10M")])
+                                        (10_000, "10K<n<100K"), (150_000, "100K<n<1M"), (1_000_000, "1M<n<10M"),
+                                        (10**8 - 1, "10M<n<100M"), (10**8, "100M<n<1B")])
 def test_size_category_boundaries(n, category):
     assert cards.size_category(n) == category == _hub_size_category(n)
 
