@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -264,3 +265,19 @@ def test_metadata_bench_prints_every_row():
     assert done.returncode == 0, done.stderr[-3000:]
     for measure in ("sha256 rate: MB/s", "checksum every file: s", "card + licenses.csv + croissant.json: s"):
         assert measure in done.stdout, done.stdout
+
+
+def test_a_source_left_out_of_a_partial_build_is_left_out_of_the_metadata(tmp_path, mini_raw_copy, mini_registry):
+    from medmat_builder.build import build
+
+    shutil.rmtree(mini_raw_copy / "toy_table")  # subset_01 is built from toy_folders alone
+    out = tmp_path / "out"
+    build(None, mini_raw_copy, out, registry=mini_registry, partial=True)
+    assert _parquet_column(out, "source") == {"toy_folders", "toy_onehot"}
+    header = _header(out)
+    assert header["license"] == ["cc-by-4.0", "cc0-1.0"]  # not toy_table's CC-BY-NC-4.0
+    assert header["source_datasets"] == ["extended|other-toy_folders", "extended|other-toy_onehot"]
+    meta = json.loads((out / "croissant.json").read_text(encoding="utf-8"))
+    assert meta["license"] == ["CC-BY-4.0", "CC0-1.0"]
+    body = (out / "README.md").read_text(encoding="utf-8").split("---\n", 2)[2]
+    assert "| `toy_folders` |" in body and "| `toy_table` | [Toy table]" not in body

@@ -19,11 +19,11 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from medmat_builder.publish.card_body import Publication, card_configs, render_body, sources_of
-from medmat_builder.publish.licenses import LICENSE_NAME, hub_licenses, license_terms
+from medmat_builder.publish.card_body import Publication, card_configs, render_body
+from medmat_builder.publish.licenses import LICENSE_NAME, export_sources, hub_licenses, license_terms
 from medmat_builder.publish.naming import LICENSE_TABLE, PRETTY_NAME
 from medmat_builder.records import BOX_COLUMNS, COLUMNS, SPLITS, Column
-from medmat_builder.registry import Registry
+from medmat_builder.registry import Registry, Source
 from medmat_builder.report import BuildReport
 
 #: Order of the header's keys in the card.
@@ -54,16 +54,17 @@ def tasks_of(registry: Registry, names: list[str]) -> tuple[list[str], list[str]
     return categories, ids
 
 
-def source_datasets(registry: Registry, names: list[str]) -> list[str]:
+def source_datasets(sources: list[Source]) -> list[str]:
     """``source_datasets``: ``extended|other-<key>`` for each source (``other-``: not a Hub dataset)."""
-    return [f"extended|other-{s.key}" for s in sources_of(registry, names)]
+    return [f"extended|other-{s.key}" for s in sorted(sources, key=lambda s: s.key)]
 
 
 def card_data(registry: Registry, report: BuildReport, publication: Publication | None = None,
               data_folder: Path | None = None) -> DatasetCardData:
     """The Hub's YAML header: license fields, tags, one config per subset (and ``dataset_info`` of ``data_folder``)."""
     names = card_configs(report, publication)
-    licenses = sorted({s.license for s in sources_of(registry, names)})
+    sources = export_sources(registry, report, names)
+    licenses = sorted({s.license for s in sources})
     hub_ids = hub_licenses(licenses)
     fields: dict[str, Any] = {"license": hub_ids[0] if len(hub_ids) == 1 else hub_ids}
     if "other" in hub_ids:
@@ -89,7 +90,7 @@ def card_data(registry: Registry, report: BuildReport, publication: Publication 
         pretty_name=PRETTY_NAME,
         language=["en"],
         size_categories=[size_category(total)],
-        source_datasets=source_datasets(registry, names),
+        source_datasets=source_datasets(sources),
         task_categories=task_categories,
         task_ids=task_ids,
         tags=["medical", "compositional-generalization", "med-mat", "croissant"],

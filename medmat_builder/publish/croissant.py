@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from medmat_builder.publish import provenance
+from medmat_builder.publish.licenses import export_sources
 from medmat_builder.publish.naming import CARD_NAME, CROISSANT_NAME, DATASET_NAME, LICENSE_TABLE, MEDMAT_CITATION
 from medmat_builder.records import BOX_COLUMNS, COLUMNS, MEDMAT_HOMEPAGE, Column
 from medmat_builder.registry import Registry
@@ -152,7 +153,7 @@ def croissant_metadata(registry: Registry, report: BuildReport, configs: list[st
     import mlcroissant as mlc
 
     names = sorted(configs if configs is not None else report.configs)
-    licenses = sorted({s.license_url or s.license for n in names for s in registry.sources_of(n)})
+    licenses = sorted({s.license_url or s.license for s in export_sources(registry, report, names)})
     ctx = mlc.Context()
     distribution, record_sets = _file_objects(ctx, files or {}), []
     for n in names:
