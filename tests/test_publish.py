@@ -52,9 +52,9 @@ def test_medmat_build_writes_a_card_that_datasetcard_parses(tmp_path, mini_raw):
     assert main(["build", "--data-dir", str(mini_raw), "--out", str(out), "--registry", MINI]) == 0
     card = DatasetCard.load(out / "README.md")
     assert [c["config_name"] for c in card.data.configs] == ["subset_01", "subset_02"]
-    # CC-BY-4.0 + CC-BY-NC-4.0 + CC0-1.0 differ: the Hub's "other" with a link to the table.
-    assert (card.data.license, card.data.license_name, card.data.license_link) == (
-        "other", "medmat-per-source", "licenses.csv")
+    # CC-BY-4.0 + CC-BY-NC-4.0 + CC0-1.0 all have Hub ids: the card lists the three (no "other").
+    assert card.data.license == ["cc-by-4.0", "cc-by-nc-4.0", "cc0-1.0"]
+    assert "license_name" not in card.data.to_dict()
     text = card.text
     for needle in ("### subset_01", "### subset_02", "X-ray* / *Lung* / *COVID", "Toy table", "@misc{toytable",
                    "https://example.org/toy-table", "Rebuilding restricted sources locally", "Limitations and risks",
@@ -135,7 +135,12 @@ def test_text_only_payload_holds_no_restricted_image(tmp_path, mini_registry, mi
     repo = _materialize(plan, tmp_path / "repo")
     card = DatasetCard.load(repo / "README.md")
     assert "text-only" in card.text and "extra_gated_prompt" in card.data.to_dict()
-    validate_croissant(repo / "croissant.json")
+    assert validate_croissant(repo / "croissant.json", strict=True) == []
+    # Croissant checksums the bytes uploaded (the rewritten text-only parquet files included)
+    objects = {d["@id"]: d["sha256"] for d in json.loads((repo / "croissant.json").read_text())["distribution"]
+               if d["@type"] == "cr:FileObject"}
+    assert sorted(objects) == sorted(n for n in names if n != "croissant.json")
+    assert all(objects[f.path_in_repo] == hashlib.sha256(f.data()).hexdigest() for f in plan.files if f.path_in_repo in objects)
     ds = load_dataset(str(repo), "subset_01", cache_dir=str(tmp_path / "cache"))
     test_rows = [r for r in ds["train"] if r["source"] == RESTRICTED]
     assert test_rows and all(r["image"] is None for r in test_rows)
@@ -319,7 +324,7 @@ def test_upload_end_to_end_through_huggingface_hub(tmp_path, monkeypatch, capfd,
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_bytes(data)
     card = DatasetCard.load(repo / "README.md")
-    assert card.data.license == "other" and "org/medmat" in card.text
+    assert card.data.license == ["cc-by-4.0", "cc-by-nc-4.0", "cc0-1.0"] and "org/medmat" in card.text
     assert len(load_dataset(str(repo), "subset_01", cache_dir=str(tmp_path / "cache"))["train"]) > 0
     validate_croissant(repo / "croissant.json")
 

@@ -1,9 +1,12 @@
 """The dataset card (``README.md``): the Hub's YAML header through ``huggingface_hub``, then the Markdown body.
 
-The header is a :class:`huggingface_hub.DatasetCardData`: ``license`` (or ``license: other`` with
-``license_name`` and ``license_link`` when the sources' licenses differ), size and task categories,
-tags, ``configs`` (so ``load_dataset(DIR, "subset_NN")`` needs no script) and, for a local export,
-``dataset_info`` (features, and per split the exact bytes and rows of its parquet files). ``datasets``
+The header is a :class:`huggingface_hub.DatasetCardData`: ``pretty_name``, ``license`` (the set of the
+sources' licenses as Hub ids, with ``other`` plus ``license_name`` and ``license_link`` for terms that
+have no Hub id), ``size_categories`` (from the rows in the export), ``task_categories`` and
+``task_ids`` (from the kinds of the subsets), ``source_datasets`` (one ``extended|other-<key>`` per
+source), tags, ``configs`` (so ``load_dataset(DIR, "subset_NN")`` needs no script) and, for a local
+export, ``dataset_info`` (features, and per split the exact bytes and rows of its parquet files). The
+paper is linked from the body (the Hub reads that link and tags the card ``arxiv:2412.20070``). ``datasets``
 derives its cache key for a local folder from this header, so a rebuilt export with other contents
 is never read from the previous build's cache. The body comes from :mod:`~medmat_builder.publish.card_body`;
 :class:`huggingface_hub.DatasetCard` puts the two together.
@@ -16,26 +19,56 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from medmat_builder.publish.card_body import Publication, card_configs, render_body, sources_of
-from medmat_builder.publish.licenses import LICENSE_NAME, hub_license_id, license_terms
+from medmat_builder.publish.card_body import Publication, card_configs, render_body
+from medmat_builder.publish.licenses import LICENSE_NAME, export_sources, hub_licenses, license_terms
 from medmat_builder.publish.naming import LICENSE_TABLE, PRETTY_NAME
 from medmat_builder.records import BOX_COLUMNS, COLUMNS, SPLITS, Column
-from medmat_builder.registry import Registry
+from medmat_builder.registry import Registry, Source
 from medmat_builder.report import BuildReport
 
 #: Order of the header's keys in the card.
 HEADER_ORDER = ["pretty_name", "language", "license", "license_name", "license_link", "size_categories",
-                "task_categories", "tags", "extra_gated_prompt", "extra_gated_fields", "configs", "dataset_info"]
+                "source_datasets", "task_categories", "task_ids", "tags", "extra_gated_prompt", "extra_gated_fields",
+                "configs", "dataset_info"]
+
+#: The Hub's task categories and task ids of each kind of subset (ids from the Hub's task list,
+#: ``PIPELINE_DATA`` of huggingface.js ``packages/tasks/src/pipelines.ts``). Every subset is visual
+#: question answering; classification subsets are also image classification with lettered options
+#: (multiple choice); detection and segmentation subsets answer with boxes (object detection, which
+#: has no Hub task id that fits medical findings).
+KIND_TASKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "single-label": (("visual-question-answering", "image-classification", "multiple-choice"),
+                     ("visual-question-answering", "multi-class-image-classification", "multiple-choice-qa")),
+    "multi-label": (("visual-question-answering", "image-classification", "multiple-choice"),
+                    ("visual-question-answering", "multi-label-image-classification", "multiple-choice-qa")),
+    "detection": (("visual-question-answering", "object-detection"), ("visual-question-answering",)),
+    "segmentation": (("visual-question-answering", "object-detection"), ("visual-question-answering",)),
+}
+
+
+def tasks_of(registry: Registry, names: list[str]) -> tuple[list[str], list[str]]:
+    """``task_categories`` and ``task_ids`` of the configs ``names`` (sorted, each once)."""
+    kinds = {registry.subset(n).kind for n in names}
+    categories = sorted({c for k in kinds for c in KIND_TASKS[k][0]})
+    ids = sorted({i for k in kinds for i in KIND_TASKS[k][1]})
+    return categories, ids
+
+
+def source_datasets(sources: list[Source]) -> list[str]:
+    """``source_datasets``: ``extended|other-<key>`` for each source (``other-``: not a Hub dataset)."""
+    return [f"extended|other-{s.key}" for s in sorted(sources, key=lambda s: s.key)]
 
 
 def card_data(registry: Registry, report: BuildReport, publication: Publication | None = None,
               data_folder: Path | None = None) -> DatasetCardData:
     """The Hub's YAML header: license fields, tags, one config per subset (and ``dataset_info`` of ``data_folder``)."""
     names = card_configs(report, publication)
-    licenses = sorted({s.license for s in sources_of(registry, names)})
-    hub_id = hub_license_id(licenses[0]) if len(licenses) == 1 else None
-    fields: dict[str, Any] = {"license": hub_id} if hub_id else {
-        "license": "other", "license_name": LICENSE_NAME, "license_link": LICENSE_TABLE}
+    sources = export_sources(registry, report, names)
+    licenses = sorted({s.license for s in sources})
+    hub_ids = hub_licenses(licenses)
+    fields: dict[str, Any] = {"license": hub_ids[0] if len(hub_ids) == 1 else hub_ids}
+    if "other" in hub_ids:
+        fields.update(license_name=LICENSE_NAME, license_link=LICENSE_TABLE)
     terms = license_terms(licenses)
     if publication is not None and (terms.non_commercial or terms.unknown or terms.no_derivatives):
         fields["extra_gated_prompt"] = (
@@ -49,23 +82,32 @@ def card_data(registry: Registry, report: BuildReport, publication: Publication 
     ]
     if data_folder is not None:
         fields["dataset_info"] = dataset_info(data_folder, names)
-    total = sum(report.configs[n].num_examples.train + report.configs[n].num_examples.test for n in names)
+        total = sum(s["num_examples"] for info in fields["dataset_info"] for s in info["splits"])
+    else:
+        total = sum(report.configs[n].num_examples.train + report.configs[n].num_examples.test for n in names)
+    task_categories, task_ids = tasks_of(registry, names)
     return DatasetCardData(
         pretty_name=PRETTY_NAME,
         language=["en"],
         size_categories=[size_category(total)],
-        task_categories=["visual-question-answering", "image-classification", "object-detection"],
+        source_datasets=source_datasets(sources),
+        task_categories=task_categories,
+        task_ids=task_ids,
         tags=["medical", "compositional-generalization", "med-mat", "croissant"],
         **fields,
     )
 
 
+#: The Hub's size categories (``DatasetCardData``), each with the row count it stays below.
+SIZE_CATEGORIES = (
+    (10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"), (10**7, "1M<n<10M"),
+    (10**8, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"), (10**11, "10B<n<100B"), (10**12, "100B<n<1T"),
+)
+
+
 def size_category(n: int) -> str:
     """The Hub's size category of ``n`` records."""
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if n < limit:
-            return name
-    return "1M<n<10M"
+    return next((name for limit, name in SIZE_CATEGORIES if n < limit), "n>1T")
 
 
 def _feature_yaml(column: Column) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from medmat_builder.publish.licenses import license_terms
+from medmat_builder.publish import provenance
+from medmat_builder.publish.licenses import export_sources, hub_license_id, license_terms
 from medmat_builder.publish.naming import DEFAULT_REPO_ID, MEDMAT_CITATION, PRETTY_NAME
 from medmat_builder.records import ANSWER_DIRECTIVE, ANSWER_FORMAT, COLUMNS, NO_BOX_ANSWER
 from medmat_builder.registry import Registry, Source
@@ -47,6 +48,12 @@ def sources_of(registry: Registry, names: list[str]) -> list[Source]:
     """The sources of the configs ``names``, by key."""
     keys = sorted({k for n in names for k in registry.subset(n).sources})
     return [registry.source(k) for k in keys]
+
+
+def _kept(report: BuildReport, name: str, key: str) -> int:
+    """Rows that source ``key`` holds in config ``name``."""
+    led = report.configs[name].sources.get(key)
+    return led.kept.train + led.kept.test if led is not None else 0
 
 
 def _one_line(text: str) -> str:
@@ -110,7 +117,7 @@ def render_body(registry: Registry, report: BuildReport, publication: Publicatio
     """The Markdown body of the card (``dataset_cards/README.md.j2``)."""
     names = card_configs(report, publication)
     configs = [config_context(registry, report, n, publication) for n in names]
-    sources = sources_of(registry, names)
+    sources = export_sources(registry, report, names)
     by_license: dict[str, list[str]] = {}
     for s in sources:
         by_license.setdefault(s.license, []).append(s.key)
@@ -122,6 +129,13 @@ def render_body(registry: Registry, report: BuildReport, publication: Publicatio
         "share_alike": [c["name"] for c in configs if c["terms"].share_alike],
         "unknown": [c["name"] for c in configs if c["terms"].unknown],
     }
+    per_source = [
+        {"key": s.key, "name": _one_line(s.name), "license": _one_line(s.license), "license_url": s.license_url or "",
+         "hub_id": hub_license_id(s.license) or "other", "access": s.access,
+         "redistributable": "yes" if s.redistributable else "no",
+         "configs": ", ".join(n for n in names if _kept(report, n, s.key)), "homepage": s.homepage}
+        for s in sources
+    ]
     restricted = [
         {"key": s.key, "name": s.name, "access": s.access, "homepage": s.homepage, "obtain_one_line": _one_line(s.obtain)}
         for s in sources_of(registry, sorted(report.configs))
@@ -138,6 +152,9 @@ def render_body(registry: Registry, report: BuildReport, publication: Publicatio
         "box_format": ANSWER_FORMAT,
         "no_box_answer": NO_BOX_ANSWER,
         "license_summary": summary,
+        "source_licenses": per_source,
+        "paper": {"title": provenance.PAPER_TITLE, "arxiv_id": provenance.ARXIV_ID,
+                  "arxiv_url": provenance.ARXIV_URL, "hf_url": provenance.HF_PAPER_URL},
         "restricted_sources": restricted,
         "publication": publication,
         "citation": MEDMAT_CITATION,

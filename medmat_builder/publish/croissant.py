@@ -1,30 +1,43 @@
 """Croissant 1.1 metadata (``croissant.json``) of an export, built and checked with ``mlcroissant``.
 
-One ``FileSet`` per config (its parquet files) and one ``RecordSet`` per config whose fields read the
-parquet columns (:data:`~medmat_builder.records.COLUMNS`); ``split`` comes from the file name. The
-metadata is made with ``mlcroissant``'s Python API (``mlc.Metadata``, ``FileSet``, ``RecordSet``,
-``Field``), which checks it as it is built; its JSON-LD (``Metadata.to_json``) is written with sorted
-collections, no dates and no absolute paths, so a rebuild writes the same bytes.
+One ``FileObject`` per file of the export (every parquet file, the card, ``licenses.csv`` and the build
+report, each with its ``sha256`` and size), one ``FileSet`` per config (its parquet files) and one
+``RecordSet`` per config whose fields read the parquet columns (:data:`~medmat_builder.records.COLUMNS`);
+``split`` comes from the file name. The dataset node carries ``creator``, ``datePublished`` (a fixed
+release date, or ``SOURCE_DATE_EPOCH``), the paper and the Responsible-AI properties that apply
+(``rai:dataCollection``, ``rai:personalSensitiveInformation``, ``rai:dataLimitations``, ...; see
+:mod:`~medmat_builder.publish.provenance`). The metadata is made with ``mlcroissant``'s Python API
+(``mlc.Metadata``, ``FileObject``, ``FileSet``, ``RecordSet``, ``Field``), which checks it as it is built;
+its JSON-LD (``Metadata.to_json``) is written with sorted collections and no absolute paths, so a
+rebuild writes the same bytes.
 :func:`validate_croissant` runs the ``mlcroissant`` checker on a written file (the same as
 ``mlcroissant validate --jsonld croissant.json``, offline).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medmat_builder.publish.naming import CROISSANT_NAME, DATASET_NAME, LICENSE_TABLE, MEDMAT_CITATION
+from medmat_builder.publish import provenance
+from medmat_builder.publish.licenses import export_sources
+from medmat_builder.publish.naming import CARD_NAME, CROISSANT_NAME, DATASET_NAME, LICENSE_TABLE, MEDMAT_CITATION
 from medmat_builder.records import BOX_COLUMNS, COLUMNS, MEDMAT_HOMEPAGE, Column
 from medmat_builder.registry import Registry
-from medmat_builder.report import BuildReport
+from medmat_builder.report import REPORT_NAME, SCHEMA_NAME, BuildReport
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
+#: The Responsible-AI extension whose ``rai:`` properties the metadata uses.
+CONFORMS_TO_RAI = "http://mlcommons.org/croissant/RAI/1.0"
 PARQUET = "application/x-parquet"
+#: Encoding of the files beside the parquet ones.
+ENCODINGS = {CARD_NAME: "text/markdown", LICENSE_TABLE: "text/csv", REPORT_NAME: "application/json",
+             SCHEMA_NAME: "application/schema+json"}
 DESCRIPTION = (
     "Med-MAT medical image VQA subsets rebuilt from their public sources; each config covers one "
     f"Modality/Area/Task triplet. Per-source terms are in the license column and in {LICENSE_TABLE}."
@@ -33,6 +46,62 @@ DESCRIPTION = (
 
 class CroissantError(ValueError):
     """The Croissant metadata does not pass ``mlcroissant``'s checks; the message lists its errors."""
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """What Croissant records of one file: its SHA-256 (hex) and its size in bytes."""
+
+    sha256: str
+    size: int
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> FileDigest:
+        """The digest of bytes held in memory (a payload file rewritten for the Hub)."""
+        return cls(hashlib.sha256(data).hexdigest(), len(data))
+
+    @classmethod
+    def of_file(cls, path: str | Path) -> FileDigest:
+        """The digest of a file on disk, read in 1 MiB blocks."""
+        h, size = hashlib.sha256(), 0
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+                size += len(block)
+        return cls(h.hexdigest(), size)
+
+
+def export_files(folder: str | Path, configs: list[str]) -> dict[str, FileDigest]:
+    """Digest of every file of an export that Croissant lists: the configs' parquet files, then the card,
+    ``licenses.csv`` and the build report where present (keys are paths relative to ``folder``)."""
+    folder = Path(folder)
+    files = {f"{c}/{f.name}": f for c in sorted(configs) for f in sorted((folder / c).glob("*.parquet"))}
+    files.update({name: folder / name for name in ENCODINGS if (folder / name).is_file()})
+    return {rel: FileDigest.of_file(path) for rel, path in files.items()}
+
+
+def _file_objects(ctx, files: Mapping[str, FileDigest]):
+    """One ``FileObject`` per file (id and ``contentUrl``: its relative path), sorted by path."""
+    import mlcroissant as mlc
+
+    return [
+        mlc.FileObject(ctx=ctx, id=rel, name=rel, content_url=rel, content_size=f"{d.size} B", sha256=d.sha256,
+                       encoding_formats=[PARQUET if rel.endswith(".parquet") else ENCODINGS[Path(rel).name]])
+        for rel, d in sorted(files.items())
+    ]
+
+
+def _rai_properties() -> dict[str, Any]:
+    """The Responsible-AI properties of the dataset node (see :mod:`~medmat_builder.publish.provenance`)."""
+    p = provenance
+    return dict(
+        data_collection=p.DATA_COLLECTION, data_collection_type=list(p.DATA_COLLECTION_TYPE),
+        data_collection_raw_data=p.DATA_COLLECTION_RAW_DATA, data_preprocessing_protocol=list(p.DATA_PREPROCESSING),
+        data_annotation_protocol=list(p.DATA_ANNOTATION), machine_annotation_tools=list(p.MACHINE_ANNOTATION_TOOLS),
+        data_use_cases=list(p.DATA_USE_CASES), data_biases=list(p.DATA_BIASES), data_limitations=list(p.DATA_LIMITATIONS),
+        personal_sensitive_information=list(p.PERSONAL_SENSITIVE_INFORMATION), data_social_impact=p.DATA_SOCIAL_IMPACT,
+        data_release_maintenance_plan=p.DATA_RELEASE_MAINTENANCE_PLAN,
+    )
 
 
 def _data_type(dtype: str):
@@ -75,46 +144,45 @@ def _config_nodes(ctx, config: str, title: str):
 
 
 def croissant_metadata(registry: Registry, report: BuildReport, configs: list[str] | None = None,
-                       url: str = MEDMAT_HOMEPAGE) -> dict[str, Any]:
-    """Croissant JSON-LD of the export's configs (all built configs by default); :class:`CroissantError` if invalid."""
+                       url: str = MEDMAT_HOMEPAGE, files: Mapping[str, FileDigest] | None = None) -> dict[str, Any]:
+    """Croissant JSON-LD of the export's configs (all built configs by default); :class:`CroissantError` if invalid.
+
+    ``files`` maps each file's path in the export to its digest (:func:`export_files` of a folder); each
+    becomes a ``FileObject`` with its ``sha256``. Pass every file the payload holds besides ``croissant.json``.
+    """
     import mlcroissant as mlc
 
     names = sorted(configs if configs is not None else report.configs)
-    licenses = sorted({s.license_url or s.license for n in names for s in registry.sources_of(n)})
+    licenses = sorted({s.license_url or s.license for s in export_sources(registry, report, names)})
     ctx = mlc.Context()
-    distribution, record_sets = [], []
+    distribution, record_sets = _file_objects(ctx, files or {}), []
     for n in names:
         file_set, record_set = _config_nodes(ctx, n, registry.subset(n).title)
         distribution.append(file_set)
         record_sets.append(record_set)
-    with _no_date_warning():  # no datePublished on purpose: a rebuild must write the same bytes
-        meta = mlc.Metadata(
-            ctx=ctx, name=DATASET_NAME, description=DESCRIPTION, cite_as=MEDMAT_CITATION, license=licenses, url=url,
-            version="1.0.0", conforms_to=[CONFORMS_TO], distribution=distribution, record_sets=record_sets,
-            keywords=["medical imaging", "visual question answering", "compositional generalization"],
-        )
+    published = provenance.date_published()
+    creators = [mlc.Organization(ctx=ctx, **c) for c in provenance.CREATORS]
+    meta = mlc.Metadata(
+        ctx=ctx, name=DATASET_NAME, description=DESCRIPTION, cite_as=MEDMAT_CITATION, license=licenses, url=url,
+        version="1.0.0", conforms_to=[CONFORMS_TO, CONFORMS_TO_RAI], distribution=distribution,
+        record_sets=record_sets, creators=creators,
+        date_published=dt.datetime(published.year, published.month, published.day),
+        keywords=["medical imaging", "visual question answering", "compositional generalization"],
+        **_rai_properties(),
+    )
     if meta.issues.errors:
         raise CroissantError("Croissant metadata is invalid:\n" + "\n".join(sorted(meta.issues.errors)))
     return meta.to_json()
 
 
-@contextmanager
-def _no_date_warning() -> Iterator[None]:
-    """``mlcroissant`` logs (through absl) that ``datePublished`` is recommended; the export has no dates."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        absl.setLevel(level)
-
-
 def write_croissant(folder: Path, registry: Registry, report: BuildReport, configs: list[str] | None = None,
                     url: str = MEDMAT_HOMEPAGE) -> Path:
-    """Write ``croissant.json`` into ``folder``."""
-    path = Path(folder) / CROISSANT_NAME
-    path.write_text(dumps(croissant_metadata(registry, report, configs, url)), encoding="utf-8")
+    """Write ``croissant.json`` into ``folder``, listing (with checksums) every file already in it."""
+    folder = Path(folder)
+    names = sorted(configs if configs is not None else report.configs)
+    path = folder / CROISSANT_NAME
+    path.write_text(dumps(croissant_metadata(registry, report, names, url, export_files(folder, names))),
+                    encoding="utf-8")
     return path
 
 
@@ -123,12 +191,18 @@ def dumps(meta: dict[str, Any]) -> str:
     return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
 
 
-def validate_croissant(path: str | Path) -> str:
-    """Validate with ``mlcroissant`` (offline); returns its warnings report, raises ``ValueError`` on errors."""
+def validate_croissant(path: str | Path, strict: bool = False) -> list[str]:
+    """Validate with ``mlcroissant`` (offline), as ``mlcroissant validate --jsonld PATH`` does.
+
+    Returns the warnings (sorted); raises ``ValueError`` on errors, and with ``strict`` on warnings too.
+    """
     import mlcroissant as mlc
 
     try:
         ds = mlc.Dataset(jsonld=str(path))
     except mlc.ValidationError as exc:
         raise ValueError(f"{path} is not valid Croissant:\n{exc}") from None
-    return ds.metadata.ctx.issues.report()
+    warnings = sorted(ds.metadata.ctx.issues.warnings)
+    if strict and warnings:
+        raise ValueError(f"{path} has Croissant warnings:\n" + "\n".join(warnings))
+    return warnings

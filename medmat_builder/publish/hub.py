@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from medmat_builder.publish.card import render_readme
 from medmat_builder.publish.card_body import Publication
-from medmat_builder.publish.croissant import croissant_metadata, dumps
+from medmat_builder.publish.croissant import FileDigest, croissant_metadata, dumps
 from medmat_builder.publish.licenses import license_table
 from medmat_builder.publish.naming import CARD_NAME, CROISSANT_NAME, LICENSE_TABLE
 from medmat_builder.registry import Registry
@@ -185,13 +185,16 @@ def plan_publish(folder: str | Path, repo_id: str, registry: Registry,
 
     published = [n for n in sorted(report.configs) if n not in plan.publication.skipped]
     sub_report = report.only(published)
-    plan.files.append(PlannedFile(CARD_NAME, content=render_readme(registry, sub_report, plan.publication).encode()))
-    plan.files.append(PlannedFile(LICENSE_TABLE, content=license_table(registry, sub_report).encode()))
-    plan.files.append(PlannedFile(CROISSANT_NAME, content=dumps(croissant_metadata(
-        registry, sub_report, url=f"https://huggingface.co/datasets/{repo_id}")).encode()))
-    plan.files.append(PlannedFile(REPORT_NAME, content=sub_report.to_json().encode()))
-    plan.files.append(PlannedFile(SCHEMA_NAME, content=report_schema().encode()))
-    plan.files.extend(config_files)
+    card = PlannedFile(CARD_NAME, content=render_readme(registry, sub_report, plan.publication).encode())
+    table = PlannedFile(LICENSE_TABLE, content=license_table(registry, sub_report).encode())
+    rep = PlannedFile(REPORT_NAME, content=sub_report.to_json().encode())
+    schema = PlannedFile(SCHEMA_NAME, content=report_schema().encode())
+    # Croissant lists every other file of the payload with the sha256 of the bytes uploaded.
+    digests = {f.path_in_repo: FileDigest.of_bytes(f.content) if f.content is not None else FileDigest.of_file(f.local)
+               for f in (card, table, rep, schema, *config_files)}
+    croissant = PlannedFile(CROISSANT_NAME, content=dumps(croissant_metadata(
+        registry, sub_report, url=f"https://huggingface.co/datasets/{repo_id}", files=digests)).encode())
+    plan.files.extend([card, table, croissant, rep, schema, *config_files])
     return plan
 
 

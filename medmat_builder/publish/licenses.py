@@ -7,7 +7,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from medmat_builder.registry import Registry
+from medmat_builder.registry import Registry, Source
 from medmat_builder.report import BuildReport
 
 #: The card's ``license_name`` when the sources' licenses differ (the terms are in ``licenses.csv``).
@@ -27,6 +27,7 @@ HUB_LICENSE_IDS: dict[str, str] = {
 HUB_LICENSE_IDS["ODC-BY-1.0"] = "odc-by"
 HUB_LICENSE_IDS["ODBL-1.0"] = "odbl"
 HUB_LICENSE_IDS["PDDL-1.0"] = "pddl"
+HUB_LICENSE_IDS["UNKNOWN"] = "unknown"  # the Hub's own id for terms nobody could establish
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,18 @@ def license_terms(licenses: list[str] | tuple[str, ...]) -> Terms:
 def hub_license_id(license: str) -> str | None:
     """The Hub's ``license:`` value for an SPDX id (``CC-BY-4.0`` -> ``cc-by-4.0``), else None."""
     return HUB_LICENSE_IDS.get(license.strip().upper())
+
+
+def export_sources(registry: Registry, report: BuildReport, names: list[str]) -> list[Source]:
+    """The sources that hold rows in the configs ``names`` (by key): a source of a config built with
+    ``--partial`` without it, or whose every record was dropped, has no rows and no terms in the export."""
+    keys = sorted({k for n in names for k, led in report.configs[n].sources.items() if led.kept.train + led.kept.test})
+    return [registry.source(k) for k in keys]
+
+
+def hub_licenses(licenses: list[str] | tuple[str, ...]) -> list[str]:
+    """The card's ``license`` list: each license's Hub id once, sorted, and ``other`` for terms without one."""
+    return sorted({hub_license_id(x) or "other" for x in licenses})
 
 
 def license_table(registry: Registry, report: BuildReport) -> str:

@@ -21,7 +21,10 @@ METADATA_FILES = (CARD_NAME, LICENSE_TABLE, CROISSANT_NAME)
 
 
 def write_export_metadata(folder: Path, registry: Registry, report: BuildReport) -> None:
-    """Write README.md, licenses.csv and croissant.json into an export folder (after its parquet files)."""
+    """Write README.md, licenses.csv and croissant.json into an export folder (after its parquet files).
+
+    ``croissant.json`` comes last: it lists every other file with its checksum.
+    """
     folder = Path(folder)
     (folder / CARD_NAME).write_text(render_readme(registry, report, data_folder=folder), encoding="utf-8")
     (folder / LICENSE_TABLE).write_text(license_table(registry, report), encoding="utf-8")

@@ -16,5 +16,8 @@ MEDMAT_CITATION = """@misc{cai2024medmat,
   title  = {On the Compositional Generalization of Multimodal LLMs for Medical Imaging},
   author = {Cai, Zhenyang and Chen, Junying and Wang, Rongsheng and Wang, Weihong and Deng, Yonglin and Song, Dingjie and Chen, Yize and Zhang, Zixu and Wang, Benyou},
   year   = {2024},
+  eprint = {2412.20070},
+  archivePrefix = {arXiv},
+  url    = {https://arxiv.org/abs/2412.20070},
   note   = {Med-MAT, github.com/FreedomIntelligence/Med-MAT}
 }"""
