@@ -64,7 +64,8 @@ def rows_without_image(ds) -> int:
         return 0
     missing = 0
     for chunk in ds.data.column("image").chunks:
-        if chunk.type.num_fields and {"bytes", "path"} <= {chunk.type.field(i).name for i in range(chunk.type.num_fields)}:
+        names = {chunk.type.field(i).name for i in range(chunk.type.num_fields)}
+        if {"bytes", "path"} <= names:  # datasets' Image struct
             empty = pc.and_(pc.is_null(pc.struct_field(chunk, "bytes")), pc.is_null(pc.struct_field(chunk, "path")))
             missing += pc.sum(pc.or_(pc.is_null(chunk), empty).cast("int64")).as_py() or 0
         else:

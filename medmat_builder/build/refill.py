@@ -129,7 +129,8 @@ class FillReport:
         lines = [f"{'config':<12} {'rows':>6} {'had':>6} {'filled':>6} {'missing':>7}  not filled (reason: rows)"]
         for name, c in sorted(self.configs.items()):
             why = ", ".join(f"{r}: {n}" for r, n in sorted(c.not_filled.items())) or "-"
-            lines.append(f"{name:<12} {c.rows:>6} {c.had_image:>6} {c.filled:>6} {sum(c.not_filled.values()):>7}  {why}")
+            missing = sum(c.not_filled.values())
+            lines.append(f"{name:<12} {c.rows:>6} {c.had_image:>6} {c.filled:>6} {missing:>7}  {why}")
         missing = sum(self.not_filled.values())
         lines.append(f"{'total':<12} {self.total:>6} {self.had_image:>6} {self.filled:>6} {missing:>7}")
         lines.append(f"rows with an image: {self.had_image + self.filled} / {self.total} "
@@ -199,7 +200,10 @@ class _Sources:
         return self.cache[key]
 
 
-def _jobs(rows: pa.Table, sources: _Sources, report: FillReport, counts: ConfigFill) -> Iterator[tuple[int, LoadJob | None, str, str]]:
+Planned = tuple[int, "LoadJob | None", str, str]
+
+
+def _jobs(rows: pa.Table, sources: _Sources, counts: ConfigFill) -> Iterator[Planned]:
     """``(row, job, reason, detail)`` for every row without an image: a job to decode, or why there is none."""
     images = rows.column("image").to_pylist()
     ids = rows.column("id").to_pylist()
@@ -238,7 +242,7 @@ def fill_table(rows: pa.Table, sources: _Sources, loader: Loader, report: FillRe
     ids = rows.column("id").to_pylist()
     hashes = rows.column("image_hash").to_pylist() if "image_hash" in rows.column_names else [None] * len(rows)
     counts.rows += len(rows)
-    planned = list(_jobs(rows, sources, report, counts))
+    planned = list(_jobs(rows, sources, counts))
     new_images: dict[int, dict[str, Any]] = {}
     todo = [(i, job) for i, job, _, _ in planned if job is not None]
     for i, reason, detail in ((i, r, d) for i, job, r, d in planned if job is None):
@@ -247,7 +251,8 @@ def fill_table(rows: pa.Table, sources: _Sources, loader: Loader, report: FillRe
     for (i, _), res in zip(todo, loader.imap(job for _, job in todo)):
         if res.error:
             counts.not_filled["unreadable"] += 1
-            report.rows_not_filled["unreadable"].append((ids[i], f"{res.error}: {res.detail}" if res.detail else res.error))
+            detail = f"{res.error}: {res.detail}" if res.detail else res.error
+            report.rows_not_filled["unreadable"].append((ids[i], detail))
         elif res.pixel_hash != hashes[i]:
             counts.not_filled["hash_mismatch"] += 1
             report.rows_not_filled["hash_mismatch"].append((ids[i], f"raw pixels hash to {res.pixel_hash}"))

@@ -1,4 +1,4 @@
-"""``medmat fill PAYLOAD --data-dir RAW --out OUT``: put the images of restricted sources back into a text-only payload."""
+"""``medmat fill PAYLOAD --data-dir RAW --out OUT``: put restricted sources' images back into a text-only payload."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("payload", help="payload folder: `hf download ORG/NAME --repo-type dataset --local-dir DIR`, "
                                    "or `medmat publish --save DIR`")
-    p.add_argument("--data-dir", required=True, help="folder with each source unpacked as DIR/<key>/ (as for `medmat build`)")
+    p.add_argument("--data-dir", required=True,
+                   help="folder with each source unpacked as DIR/<key>/ (as for `medmat build`)")
     p.add_argument("--out", required=True, help="output folder: new, empty, or an earlier `medmat fill` output")
     p.add_argument("--num-proc", type=int, default=1, help="processes decoding images (default: 1)")
     p.add_argument("--registry", default=None, help="registry the payload was built with (default: sources.yaml)")

@@ -6,7 +6,7 @@ import argparse
 
 from medmat_builder.publish import RESTRICTED_MODES, PublishError, publish, save_payload
 from medmat_builder.registry import load_registry
-from medmat_builder.safe_paths import UnsafePathError, check_output_dir
+from medmat_builder.safe_paths import FolderBusyError, UnsafePathError, check_output_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,18 +37,19 @@ def run(args: argparse.Namespace) -> int:
             check_output_dir(args.save, "payload", label="--save", keep_clear=[("the export", args.dir)])
         result = publish(args.dir, args.repo_id, registry, private=args.private, restricted=args.restricted,
                          dry_run=args.dry_run, gate=not args.no_gate)
-        if args.save:
-            saved = save_payload(result.plan, args.save)
-            print(f"saved the payload to {saved}/ ({len(result.plan.files)} files)")
+        saved = save_payload(result.plan, args.save) if args.save else None
     except UnsafePathError as exc:
         print(f"error: {exc}")
         return 2
-    except PublishError as exc:
+    except (PublishError, FolderBusyError) as exc:
         print(f"error: {exc}")
         return 1
     if args.dry_run:
         print("dry run: nothing uploaded; would " + result.plan.describe())
-        return 0
-    print(result.plan.describe())
-    print(f"committed {result.commit_oid}: {result.commit_url}")
+    else:
+        print(result.plan.describe())
+        print(f"committed {result.commit_oid}: {result.commit_url}")
+    if saved is not None:
+        print(f"saved the payload to {saved}/ ({len(result.plan.files)} files); "
+              f"`medmat fill {saved} --data-dir RAW --out DIR` puts the restricted images back")
     return 0
