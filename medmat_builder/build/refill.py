@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medmat_builder import safe_paths
-from medmat_builder.build.loader import Loader, LoadJob
+from medmat_builder.build.loader import Loader, LoadJob, shutdown_pools
 from medmat_builder.build.parquet import ROWS_PER_GROUP
 from medmat_builder.images import image_id
 from medmat_builder.layouts import LayoutError
@@ -321,4 +321,6 @@ def fill_payload(payload: str | Path, raw: str | Path, out: str | Path, registry
     except BaseException:
         owned.abandon()
         raise
+    finally:
+        shutdown_pools()  # the decoding processes of --num-proc
     return report
