@@ -13,7 +13,7 @@ Steps, each the command a user types (through ``medmat_builder.cli.main``), in a
     medmat fill payload --data-dir raw --out filled
 
 Printed: rows, rows with an image in the payload, rows filled, rows not filled (per reason), parquet
-files byte-identical to the local build, and the wall seconds of each step.
+files and all files byte-identical to the local build, and the wall seconds of each step.
 """
 
 from __future__ import annotations
@@ -46,8 +46,11 @@ def round_trip(work: Path, configs: list[str]) -> list[tuple[str, str]]:
     t_publish = _run(["publish", local, "--repo-id", "org/medmat", "--dry-run", "--save", payload])
     t_fill = _run(["fill", payload, "--data-dir", raw, "--out", filled])
     report = json.loads((Path(filled) / FILL_REPORT_NAME).read_text())
-    files = sorted(p.relative_to(local) for p in Path(local).glob("subset_*/*.parquet"))
-    same = sum((Path(local) / f).read_bytes() == (Path(filled) / f).read_bytes() for f in files)
+    files = sorted(p.relative_to(local) for p in Path(local).rglob("*") if p.is_file() and ".medmat" not in p.parts)
+    same = sum((Path(filled) / f).is_file() and (Path(local) / f).read_bytes() == (Path(filled) / f).read_bytes()
+               for f in files)
+    parquet = [f for f in files if f.suffix == ".parquet"]
+    same_parquet = sum((Path(local) / f).read_bytes() == (Path(filled) / f).read_bytes() for f in parquet)
     not_filled = ", ".join(f"{k}: {v}" for k, v in report["not_filled"].items()) or "0"
     return [
         ("configs", str(len(report["configs"]))),
@@ -56,7 +59,9 @@ def round_trip(work: Path, configs: list[str]) -> list[tuple[str, str]]:
         ("rows filled from raw", f"{report['filled']:,}"),
         ("rows not filled", not_filled),
         ("rows with an image after fill / rows", f"{report['with_image']:,} / {report['rows']:,}"),
-        ("parquet files byte-identical to the build", f"{same} / {len(files)}"),
+        ("parquet files byte-identical to the build", f"{same_parquet} / {len(parquet)}"),
+        ("all files byte-identical to the build", f"{same} / {len(files)}"),
+        ("card etc. of the filled folder", report["metadata"]),
         ("wall s: medmat build --demo", f"{t_build:.1f}"),
         ("wall s: medmat publish --dry-run --save", f"{t_publish:.1f}"),
         ("wall s: medmat fill", f"{t_fill:.1f}"),

@@ -31,6 +31,12 @@ def _tables(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.glob("subset_*/*.parquet"))}
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file of an export or fill output but medmat's state and the fill report."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".medmat" not in p.parts and p.name != FILL_REPORT_NAME}
+
+
 def _rows(folder: Path, config: str) -> list[dict]:
     rows = []
     for f in sorted((folder / config).glob("*.parquet")):
@@ -68,7 +74,11 @@ def test_payload_is_text_only_for_restricted_sources(trip):
 
 def test_fill_gives_back_the_local_build(trip, capsys):
     assert _tables(trip["filled"]) == _tables(trip["medmat"])  # byte-identical parquet, every config and split
+    # complete, so the card, licenses.csv and croissant.json are the build's again (not the payload's)
+    assert _files(trip["filled"]) == _files(trip["medmat"])
+    assert (trip["payload"] / "README.md").read_bytes() != (trip["medmat"] / "README.md").read_bytes()
     report = json.loads((trip["filled"] / FILL_REPORT_NAME).read_text())
+    assert report["metadata"] == "regenerated"
     missing = sum(r["image"] is None for c in CONFIGS for r in _rows(trip["payload"], c))
     total = sum(len(_rows(trip["medmat"], c)) for c in CONFIGS)
     assert (report["filled"], report["rows"], report["with_image"], report["not_filled"]) == (missing, total, total, {})
@@ -181,6 +191,8 @@ def test_every_row_not_filled_is_counted_with_its_reason(trip, tmp_path, capsys)
     assert report["configs"]["subset_28"]["not_filled"] == {k: len(v) for k, v in expected.items()}
     assert report["filled"] + sum(report["not_filled"].values()) == sum(
         r["image"] is None for c in CONFIGS for r in _rows(payload, c))  # nothing silently lost
+    assert report["metadata"] == "copied"  # some rows are still text-only: the payload's card stays
+    assert (out / "README.md").read_bytes() == (payload / "README.md").read_bytes()
     assert set(report["reasons"]) == set(expected) and set(expected) <= set(FILL_REASONS)
     for reason, n in report["configs"]["subset_28"]["not_filled"].items():
         assert f"{reason}: {n}" in printed

@@ -35,8 +35,10 @@ from medmat_builder.build.loader import Loader, LoadJob, shutdown_pools
 from medmat_builder.build.parquet import ROWS_PER_GROUP
 from medmat_builder.images import image_id
 from medmat_builder.layouts import LayoutError
+from medmat_builder.publish.metadata import write_export_metadata
 from medmat_builder.records import RawRecord
 from medmat_builder.registry import Registry, Source
+from medmat_builder.report import BuildReport, ReportError
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,9 @@ class FillReport:
     data_dir: str
     out: str
     configs: dict[str, ConfigFill] = field(default_factory=dict)
+    #: ``regenerated`` (README, licenses.csv, croissant.json written as ``medmat build`` writes them) or
+    #: ``copied`` (the payload's own, which still describe a text-only upload)
+    metadata: str = "copied"
     #: reason -> [(row id, detail)] of every row that is still without an image
     rows_not_filled: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
 
@@ -115,6 +120,7 @@ class FillReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "payload": self.payload, "data_dir": self.data_dir, "out": self.out,
+            "metadata": self.metadata,
             "rows": self.total, "had_image": self.had_image, "filled": self.filled,
             "with_image": self.had_image + self.filled,
             "not_filled": dict(sorted(self.not_filled.items())),
@@ -280,13 +286,31 @@ def write_table(table: pa.Table, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the whole payload
+def _describe_as_export(payload: Path, stage: Path, registry: Registry) -> bool:
+    """Write the card, ``licenses.csv`` and ``croissant.json`` as ``medmat build`` would for the filled data.
+
+    Only from the payload's ``build_report.json`` and when the registry knows every config; else the
+    payload's own files stay (they say text-only, which is then still true of some rows).
+    """
+    try:
+        build_report = BuildReport.read(payload)
+    except ReportError:
+        return False
+    if not build_report.configs or any(n not in registry.subset_names for n in build_report.configs):
+        return False
+    write_export_metadata(stage, registry, build_report)
+    return True
+
+
 def fill_payload(payload: str | Path, raw: str | Path, out: str | Path, registry: Registry, *,
                  num_proc: int = 1) -> FillReport:
     """Fill every image-less row of ``payload`` that the raw archives under ``raw`` hold; write ``out``.
 
     ``out`` follows the output-folder rule (:mod:`medmat_builder.safe_paths`: new, empty, or an earlier
     ``medmat fill`` output) and receives the payload's files, the parquet files filled, and
-    ``fill_report.json``. Raises :class:`FillError` when ``payload`` is not a payload and
+    ``fill_report.json``. When every row then holds an image, the card, ``licenses.csv`` and
+    ``croissant.json`` are written again as ``medmat build`` writes them (the payload's describe an
+    upload without those images). Raises :class:`FillError` when ``payload`` is not a payload and
     :class:`~medmat_builder.safe_paths.UnsafePathError` for a refused ``out``.
     """
     payload, raw = Path(payload), Path(raw)
@@ -316,6 +340,8 @@ def fill_payload(payload: str | Path, raw: str | Path, out: str | Path, registry
                     table = fill_table(pq.read_table(f), sources, loader, report, counts)
                     write_table(table, stage / name / f.name)
                 logger.info("%s: %d rows, %d filled", name, counts.rows, counts.filled)
+            if report.complete and _describe_as_export(payload, stage, registry):
+                report.metadata = "regenerated"
             (stage / FILL_REPORT_NAME).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
             owned.commit(stage, remove=owned.files())
     except BaseException:
