@@ -216,3 +216,19 @@ def test_fill_and_save_refuse_folders_they_did_not_write(trip, tmp_path, capsys)
     # a second fill into the same output replaces it (an earlier `medmat fill` output)
     assert main(["fill", str(trip["payload"]), "--data-dir", str(trip["raw"]), "--out", str(trip["filled"])]) == 0
     assert _tables(trip["filled"]) == _tables(trip["medmat"])
+
+
+def test_rows_without_image_counts_null_and_empty_images():
+    import pyarrow as pa
+    from datasets import Dataset
+
+    from medmat_builder.loading import MissingImagesError, require_images, rows_without_image
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    column = pa.array([{"bytes": b"png", "path": None}, None, {"bytes": None, "path": None},
+                       {"bytes": None, "path": "a.png"}], type=image)
+    ds = Dataset(pa.table({"id": ["a", "b", "c", "d"], "image": column}))
+    assert rows_without_image(ds) == 2
+    with pytest.raises(MissingImagesError, match=r"^DIR subset_01/test: 2 of 4 rows have no image .*`medmat fill DIR"):
+        require_images(ds, "DIR", "subset_01", "test")
+    require_images(ds.remove_columns("image"), "DIR", "subset_01", "test")  # nothing to check
