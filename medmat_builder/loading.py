@@ -50,3 +50,35 @@ def load_split(dataset_name: str, config: str | None, split: str):
         cache = cache_root() / f"{path.resolve().name}-{folder_fingerprint(path, config)}"
         return datasets.load_dataset(str(path), config, split=split, cache_dir=str(cache))
     return datasets.load_dataset(dataset_name, config, split=split)
+
+
+class MissingImagesError(ValueError):
+    """A split holds rows without an image (a text-only payload): ``medmat fill`` puts them back."""
+
+
+def rows_without_image(ds) -> int:
+    """How many rows of ``ds`` (a whole split, before any select) have no image: null, or neither bytes nor path."""
+    import pyarrow.compute as pc
+
+    if "image" not in ds.column_names:
+        return 0
+    missing = 0
+    for chunk in ds.data.column("image").chunks:
+        names = {chunk.type.field(i).name for i in range(chunk.type.num_fields)}
+        if {"bytes", "path"} <= names:  # datasets' Image struct
+            empty = pc.and_(pc.is_null(pc.struct_field(chunk, "bytes")), pc.is_null(pc.struct_field(chunk, "path")))
+            missing += pc.sum(pc.or_(pc.is_null(chunk), empty).cast("int64")).as_py() or 0
+        else:
+            missing += chunk.null_count
+    return missing
+
+
+def require_images(ds, dataset_name: str, config: str | None, split: str) -> None:
+    """Refuse a split with rows that have no image, in one line naming ``medmat fill`` (:class:`MissingImagesError`)."""
+    missing = rows_without_image(ds)
+    if missing:
+        raise MissingImagesError(
+            f"{dataset_name} {config}/{split}: {missing} of {len(ds)} rows have no image (a text-only payload: their "
+            f"source forbids redistribution); put them back from your raw archives with `medmat fill {dataset_name} "
+            "--data-dir RAW --out FILLED` and pass FILLED instead"
+        )

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medmat_builder.loading import MissingImagesError
+
 from .items import load_items
 from .runner import GROUNDING_MAX_NEW_TOKENS, MODES, gather_predictions, load_scorer, score_items, shard
 from .scoring import Prediction, overall, read_predictions, tally, write_predictions
@@ -110,8 +112,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} required (or pass --predictions FILE to re-score)")
     state = PartialState(cpu=_want_cpu())
-    items, info = load_items(args.dataset_name, args.configs, split=args.split, limit=args.limit,
-                             circular=args.circular)
+    try:
+        items, info = load_items(args.dataset_name, args.configs, split=args.split, limit=args.limit,
+                                 circular=args.circular)
+    except MissingImagesError as err:  # a text-only payload: one line naming `medmat fill`
+        raise SystemExit(f"error: {err}") from None
     mine = shard(items, state.process_index, state.num_processes)
     scorer = load_scorer(args.model_name_or_path, device=state.device, dtype=args.dtype)
     start = time.perf_counter()

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from medmat_builder.loading import require_images
+
 from .parsing import LETTERS
 
 TASKS = ("choice", "grounding")
@@ -113,6 +115,7 @@ def load_items(
                 f"cannot load config {config!r} split {split!r} from {dataset_name!r}: {exc}. "
                 "Check the name with `medmat build` output (README configs) or the Hub page."
             ) from exc
+        require_images(ds, dataset_name, config, split)  # MissingImagesError (a ValueError) names `medmat fill`
         size = len(ds)
         if limit is not None:
             ds = ds.select(range(min(limit, size)))

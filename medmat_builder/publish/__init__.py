@@ -13,6 +13,7 @@ from medmat_builder.publish.hub import (
     audit_payload,
     plan_publish,
     publish,
+    save_payload,
 )
 from medmat_builder.publish.licenses import license_table, license_terms
 from medmat_builder.publish.lmms_task import export_tasks, task_name
@@ -35,6 +36,7 @@ __all__ = [
     "publish",
     "render_card",
     "render_readme",
+    "save_payload",
     "task_name",
     "validate_croissant",
     "write_export_metadata",

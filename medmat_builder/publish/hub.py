@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from medmat_builder import safe_paths
 from medmat_builder.publish.card import render_readme
 from medmat_builder.publish.card_body import Publication
 from medmat_builder.publish.croissant import FileDigest, croissant_metadata, dumps
@@ -208,6 +209,27 @@ def audit_payload(plan: PublishPlan) -> None:
             if valid and src not in plan.redistributable:
                 raise LeakError(f"{f.path_in_repo}: a row of restricted source {src!r} still holds an image; "
                                 "nothing was uploaded (please report this bug)")
+
+
+def save_payload(plan: PublishPlan, dest: str | Path) -> Path:
+    """Write every file of ``plan`` under ``dest`` as the Hub would hold it (``load_dataset(dest, config)`` works).
+
+    ``dest`` follows the output-folder rule (new, empty, or an earlier saved payload); files of an
+    earlier payload that the plan no longer has are removed. This is what ``medmat fill`` reads.
+    """
+    owned = safe_paths.claim(dest, "payload", label="--save")
+    try:
+        with owned.lock(f"another medmat process is writing to {owned.path}"):
+            stage = owned.scratch()
+            for f in plan.files:
+                path = stage / f.path_in_repo
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(f.data())
+            owned.commit(stage, remove=owned.files())
+    except BaseException:
+        owned.abandon()
+        raise
+    return owned.path
 
 
 def _scrub(text: str, token: str | None) -> str:

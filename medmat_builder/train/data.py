@@ -16,6 +16,7 @@ import logging
 from string import ascii_uppercase as LETTERS  # option letters; exports have at most 4 (records.MAX_OPTIONS)
 from typing import TYPE_CHECKING, Any
 
+from medmat_builder.loading import MissingImagesError, require_images
 from medmat_builder.train.leakage import GROUP_COLUMN, IMAGE_HASH_COLUMN, drop_target_test_records
 from medmat_builder.train.mixtures import resolve_mixture
 from medmat_builder.records import ANSWER_DIRECTIVE
@@ -151,6 +152,10 @@ def build_train_dataset(args: MedmatScriptArguments, seed: int) -> tuple[Any, di
     parts, counts = [], {}
     for config, samples in plan_items:
         ds = load_split(args.dataset_name, config, args.dataset_train_split)
+        try:  # a text-only payload's rows have no image: refuse in one line (the collator would raise a TypeError)
+            require_images(ds, args.dataset_name, config, args.dataset_train_split)
+        except MissingImagesError as err:
+            raise SystemExit(str(err)) from None
         ds = sample(ds, samples, seed, f"{config}/{args.dataset_train_split}")
         parts.append(to_training_form(ds, config))
         counts[config] = len(ds)

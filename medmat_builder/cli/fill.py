@@ -1,0 +1,43 @@
+"""``medmat fill PAYLOAD --data-dir RAW --out OUT``: put restricted sources' images back into a text-only payload."""
+
+from __future__ import annotations
+
+import argparse
+
+from medmat_builder.build.refill import FILL_REPORT_NAME, FillError, fill_payload
+from medmat_builder.registry import load_registry
+from medmat_builder.safe_paths import FolderBusyError, UnsafePathError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fill",
+        help="fill the image-less rows of a downloaded or `medmat publish --save` payload from your raw archives",
+        description="Find each image-less row's raw file under --data-dir (by its stable id, through the registry's "
+                    "layouts), decode it as the build does, keep it only if it matches the row's image_hash, and "
+                    "write the payload with the images to --out. Exit 0 when every row has an image, 1 when some "
+                    f"rows could not be filled (the table and OUT/{FILL_REPORT_NAME} say which and why).",
+    )
+    p.add_argument("payload", help="payload folder: `hf download ORG/NAME --repo-type dataset --local-dir DIR`, "
+                                   "or `medmat publish --save DIR`")
+    p.add_argument("--data-dir", required=True,
+                   help="folder with each source unpacked as DIR/<key>/ (as for `medmat build`)")
+    p.add_argument("--out", required=True, help="output folder: new, empty, or an earlier `medmat fill` output")
+    p.add_argument("--num-proc", type=int, default=1, help="processes decoding images (default: 1)")
+    p.add_argument("--registry", default=None, help="registry the payload was built with (default: sources.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = load_registry(args.registry)  # an invalid registry is reported by the CLI
+    try:
+        report = fill_payload(args.payload, args.data_dir, args.out, registry, num_proc=args.num_proc)
+    except UnsafePathError as exc:
+        print(f"error: {exc}")
+        return 2
+    except (FillError, FolderBusyError) as exc:
+        print(f"error: {exc}")
+        return 1
+    print(report.table())
+    print(f"wrote {report.out}/ and {report.out}/{FILL_REPORT_NAME}")
+    return 0 if report.complete else 1
