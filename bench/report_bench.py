@@ -39,16 +39,16 @@ def _one_build(raw: Path, out: Path, configs: list[str], report: bool) -> dict:
     if not report:
         export.write_visual_report = lambda *args, **kwargs: None
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     build(configs or None, raw, out, BuildSettings(num_proc=1), registry=registry)
-    result = {"build_s": time.perf_counter() - start}
+    result = {"build_s": time.perf_counter() - start, "build_cpu": time.process_time() - cpu}
     if report:
         from medmat_builder.publish.visual import render_visual_report
         from medmat_builder.report import BuildReport
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         render_visual_report(out, registry, BuildReport.read(out), raw=raw)
-        result["render_s"] = time.perf_counter() - start
+        result["render_s"], result["render_cpu"] = time.perf_counter() - start, time.process_time() - cpu
     return result
 
 
@@ -96,20 +96,31 @@ def main() -> None:
             write_demo_sources(raw, registry, keys=keys)
         (raw / ".done").write_text("")
     times: dict[bool, list[float]] = {False: [], True: []}
-    renders: list[float] = []
+    cpus: dict[bool, list[float]] = {False: [], True: []}
+    renders: list[tuple[float, float]] = []
     for _ in range(max(1, args.repeats)):
         for report in (False, True):
             res = _run(raw, args.cache / f"out-{int(report)}", configs, report)
             times[report].append(res["build_s"])
-            renders += [res["render_s"]] if report else []
+            cpus[report].append(res["build_cpu"])
+            renders += [(res["render_s"], res["render_cpu"])] if report else []
     size = _report_size(args.cache / "out-1")
     without, with_ = statistics.median(times[False]), statistics.median(times[True])
+    # builds run in pairs (without, with) back to back: the median of the pairs' differences is steadier
+    # than the difference of the medians on a shared machine; CPU seconds are steadier still
+    added = statistics.median(w - o for o, w in zip(times[False], times[True]))
+    added_cpu = statistics.median(w - o for o, w in zip(cpus[False], cpus[True]))
+    cpu_without = statistics.median(cpus[False])
     label = "quick demo (2 configs)" if args.quick else f"full demo ({len(registry.subset_names)} configs)"
     rows = [
         ("build without report: wall s", f"{without:.1f}"),
         ("build with report: wall s", f"{with_:.1f}"),
-        ("time the report adds: s", f"{with_ - without:.1f} ({(with_ - without) / without:+.0%})"),
-        ("medmat report OUT alone: wall s", f"{statistics.median(renders):.1f}"),
+        ("time the report adds: wall s (median of pairs)", f"{added:.1f} ({added / without:+.0%})"),
+        ("each build without / with: wall s", " / ".join(", ".join(f"{t:.1f}" for t in times[r]) for r in (False, True))),
+        ("build without report: CPU s", f"{cpu_without:.1f}"),
+        ("time the report adds: CPU s (median of pairs)", f"{added_cpu:.1f} ({added_cpu / cpu_without:+.0%})"),
+        ("medmat report OUT alone: wall s / CPU s",
+         f"{statistics.median(r[0] for r in renders):.1f} / {statistics.median(r[1] for r in renders):.1f}"),
         ("report size: MB", f"{size['bytes'] / 1e6:.2f}"),
         ("report pages", str(size["pages"])),
         ("thumbnails", str(size["thumbnails"])),
