@@ -7,6 +7,7 @@ Output (``DIR``, default ``./medmat``)::
     DIR/build_report.json         the ledger (see medmat_builder.report), with build_report.schema.json
     DIR/licenses.csv              one row per source: license, access, redistributable
     DIR/croissant.json            Croissant metadata of the export
+    DIR/report/index.html         the visual build report, one page per config (medmat_builder.publish.visual)
     DIR/.medmat/                  medmat's marker (owner.json: the files it wrote), lock and scratch space
 
 ``DIR`` must be a new path, an empty folder or an earlier medmat export (its marker says so); anything
@@ -48,6 +49,7 @@ from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.layouts.misses import close_names
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
+from medmat_builder.publish.visual import report_user_files, write_visual_report
 from medmat_builder.records import SPLITS
 from medmat_builder.registry import Registry, Source, load_registry
 from medmat_builder.report import (
@@ -236,7 +238,7 @@ def build(
             report = BuildReport(settings=settings.record())
             result = BuildResult(out=out, report=report)
             ours = owned.files()
-            clash = owned.conflicts(META_FILES, ours)
+            clash = owned.conflicts(META_FILES, ours) + report_user_files(out, ours)
             if clash:  # known names first, before any work
                 raise safe_paths.UnsafePathError(
                     f"--out {out} holds {', '.join(clash)}, which medmat did not write; move them out of it and run again")
@@ -271,6 +273,7 @@ def build(
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
             write_export_metadata(staging, registry, report)
+            write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
             # Replace medmat's previous files; remove those it wrote that this build no longer has.
             owned.commit(staging, remove=ours)
         finally:

@@ -12,7 +12,8 @@ from medmat_builder.scripts import release_arrow_threads, run_script
 
 __all__ = ["COMMANDS", "main", "make_parser", "release_arrow_threads", "run_script"]
 
-COMMANDS = ["sources", "build", "audit", "plan", "fetch", "publish", "tiny_model", "export_task", "train", "evaluate", "fill"]
+COMMANDS = ["sources", "build", "audit", "plan", "fetch", "publish", "tiny_model", "export_task", "train", "evaluate",
+            "fill", "report"]
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,53 @@
+"""``medmat report OUT``: (re)write the visual build report of an export, ``OUT/report/index.html``."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from medmat_builder.build.export import BuildError, build_lock
+from medmat_builder.publish.visual import INDEX, REPORT_DIR, report_user_files, write_visual_report
+from medmat_builder.registry import load_registry
+from medmat_builder.report import BuildReport, ReportError
+from medmat_builder.safe_paths import UnsafePathError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report", help="visual build report: sample thumbnails, label counts, ledgers, duplicates, leakage (HTML)")
+    p.add_argument("out", help="export folder written by `medmat build` (e.g. ./medmat)")
+    p.add_argument("--data-dir", default=None,
+                   help="raw data folder the export was built from: shows each sample's raw path and the "
+                        "duplicates' images (default: the raw paths the previous report recorded)")
+    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write ``OUT/report/`` (replacing only the report files medmat wrote) and print the summary page's path."""
+    out = Path(args.out)
+    try:
+        report = BuildReport.read(out)
+    except ReportError as exc:
+        print(f"error: {exc}")
+        return 2
+    registry = load_registry(args.registry)
+    try:
+        with build_lock(out, args.data_dir) as owned:
+            ours = owned.files()
+            clash = report_user_files(out, ours)
+            if clash:
+                raise UnsafePathError(f"{out} holds {', '.join(clash[:5])} under {REPORT_DIR}/, which medmat did not "
+                                      "write; move them out of it and run again")
+            staging = owned.scratch()
+            try:
+                write_visual_report(out, registry, report, raw=args.data_dir, into=staging)
+                owned.commit(staging, remove=[f for f in ours if f.startswith(REPORT_DIR + "/")])
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except (UnsafePathError, BuildError) as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"wrote {out / REPORT_DIR / INDEX}")
+    return 0
