@@ -36,6 +36,7 @@ from medmat_builder.build.parquet import ROWS_PER_GROUP
 from medmat_builder.images import image_id
 from medmat_builder.layouts import LayoutError
 from medmat_builder.publish.metadata import write_export_metadata
+from medmat_builder.publish.visual import write_visual_report
 from medmat_builder.records import RawRecord
 from medmat_builder.registry import Registry, Source
 from medmat_builder.report import BuildReport, ReportError
@@ -286,8 +287,9 @@ def write_table(table: pa.Table, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the whole payload
-def _describe_as_export(payload: Path, stage: Path, registry: Registry) -> bool:
-    """Write the card, ``licenses.csv`` and ``croissant.json`` as ``medmat build`` would for the filled data.
+def _describe_as_export(payload: Path, stage: Path, registry: Registry, raw: Path) -> bool:
+    """Write the card, ``licenses.csv``, ``croissant.json`` and the visual report (``report/``) as
+    ``medmat build`` would for the filled data.
 
     Only from the payload's ``build_report.json`` and when the registry knows every config; else the
     payload's own files stay (they say text-only, which is then still true of some rows).
@@ -299,6 +301,7 @@ def _describe_as_export(payload: Path, stage: Path, registry: Registry) -> bool:
     if not build_report.configs or any(n not in registry.subset_names for n in build_report.configs):
         return False
     write_export_metadata(stage, registry, build_report)
+    write_visual_report(stage, registry, build_report, raw=raw)
     return True
 
 
@@ -309,7 +312,7 @@ def fill_payload(payload: str | Path, raw: str | Path, out: str | Path, registry
     ``out`` follows the output-folder rule (:mod:`medmat_builder.safe_paths`: new, empty, or an earlier
     ``medmat fill`` output) and receives the payload's files, the parquet files filled, and
     ``fill_report.json``. When every row then holds an image, the card, ``licenses.csv`` and
-    ``croissant.json`` are written again as ``medmat build`` writes them (the payload's describe an
+    ``croissant.json`` and ``report/`` are written again as ``medmat build`` writes them (the payload's describe an
     upload without those images). Raises :class:`FillError` when ``payload`` is not a payload and
     :class:`~medmat_builder.safe_paths.UnsafePathError` for a refused ``out``.
     """
@@ -340,7 +343,7 @@ def fill_payload(payload: str | Path, raw: str | Path, out: str | Path, registry
                     table = fill_table(pq.read_table(f), sources, loader, report, counts)
                     write_table(table, stage / name / f.name)
                 logger.info("%s: %d rows, %d filled", name, counts.rows, counts.filled)
-            if report.complete and _describe_as_export(payload, stage, registry):
+            if report.complete and _describe_as_export(payload, stage, registry, raw):
                 report.metadata = "regenerated"
             (stage / FILL_REPORT_NAME).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
             owned.commit(stage, remove=owned.files())
