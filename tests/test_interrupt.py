@@ -97,16 +97,18 @@ def start(out: Path, raw: Path, tmp: Path, stage: str, *extra: str) -> tuple[sub
     return proc, flag
 
 
-@pytest.mark.parametrize(("stage", "sig"), [
-    ("scan", signal.SIGTERM),
-    ("decode", signal.SIGTERM),
-    ("decode", signal.SIGKILL),
-    ("write", signal.SIGINT),
-    ("write", signal.SIGKILL),
-    ("swap", signal.SIGTERM),
-    ("swap", signal.SIGKILL),
+@pytest.mark.parametrize(("stage", "sig", "group"), [
+    ("scan", signal.SIGTERM, False),
+    ("decode", signal.SIGTERM, False),
+    ("decode", signal.SIGINT, True),  # Ctrl-C: the whole process group, workers included
+    ("decode", signal.SIGKILL, False),
+    ("write", signal.SIGINT, False),
+    ("write", signal.SIGKILL, False),
+    ("swap", signal.SIGTERM, False),
+    ("swap", signal.SIGKILL, False),
 ])
-def test_a_stopped_build_leaves_no_debris_and_the_export_loads(tmp_path, previous, mini_raw, stage, sig, caplog):
+def test_a_stopped_build_leaves_no_debris_and_the_export_loads(tmp_path, previous, mini_raw, stage, sig, group,
+                                                               caplog):
     old_out, old_rows = previous
     out = tmp_path / "out"
     shutil.copytree(old_out, out)
@@ -117,7 +119,10 @@ def test_a_stopped_build_leaves_no_debris_and_the_export_loads(tmp_path, previou
     workers = children_of(proc.pid)
     if stage == "decode":
         assert workers, "the decoding workers should be running"
-    os.kill(proc.pid, sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert wait_gone(workers) == [], "orphan workers outlived the build"
     assert not list(tmp.glob("medmat-spool-*")), "the spool was left in TMPDIR"
@@ -127,7 +132,8 @@ def test_a_stopped_build_leaves_no_debris_and_the_export_loads(tmp_path, previou
         assert proc.returncode == 128 + sig, stdout + stderr
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert lines == [f"build stopped by {signal.Signals(sig).name}: temporary files removed, workers stopped; "
-                         f"{out} loads as before (run the same command again to finish)"], stderr
+                         f"every config in {out} loads, as before or as rebuilt (run the same command again to "
+                         "finish)"], stderr
         assert not list((out / ".medmat").glob("staging-*"))  # cleaned up at once
     # no process keeps the lock: it can be taken right away
     with exclusive_lock(out / ".medmat", "busy"):
@@ -146,6 +152,19 @@ def test_a_stopped_build_leaves_no_debris_and_the_export_loads(tmp_path, previou
     assert not list((out / ".medmat").glob("staging-*")) and not list((out / ".medmat").glob("swap-*"))
     if sig == signal.SIGKILL:
         assert "left by process" in caplog.text and str(proc.pid) in caplog.text
+
+
+def test_signals_wait_for_a_commit_step_to_finish():
+    from medmat_builder.build.signals import BuildInterrupted, deferred, interruptible
+
+    steps = []
+    with pytest.raises(BuildInterrupted) as info, interruptible():
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            steps.append("after the signal")  # the step is not cut in half
+        steps.append("never")
+    assert steps == ["after the signal"] and info.value.exit_code == 143
 
 
 def test_spool_is_never_visible_and_stale_ones_are_removed(tmp_path, caplog):

@@ -54,7 +54,7 @@ from medmat_builder.build.parquet import write_split
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
 from medmat_builder.build.settings import BuildSettings
-from medmat_builder.build.signals import interruptible, pause_point
+from medmat_builder.build.signals import deferred, interruptible, pause_point
 from medmat_builder.build.spool import sweep_stale_spools
 from medmat_builder.build.swap import recover_swap, swap_configs
 from medmat_builder.layouts.misses import close_names
@@ -312,7 +312,8 @@ def build(
             fingerprints.update({}, forget=result.built)
             swap_configs(owned, staging, result.built)
             swapped = tuple(f"{n}/" for n in result.built)
-            owned.commit(staging, remove={r for r in ours if not r.startswith(swapped)})
+            with deferred():
+                owned.commit(staging, remove={r for r in ours if not r.startswith(swapped)})
             fingerprints.update({n: prints[n] for n in (*fresh, *result.built)})
         except BaseException:
             stopped = True

@@ -3,7 +3,8 @@
 - :func:`interruptible` turns SIGINT and SIGTERM into :class:`BuildInterrupted` in the main thread, so
   the build's ``finally`` blocks run (temporary files removed, workers stopped, lock released) and the
   CLI prints one line and exits ``128 + signal`` (130 for Ctrl-C, 143 for SIGTERM). Further signals
-  during that cleanup are ignored (SIGKILL still ends the process at once).
+  during that cleanup are ignored (SIGKILL still ends the process at once). :func:`deferred` holds
+  them back for the few renames of one commit step, so that a step is never cut in half by them.
 - :func:`worker_init` is the initializer of every decoding worker: on Linux the kernel kills the worker
   when its parent dies, even by SIGKILL (``prctl(PR_SET_PDEATHSIG)``); elsewhere a watchdog thread
   exits it when its parent is gone. It also closes the worker's copy of the build lock, so no worker
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 #: Stages :func:`pause_point` knows (where the build calls it).
 PAUSE_STAGES = ("scan", "decode", "write", "swap")
 _PR_SET_PDEATHSIG = 1
+_defer = {"depth": 0, "pending": 0}  # deferred() blocks open, and the signal that arrived meanwhile
 
 
 class BuildInterrupted(BaseException):
@@ -58,6 +60,9 @@ def interruptible() -> Iterator[None]:
     def handler(signum, frame):
         for s in signums:  # the cleanup that follows must not be interrupted in turn
             signal.signal(s, signal.SIG_IGN)
+        if _defer["depth"]:
+            _defer["pending"] = signum  # raised when the deferred block ends
+            return
         raise BuildInterrupted(signum)
 
     for s in signums:
@@ -67,6 +72,19 @@ def interruptible() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs (a rename pair of the commit); they act after it."""
+    _defer["depth"] += 1
+    try:
+        yield
+    finally:
+        _defer["depth"] -= 1
+    if _defer["depth"] == 0 and _defer["pending"]:
+        signum, _defer["pending"] = _defer["pending"], 0
+        raise BuildInterrupted(signum)
 
 
 def _set_parent_death_signal(signum: int) -> bool:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from medmat_builder.build.signals import pause_point
+from medmat_builder.build.signals import deferred, pause_point
 from medmat_builder.safe_paths import OwnedFolder, UnsafePathError, list_tree
 from medmat_builder.safe_paths.rules import write_json, write_marker
 
@@ -110,9 +110,11 @@ def swap_configs(owned: OwnedFolder, staging: Path, names: Sequence[str]) -> Non
                               "not write; move them out of the folder and run again")
     if not names:
         return
-    _relax_card(owned, names)
+    with deferred():
+        _relax_card(owned, names)
     for i, name in enumerate(names):
-        _swap_one(owned, staging / name, name)
+        with deferred():  # SIGINT/SIGTERM wait for the swap of this config to finish
+            _swap_one(owned, staging / name, name)
         if i == 0:
             pause_point("swap")  # test hook: one config swapped, the others not yet
 

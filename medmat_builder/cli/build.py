@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
         result = build(args.configs or None, raw, args.out, settings, partial=args.partial, registry=registry,
                        progress=show, force=args.force)
     except BuildInterrupted as exc:  # temporary files are gone, workers stopped, the previous output loads
-        print(f"build stopped by {exc.signal_name}: temporary files removed, workers stopped; {args.out} "
-              "loads as before (run the same command again to finish)", file=sys.stderr)
+        print(f"build stopped by {exc.signal_name}: temporary files removed, workers stopped; every config in "
+              f"{args.out} loads, as before or as rebuilt (run the same command again to finish)", file=sys.stderr)
         return exc.exit_code
     except UnsafePathError as exc:
         print(f"error: {exc}")
