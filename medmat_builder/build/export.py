@@ -51,8 +51,8 @@ from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.loader import shutdown_pools
 from medmat_builder.build.parquet import write_split
-from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
+from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.signals import deferred, interruptible, pause_point
 from medmat_builder.build.spool import sweep_stale_spools
@@ -279,7 +279,7 @@ def build(
                 report.configs[name] = old.configs[name]  # type: ignore[union-attr]
                 result.unchanged.append(name)
                 logger.info("%s: unchanged since the last build (complete output, same inputs): kept; "
-                               "--force rebuilds it", name)
+                            "--force rebuilds it", name)
             for name in tqdm([n for n in names if n not in fresh], desc="building", unit="config",
                              disable=not progress):
                 stage_progress.set_config(name)
@@ -309,7 +309,7 @@ def build(
             pause_point("write")  # test hook: everything staged, nothing committed
             # Forget the fingerprints of what is about to change; swap the rebuilt configs in one folder
             # at a time; then replace medmat's other files and remove those this build no longer has.
-            fingerprints.update({}, forget=result.built)
+            fingerprints.update({}, forget=[*result.built, *result.skipped])
             swap_configs(owned, staging, result.built)
             swapped = tuple(f"{n}/" for n in result.built)
             with deferred():

@@ -8,10 +8,10 @@ small window of jobs is in flight. Each job decodes and hashes the image
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-import os
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from medmat_builder.build import progress
 from medmat_builder.build.candidates import Candidate
 from medmat_builder.build.file_ledger import account_files
 from medmat_builder.build.groups import GroupResolver
 from medmat_builder.build.labels import map_labels, unknown_label_error
-from medmat_builder.build import progress
 from medmat_builder.images import UndecodableNameError, image_id
 from medmat_builder.layouts import FileIndex
 from medmat_builder.records import MASK_SEPARATOR, RawRecord
