@@ -149,3 +149,37 @@ def test_cli_prints_the_tables_and_no_bars_when_stderr_is_not_a_terminal(tmp_pat
     err = capsys.readouterr().err
     for stage, unit in (("scan", "record"), ("decode", "image"), ("write", "row")):
         assert f"subset_02 {stage}" in err and f"{unit}/s" in err
+
+
+def test_progress_is_shown_by_default_on_a_terminal(tmp_path, mini_raw):
+    """``--progress auto``: counters per stage when standard error is a terminal (a pseudo-terminal here)."""
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a terminal has a size
+    cmd = [sys.executable, "-m", "medmat_builder.cli", "build", "subset_02", "--data-dir", str(mini_raw),
+           "--out", str(tmp_path / "out"), "--registry", str(FIXTURES / "mini_registry.yaml")]
+    env = {**os.environ, "PYTHONPATH": str(FIXTURES.parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(cmd, cwd=FIXTURES.parents[1], env=env, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out = proc.stdout.read().decode()
+    assert proc.wait() == 0
+    text = shown.decode(errors="replace")
+    for stage, unit in (("scan", "record"), ("decode", "image"), ("write", "row")):
+        assert f"subset_02 {stage}" in text and f"{unit}/s" in text, text
+    assert "subset_02  kept: train" in out and "\r" not in out  # the tables go to stdout, without bars
