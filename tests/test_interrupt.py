@@ -156,6 +156,27 @@ def test_a_stopped_build_leaves_no_debris_and_the_export_loads(tmp_path, previou
         assert "left by process" in caplog.text and str(proc.pid) in caplog.text
 
 
+WORKER_SCRIPT = """
+import os, signal, sys
+from medmat_builder.build import loader, signals
+if sys.argv[1] == "watchdog":  # as on a system without prctl
+    signals._set_parent_death_signal = lambda signum: False
+pool = loader.Loader(2).pool
+print(" ".join(str(pid) for pid in {pool.submit(os.getpid).result() for _ in range(8)}), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("way", ["prctl", "watchdog"])
+def test_workers_die_with_a_killed_parent(way):
+    proc = subprocess.run([sys.executable, "-c", WORKER_SCRIPT, way], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    workers = [int(p) for p in proc.stdout.split()]
+    assert workers and os.getpid() not in workers
+    assert wait_gone(workers) == [], f"workers {workers} outlived their parent ({way})"
+
+
 def test_signals_wait_for_a_commit_step_to_finish():
     from medmat_builder.build.signals import BuildInterrupted, deferred, interruptible
 
