@@ -142,6 +142,7 @@ DROP_REASONS: dict[str, str] = {
     "multiple_labels": "a single-label subset got a record with several canonical labels",
     "unreadable_row": "its table row could not be parsed",
     "missing_image": "the table names an image that is not on disk",
+    "undecodable_name": "its file name (or a folder's) is not valid UTF-8; never opened (rename it to keep it)",
     "outside_link": "its image or mask is a link that leads outside the source's folder; never opened",
     "ambiguous_image": "the table id matches several files",
     "missing_mask": "a segmentation image has no mask file",

@@ -53,7 +53,9 @@ class ReportError(ValueError):
 
 
 def safe_ref(text: str) -> str:
-    """Replace DICOM file paths (whose names may carry patient or study identifiers) by a hash."""
+    """Replace DICOM file paths (whose names may carry patient or study identifiers) by a hash; bytes of a
+    file name that are not UTF-8 (surrogate escapes) are written as ``\\xNN``."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return _DICOM_PATH.sub(lambda m: "dicom:" + hashlib.sha256(m.group(0).encode()).hexdigest()[:16], text)
 
 

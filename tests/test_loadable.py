@@ -69,7 +69,7 @@ def test_a_config_emptied_on_purpose_fails_and_the_previous_output_stays(tmp_pat
     assert str(err.value) == (f"subset_02: test would be empty: {n} candidates, {n} dropped as corrupt; nothing was "
                               "written (pass --partial to build the other configs without it)")
     assert digest_tree(out) == before
-    res = build(None, mini_raw_copy, out, partial=True, registry=mini_registry)
+    res = build(None, mini_raw_copy, out, partial=True, registry=mini_registry, force=True)  # subset_01 is unchanged
     assert res.built == ["subset_01"] and res.skipped == {"subset_02": f"subset_02: test would be empty: {n} candidates, {n} dropped as corrupt"}
     assert BuildReport.read(out).skipped["subset_02"].sources["toy_onehot"].dropped == {"corrupt": n}
     assert not (out / "subset_02").exists()

@@ -126,14 +126,14 @@ def test_rebuild_keeps_user_files_and_leaves_no_litter_beside(tmp_path, mini_raw
     (out / "notes.txt").write_text("my notes")
     (out / "subset_01" / "analysis.md").write_text("my analysis")
     (tmp_path / "beside.txt").write_text("next to the export")
-    res = build(["subset_01", "subset_02"], mini_raw, out, registry=mini_registry)
+    res = build(["subset_01", "subset_02"], mini_raw, out, registry=mini_registry, force=True)  # force: subset_01 is unchanged
     assert res.built == ["subset_01", "subset_02"]
     assert (out / "notes.txt").read_text() == "my notes"
     assert (out / "subset_01" / "analysis.md").read_text() == "my analysis"
     assert sorted(os.listdir(tmp_path)) == ["beside.txt", "out"]  # no lock file, no temporary folder
     owner = read_owner(out)
     assert owner.kind == "export" and "notes.txt" not in owner.files and "subset_02/train-00000-of-00001.parquet" in owner.files
-    assert sorted(os.listdir(out / ".medmat")) == ["lock", "owner.json"]
+    assert sorted(os.listdir(out / ".medmat")) == ["inputs.json", "lock", "owner.json"]
     assert pq.read_table(out / "subset_02" / "train-00000-of-00001.parquet").num_rows > 0
 
 

@@ -8,7 +8,10 @@ subjects), :mod:`~medmat_builder.build.splitting` (official split, else 9:1 by s
 drop duplicates and label conflicts), :mod:`~medmat_builder.build.select` (the whole selection of a
 config, with its :mod:`~medmat_builder.build.audit`), :mod:`~medmat_builder.build.vqa` and
 :mod:`~medmat_builder.build.boxes` (questions and answers), :mod:`~medmat_builder.build.builder` (the
-``datasets.GeneratorBasedBuilder``) and :mod:`~medmat_builder.build.export` (parquet files, report, card).
+``datasets.GeneratorBasedBuilder``) and :mod:`~medmat_builder.build.export` (parquet files, report, card),
+committed by :mod:`~medmat_builder.build.swap`; :mod:`~medmat_builder.build.resume` (configs kept on a
+rerun), :mod:`~medmat_builder.build.signals` (stopping cleanly), :mod:`~medmat_builder.build.progress` and
+:mod:`~medmat_builder.build.summary` (what a build shows).
 """
 
 from medmat_builder.build.audit import AuditError, LeakageAudit, audit_export
@@ -25,10 +28,13 @@ from medmat_builder.build.export import (
 from medmat_builder.build.labels import UnknownLabelError
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
+from medmat_builder.build.signals import BuildInterrupted
+from medmat_builder.build.summary import config_tables
 
 __all__ = [
     "AuditError",
     "BuildError",
+    "BuildInterrupted",
     "BuildResult",
     "BuildSettings",
     "EmptySplitError",
@@ -40,6 +46,7 @@ __all__ = [
     "build",
     "build_lock",
     "check_out",
+    "config_tables",
     "format_box_answer",
     "normalize_boxes",
     "resolve_boxes",

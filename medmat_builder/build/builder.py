@@ -19,6 +19,7 @@ from medmat_builder.build.candidates import Selected
 from medmat_builder.build.features import export_features
 from medmat_builder.build.select import select_subset
 from medmat_builder.build.settings import BuildSettings
+from medmat_builder.build.signals import pause_point
 from medmat_builder.build.spool import Spool
 from medmat_builder.build.vqa import classification_question, detection_question, label_set_text, record_rng
 from medmat_builder.records import CONFIG_NAMES, MEDMAT_HOMEPAGE
@@ -76,6 +77,7 @@ class MedMatBuilder(datasets.GeneratorBasedBuilder):
         for k in sub.sources:
             self.report.ledger(k).missing = k not in keys
         self._spool = Spool()
+        pause_point("scan")  # test hook: the spool exists, nothing scanned yet
         siblings = {src.key: self.registry.sharing_folder(src) for src, _ in sources}
         selection = select_subset(sub, sources, self.config.settings, self.report, self._spool, siblings=siblings)
         pool = self._distractor_pool(sub, selection.train + selection.test)

@@ -12,11 +12,17 @@ Output (``DIR``, default ``./medmat``)::
 
 ``DIR`` must be a new path, an empty folder or an earlier medmat export (its marker says so); anything
 else is refused before any work starts (:mod:`medmat_builder.safe_paths`). The build works in
-``DIR/.medmat/staging-*`` and then moves the finished files into place with renames, replacing only
-files medmat wrote; a lock inside ``DIR`` refuses a second concurrent build into the same folder (a
-link to ``DIR`` included). A build killed while building leaves the previous output untouched; one
-killed during the final renames (milliseconds) is completed by the next build. Configs already in
-``DIR`` that are not rebuilt are kept unchanged, and so are files a user put into ``DIR``.
+``DIR/.medmat/staging-*`` and then moves the finished configs into place one folder at a time and the
+other files with renames, replacing only files medmat wrote (:mod:`~medmat_builder.build.swap`: ``DIR``
+loads at every instant, whatever stops the build); a lock inside ``DIR`` refuses a second concurrent
+build into the same folder (a link to ``DIR`` included). Configs already in ``DIR`` that are not rebuilt
+are kept unchanged, and so are files a user put into ``DIR``. A rerun keeps, without rebuilding, every
+config whose output is complete and whose inputs are unchanged (:mod:`~medmat_builder.build.resume`;
+``force`` rebuilds them).
+
+SIGINT and SIGTERM stop a build cleanly (:mod:`~medmat_builder.build.signals`): the temporary files are
+removed, the decoding workers stopped and the previous output left as it was; workers die with the
+build even when it is killed with SIGKILL, and the image spool is never visible in ``$TMPDIR``.
 
 Every written config loads: a config whose train or test split would end empty (or, single-label, a
 label with records but no test item) is never written. The build stops with one line saying why in
@@ -42,11 +48,16 @@ import datasets
 from tqdm.auto import tqdm
 
 from medmat_builder import safe_paths
+from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.loader import shutdown_pools
 from medmat_builder.build.parquet import write_split
+from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
+from medmat_builder.build.signals import deferred, interruptible, pause_point
+from medmat_builder.build.spool import sweep_stale_spools
+from medmat_builder.build.swap import recover_swap, swap_configs
 from medmat_builder.layouts.misses import close_names
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
 from medmat_builder.publish.visual import report_user_files, write_visual_report
@@ -75,6 +86,8 @@ class BuildResult:
     report: BuildReport
     built: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: configs kept as they were: complete output, unchanged inputs (see :mod:`~medmat_builder.build.resume`)
+    unchanged: list[str] = field(default_factory=list)
 
 
 class BuildError(RuntimeError):
@@ -186,7 +199,10 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
                                      verification_mode="no_checks")
         dest.mkdir(parents=True, exist_ok=True)
         for split in SPLITS:
-            write_split(builder.as_dataset(split=split), dest, split)
+            ds = builder.as_dataset(split=split)
+            with stage_progress.stage("write", total=ds.num_rows) as bar:
+                write_split(ds, dest, split)
+                bar.update(ds.num_rows)
     finally:
         builder.close()
         if bars:
@@ -204,10 +220,15 @@ def build(
     partial: bool = False,
     registry: Registry | None = None,
     progress: bool = False,
+    force: bool = False,
 ) -> BuildResult:
     """Build ``configs`` (all 53 by default) from ``raw`` into ``out`` (Hub layout); see the module docstring.
 
-    Raises :class:`~medmat_builder.safe_paths.UnsafePathError` (nothing done) when ``out`` may not be written.
+    ``progress`` shows a counter per stage (scan, decode, write) on standard error; ``force`` rebuilds
+    configs whose output is complete and inputs unchanged (kept as they are otherwise).
+    Raises :class:`~medmat_builder.safe_paths.UnsafePathError` (nothing done) when ``out`` may not be written,
+    and :class:`~medmat_builder.build.signals.BuildInterrupted` (temporary files removed, workers stopped,
+    previous output loadable) on SIGINT or SIGTERM.
     """
     registry = registry or load_registry()
     settings = settings or BuildSettings()
@@ -229,8 +250,13 @@ def build(
     if missing and not partial:
         raise MissingSourcesError(missing_sources_message(registry, missing, raw))
 
-    with build_lock(out, raw) as owned:
+    sweep_stale_spools()
+    with interruptible(), build_lock(out, raw) as owned, stage_progress.showing(progress):
+        recovered = recover_swap(owned)
+        if recovered:
+            logger.warning("%s: %s", out, recovered)
         work = owned.scratch()
+        stopped = False
         try:
             staging = work / "out"
             staging.mkdir()
@@ -249,7 +275,16 @@ def build(
                     _link_owned(out, staging, name, ours)
                     # rows as on disk (a report written before num_examples counted rows may say otherwise)
                     report.configs[name] = kept.model_copy(update={"num_examples": SplitCounts(**_rows_on_disk(out / name))})
-            for name in tqdm(names, desc="building", unit="config", disable=not progress):
+            fingerprints, prints, fresh = _unchanged(owned, out, registry, names, raw, settings, present, old, force)
+            for name in fresh:  # complete and inputs unchanged: kept like a config that is not rebuilt
+                _link_owned(out, staging, name, ours)
+                report.configs[name] = old.configs[name]  # type: ignore[union-attr]
+                result.unchanged.append(name)
+                logger.info("%s: unchanged since the last build (complete output, same inputs): kept; "
+                            "--force rebuilds it", name)
+            for name in tqdm([n for n in names if n not in fresh], desc="building", unit="config",
+                             disable=not progress):
+                stage_progress.set_config(name)
                 if not present[name]:
                     result.skipped[name] = "no source present"
                     report.skipped[name] = SkippedConfig(reason="no source present (--partial)",
@@ -257,7 +292,7 @@ def build(
                     logger.warning("%s: skipped, none of its sources is in %s", name, raw)
                     continue
                 logger.info("building %s from %s", name, ", ".join(present[name]))
-                only = None if len(present[name]) == len(registry.subset(name).sources) else present[name]
+                only = _only(registry, name, present)
                 try:
                     report.configs[name] = _build_one(registry, name, raw, settings, only, staging / name, work)
                 except EmptySplitError as exc:
@@ -274,12 +309,45 @@ def build(
             report.write(staging)
             write_export_metadata(staging, registry, report)
             write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
-            # Replace medmat's previous files; remove those it wrote that this build no longer has.
-            owned.commit(staging, remove=ours)
+            pause_point("write")  # test hook: everything staged, nothing committed
+            # Forget the fingerprints of what is about to change; swap the rebuilt configs in one folder
+            # at a time; then replace medmat's other files and remove those this build no longer has.
+            fingerprints.update({}, forget=[*result.built, *result.skipped])
+            swap_configs(owned, staging, result.built)
+            swapped = tuple(f"{n}/" for n in result.built)
+            with deferred():
+                owned.commit(staging, remove={r for r in ours if not r.startswith(swapped)})
+            fingerprints.update({n: prints[n] for n in (*fresh, *result.built)})
+        except BaseException:
+            stopped = True
+            raise
         finally:
-            shutdown_pools()
+            shutdown_pools(kill=stopped)
             shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _only(registry: Registry, name: str, present: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The sources to read for ``name``: None for all of them, else those present (``--partial``)."""
+    return None if len(present[name]) == len(registry.subset(name).sources) else present[name]
+
+
+def _unchanged(owned: safe_paths.OwnedFolder, out: Path, registry: Registry, names: Sequence[str], raw: Path,
+               settings: BuildSettings, present: dict[str, tuple[str, ...]], old: BuildReport | None,
+               force: bool) -> tuple[Fingerprints, dict[str, str], list[str]]:
+    """The stored fingerprints, the inputs fingerprint of each config of ``names`` (taken before any work)
+    and those to keep as they are: complete output, same fingerprint (none with ``force``)."""
+    fingerprints = Fingerprints(owned.state)
+    listings: dict[Path, str] = {}
+    prints = {name: config_fingerprint(registry, name, raw, settings, _only(registry, name, present), listings)
+              for name in names if present[name]}
+    fresh: list[str] = []
+    for name, fp in prints.items():
+        if force or old is None or name not in old.configs or not fingerprints.matches(name, fp):
+            continue
+        if complete(out / name, old.configs[name].num_examples.model_dump(), _rows_on_disk):
+            fresh.append(name)
+    return fingerprints, prints, fresh
 
 
 def _read_report(out: Path) -> BuildReport | None:

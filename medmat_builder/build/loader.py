@@ -8,13 +8,16 @@ small window of jobs is in flight. Each job decodes and hashes the image
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from medmat_builder.build import progress
 from medmat_builder.build.boxes import resolve_boxes
+from medmat_builder.build.signals import pause_point, worker_init
 from medmat_builder.images import ImageError, MaskError, load_image
 from medmat_builder.records import Box, RawRecord
 
@@ -74,10 +77,18 @@ class Loader:
         if num_proc > 1:
             self.pool = self._pools.get(num_proc)
             if self.pool is None:
-                self.pool = self._pools[num_proc] = ProcessPoolExecutor(num_proc)
+                self.pool = self._pools[num_proc] = ProcessPoolExecutor(
+                    num_proc, initializer=worker_init, initargs=(os.getpid(),))  # workers die with the build
         self.window = 4 * num_proc
 
     def imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
+        """The results of ``jobs``, in order (counted as the ``decode`` stage of the progress)."""
+        for i, res in enumerate(progress.counted(self._imap(jobs), "decode")):
+            if i == 1:
+                pause_point("decode")  # test hook: workers are running
+            yield res
+
+    def _imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
         if self.pool is None:
             for job in jobs:
                 yield load_job(job)
@@ -95,8 +106,20 @@ class Loader:
                 fut.cancel()
 
 
-def shutdown_pools() -> None:
-    """Stop the worker processes kept between configs (called at the end of a build)."""
+def shutdown_pools(kill: bool = False) -> None:
+    """Stop the worker processes kept between configs (called at the end of a build).
+
+    ``kill`` (a stopped build): cancel queued jobs and end the workers now instead of letting them finish.
+    """
     for pool in Loader._pools.values():
-        pool.shutdown()
+        if kill:
+            stop_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=kill)
     Loader._pools.clear()
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the worker processes of ``pool`` (a build that was stopped does not wait for their jobs)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.kill()

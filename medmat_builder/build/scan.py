@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from medmat_builder.build import progress
 from medmat_builder.build.candidates import Candidate
 from medmat_builder.build.file_ledger import account_files
 from medmat_builder.build.groups import GroupResolver
 from medmat_builder.build.labels import map_labels, unknown_label_error
-from medmat_builder.images import image_id
+from medmat_builder.images import UndecodableNameError, image_id
 from medmat_builder.layouts import FileIndex
 from medmat_builder.records import MASK_SEPARATOR, RawRecord
 from medmat_builder.registry import Source, Subset
@@ -48,13 +49,18 @@ def scan_candidates(
         claimed: set[str] = set()
         tree = RawTree(root)
         resolver = GroupResolver(source, root)
-        for rec in scan(source, root):
+        for rec in progress.counted(scan(source, root), "scan"):
             ledger.raw += 1
             claimed.add(rec.image)
             if rec.mask:
                 claimed.update(rec.mask.split(MASK_SEPARATOR))
             if rec.drop_reason:
                 ledger.drop(rec.drop_reason, rec.ref, rec.detail)
+                continue
+            try:
+                rid = f"{subset.name}-{image_id(source.key, rec.image)}"
+            except UndecodableNameError as exc:  # never fatal: counted, and the path shown escaped
+                ledger.drop("undecodable_name", exc.printable, str(exc))
                 continue
             outside = _outside_link(tree, rec)
             if outside:
@@ -65,7 +71,6 @@ def scan_candidates(
                 detail = f"raw labels {list(rec.labels)}" if reason != "unlabeled" else None
                 ledger.drop(reason, rec.ref, detail)
                 continue
-            rid = f"{subset.name}-{image_id(source.key, rec.image)}"
             candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, group=resolver.key_of(rec)))
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs

@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from medmat_builder.build import BuildError, BuildResult, BuildSettings, UnknownLabelError, build, check_out
+from medmat_builder.build import (
+    BuildError,
+    BuildInterrupted,
+    BuildResult,
+    BuildSettings,
+    UnknownLabelError,
+    build,
+    check_out,
+    config_tables,
+)
 from medmat_builder.layouts.tables import LayoutError
 from medmat_builder.records import DEFAULT_SEED
 from medmat_builder.registry import load_registry
@@ -30,6 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"write synthetic sources (to --data-dir, default ./{DEMO_RAW}: a new, empty or earlier "
                         "demo folder) and build from them")
     p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild configs whose output is complete and whose inputs are unchanged (kept otherwise)")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                   help="per-stage progress (scan, decode, write) on stderr; auto: only when stderr is a terminal")
     p.set_defaults(func=run)
 
 
@@ -60,15 +73,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote synthetic raw sources for {len(counts)} sources ({sum(counts.values())} images) to {raw}/")
     settings = BuildSettings(seed=args.seed, num_proc=max(1, args.num_proc), lenient=args.lenient)
     try:
+        show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
         result = build(args.configs or None, raw, args.out, settings, partial=args.partial, registry=registry,
-                       progress=sys.stderr.isatty())
+                       progress=show, force=args.force)
+    except BuildInterrupted as exc:  # temporary files are gone, workers stopped, the previous output loads
+        print(f"build stopped by {exc.signal_name}: temporary files removed, workers stopped; every config in "
+              f"{args.out} loads, as before or as rebuilt (run the same command again to finish)", file=sys.stderr)
+        return exc.exit_code
     except UnsafePathError as exc:
         print(f"error: {exc}")
         return 2
     except (BuildError, UnknownLabelError, LayoutError) as exc:
         print(f"error: {exc}")
         return 1
-    for line in summary_lines(result):
+    tables = config_tables(result.report, result.built)
+    for line in [*tables, *([""] if tables else []), *summary_lines(result)]:
         print(line)
     return 0
 
@@ -87,6 +106,8 @@ def summary_lines(result: BuildResult) -> list[str]:
                      + ", ".join(f"{k}={v}" for k, v in sorted(rep.dropped().items())))
     for name, why in result.skipped.items():
         lines.append(f"{name:<10} skipped: {why}")
+    for name in result.unchanged:
+        lines.append(f"{name:<10} unchanged: complete output, same inputs; kept (--force rebuilds)")
     seen: dict[str, list[str]] = {}
     for name in result.built:  # one line per warning, naming every config it came up in
         for warning in result.report.configs[name].warnings:

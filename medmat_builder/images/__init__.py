@@ -12,7 +12,14 @@
 
 from medmat_builder.images.decode import MAX_IMAGE_PIXELS, load_image, load_image_bytes
 from medmat_builder.images.duplicates import DuplicateIndex, DuplicateMatch, NearDuplicateRule
-from medmat_builder.images.hashes import THUMBNAIL_SIDE, fingerprint, image_id, phash_distance, pixel_hash
+from medmat_builder.images.hashes import (
+    THUMBNAIL_SIDE,
+    UndecodableNameError,
+    fingerprint,
+    image_id,
+    phash_distance,
+    pixel_hash,
+)
 from medmat_builder.images.loaded import IMAGE_ERROR_REASONS, ImageError, LoadedImage
 from medmat_builder.images.masks import MaskError
 from medmat_builder.images.metadata import strip_metadata
@@ -28,6 +35,7 @@ __all__ = [
     "LoadedImage",
     "MaskError",
     "NearDuplicateRule",
+    "UndecodableNameError",
     "fake_pixels",
     "fingerprint",
     "image_id",

@@ -24,13 +24,31 @@ from PIL import Image
 _ID_DOMAIN = b"medmat-image-id-v1"
 
 
+class UndecodableNameError(ValueError):
+    """A path that is not valid UTF-8 (``os.listdir`` gives its bad bytes as surrogate escapes).
+
+    Such a file gets no id: the build drops its record as ``undecodable_name`` (rename the file to
+    keep it). ``printable`` shows the path with the bad bytes as ``\\xNN``.
+    """
+
+    def __init__(self, relpath: str):
+        self.printable = printable_path(relpath)
+        super().__init__(f"{self.printable}: file name is not valid UTF-8; rename the file to keep it")
+
+
+def printable_path(path: str) -> str:
+    """``path`` with bytes that are not UTF-8 (surrogate escapes) written as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def image_id(source_key: str, relpath: str | PurePosixPath, *, salt: str | bytes = b"") -> str:
     """Stable 20-hex-digit id of an image from its source key and path relative to the source folder.
 
     The id is a hash, never the file name: DICOM and other medical file names often carry patient
     ids. It does not depend on where RAW lives (``relpath`` must be relative; backslashes and
     ``./`` are normalised). A short or guessable file name could be found again by hashing guesses;
-    pass a private ``salt`` (same salt, same ids) when that matters.
+    pass a private ``salt`` (same salt, same ids) when that matters. A path that is not valid UTF-8
+    raises :class:`UndecodableNameError`.
     """
     rel = str(relpath).replace("\\", "/")
     while rel.startswith("./"):
@@ -38,8 +56,12 @@ def image_id(source_key: str, relpath: str | PurePosixPath, *, salt: str | bytes
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         raise ValueError("image_id needs a path relative to the source folder, not an absolute one")
     salt_b = salt.encode("utf-8") if isinstance(salt, str) else bytes(salt)
+    try:
+        rel_b = rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UndecodableNameError(rel) from None
     h = hashlib.sha256()
-    for part in (_ID_DOMAIN, salt_b, source_key.encode("utf-8"), rel.encode("utf-8")):
+    for part in (_ID_DOMAIN, salt_b, source_key.encode("utf-8"), rel_b):
         h.update(struct.pack(">Q", len(part)))
         h.update(part)
     return h.hexdigest()[:20]

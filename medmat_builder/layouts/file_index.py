@@ -118,9 +118,9 @@ def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) ->
     for folder in sorted(folders, key=lambda f: -f.count("/")):
         h = hashlib.sha1()
         for name in sorted(own.get(folder, ())):
-            h.update(b"f" + name.encode() + b"\0")
+            h.update(b"f" + name.encode("utf-8", "surrogateescape") + b"\0")  # names need not be UTF-8
         for sub in sorted(subdirs.get(folder, ())):
-            h.update(b"d" + sub.rpartition("/")[2].encode() + b"\0" + sig[sub])
+            h.update(b"d" + sub.rpartition("/")[2].encode("utf-8", "surrogateescape") + b"\0" + sig[sub])
         sig[folder] = h.digest()
     groups: dict[tuple[str, bytes], list[str]] = defaultdict(list)
     for folder in folders:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import stat
@@ -48,9 +49,47 @@ def claim(path: str | Path, kind: str, *, label: str = "--out",
 
 
 # --------------------------------------------------------------------------- owned folders
+#: Descriptors of the locks this process holds; a forked worker closes its copies (:func:`release_inherited_locks`).
+_HELD_LOCKS: set[int] = set()
+logger = logging.getLogger(__name__)
+
+
+def release_inherited_locks() -> None:
+    """In a forked child: close the inherited lock descriptors, so the child never keeps a lock held."""
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+def _lock_holder(fd: int) -> int:
+    """The PID written into a lock file by its last holder (0 when none)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def exclusive_lock(state_dir: Path, busy: str):
-    """Hold ``state_dir/lock`` (a medmat state folder, created if needed); :class:`FolderBusyError` if taken."""
+    """Hold ``state_dir/lock`` (a medmat state folder, created if needed); :class:`FolderBusyError` if taken.
+
+    The holder writes its PID into the lock file; a lock file naming a process that is gone (a killed
+    run) is reported and taken over.
+    """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / LOCK
@@ -58,11 +97,24 @@ def exclusive_lock(state_dir: Path, busy: str):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = _lock_holder(fd)
         os.close(fd)
-        raise FolderBusyError(f"{busy} (lock {lock_path} is held); wait for it to finish") from None
+        who = f" by process {holder}" if holder else ""
+        raise FolderBusyError(f"{busy} (lock {lock_path} is held{who}); wait for it to finish") from None
+    _HELD_LOCKS.add(fd)
     try:
+        stale = _lock_holder(fd)
+        if stale and stale != os.getpid() and not _alive(stale):
+            logger.warning("removed the lock %s left by process %d, which is no longer running", lock_path, stale)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield
     finally:
+        _HELD_LOCKS.discard(fd)
+        try:
+            os.ftruncate(fd, 0)  # released: no holder named
+        except OSError:
+            pass
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
