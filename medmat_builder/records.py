@@ -115,7 +115,8 @@ class FakeSample:
     ``groups: {path: [...]}`` the demo gives path hints instead, so that the file lands where the
     group pattern finds its subject: ``path_values`` (values of placeholders the layout does not
     fill itself, e.g. a patient folder), ``star`` (text of a ``*`` in the file name) and
-    ``dir_star`` (text of a ``*`` in a folder).
+    ``dir_star`` (text of a ``*`` in a folder), or ``path``: the whole relative path, in the source's
+    real naming scheme (:mod:`medmat_builder.demo.path_hints`), which the layout's image pattern must match.
     """
 
     index: int
@@ -131,6 +132,7 @@ class FakeSample:
     path_values: tuple[tuple[str, str], ...] = ()
     star: str | None = None
     dir_star: str | None = None
+    path: str | None = None
 
 
 # --------------------------------------------------------------------------- drop reasons

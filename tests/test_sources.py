@@ -94,9 +94,7 @@ class TestSource:
 @pytest.mark.parametrize("source", GROUPED, ids=[s.key for s in GROUPED])
 def test_subjects_are_read_back(source, tmp_path):
     """Records of one synthetic subject get one subject key, records of different subjects different keys."""
-    if source.groups is not None and source.groups.declared == "path" and Subjects(source).declared == "none":
-        pytest.skip("the demo cannot write file names for this group pattern; it is checked on real file "
-                    "names in tests/test_registry_evidence_*")
+    assert Subjects(source).declared != "none", "the demo writes every grouped source's subjects"
     samples = fake_samples(source, REGISTRY, per_label=3)
     root = tmp_path / source.folder
     written = write_fake_source(source, root, samples)

@@ -92,10 +92,13 @@ def fake_samples(source: Source, registry: Registry, per_label: int = DEMO_PER_L
                 boxes = (Box(raw_label, float(x1), float(y1), float(x2), float(y2)),)
                 pixels[y1:y2, x1:x2, :] = np.clip(pixels[y1:y2, x1:x2, :].astype(int) + 60, 0, 255).astype(np.uint8)
                 # No ready-made mask: each mask layout paints `boxes` in its own pixel convention.
+            subject = subjects.fields(raw_label, split, used_here, index)
+            # a record in the source's real naming scheme is encoded as its file name says (a .png among .jpg)
+            own_ext = os.path.splitext(subject.get("path") or "")[1].lower()
+            rec_ext = own_ext if own_ext in FAKE_EXTENSIONS else ext
             samples.append(
-                FakeSample(index=index, labels=labels, split=split, image=encode_image(pixels, ext), ext=ext,
-                           width=size[0], height=size[1], boxes=boxes,
-                           **subjects.fields(raw_label, split, used_here, index))
+                FakeSample(index=index, labels=labels, split=split, image=encode_image(pixels, rec_ext), ext=rec_ext,
+                           width=size[0], height=size[1], boxes=boxes, **subject)
             )
     return samples
 

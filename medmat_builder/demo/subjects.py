@@ -3,9 +3,10 @@
 A source that declares a subject key (``groups``: column, side table or path patterns) gets subjects
 with several images, as real archives have: within each raw label and split, the first two records
 belong to one subject, the others each to their own. The key is written the way the source declares
-it: into the label table's group column, into the side table, or into the path: the demo finds file
-names or folders that both the layout's image pattern and the first group pattern accept, using a
-value that matches the pattern's ``{group:REGEX}`` (:func:`~medmat_builder.demo.regex_examples.regex_example`).
+it: into the label table's group column, into the side table, or into the path: in the source's real
+naming scheme where :mod:`~medmat_builder.demo.path_hints` has one, else the demo finds file names or
+folders that both the layout's image pattern and the first group pattern accept, using a value that
+matches the pattern's ``{group:REGEX}`` (:func:`~medmat_builder.demo.regex_examples.regex_example`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 from collections.abc import Callable
 
+from medmat_builder.demo.path_hints import name_scheme
 from medmat_builder.demo.regex_examples import regex_example
 from medmat_builder.layouts import PathPattern
 from medmat_builder.layouts.patterns import IMAGE_EXTENSIONS
@@ -32,7 +34,8 @@ class Subjects:
         self.pairs = self.declared != "none" and not (
             self.declared == "column" and groups.column == getattr(layout, "id_column", None))  # type: ignore[union-attr]
         self.hints = None
-        if self.declared == "path":
+        self.scheme = name_scheme(source) if self.declared == "path" else None
+        if self.declared == "path" and self.scheme is None:
             self.hints, self.pairs = path_hint_maker(source)
             if self.hints is None:  # the demo cannot write this pattern's subjects: one subject per record
                 self.declared = "none"
@@ -47,6 +50,9 @@ class Subjects:
         self.seen[slot] = position + 1
         key = (raw_label, split, "pair") if self.pairs and used and position < 2 else (raw_label, split, position)
         number = self.numbers.setdefault(key, len(self.numbers) + 1)
+        if self.scheme is not None:
+            subject, path = self.scheme.path_for(raw_label, split, number, index)
+            return {"group": subject, "path": path}
         if self.hints is not None:
             values, star, dir_star = self.hints(number, index)
             return {"group": str(number), "path_values": values, "star": star, "dir_star": dir_star}

@@ -49,7 +49,21 @@ class ScanSource(Protocol):
 
 def fill_fake_path(pattern: "PathPattern", values: dict[str, str], sample: FakeSample) -> str:
     """The relative path a layout writes ``sample``'s image to: ``pattern`` filled with ``values``
-    (the layout's own placeholder values) and the sample's path hints (see :class:`FakeSample`)."""
+    (the layout's own placeholder values) and the sample's path hints (see :class:`FakeSample`).
+
+    A sample with a whole ``path`` is written there; ``values`` then take what ``pattern`` reads from it
+    (a table's ``{id}``, say), so that the layout's table rows and masks name the same file."""
+    if sample.path is not None:
+        found = pattern.match(sample.path)
+        if found is None:
+            raise ValueError(f"demo record {sample.index}: {sample.path!r} does not match the image pattern "
+                             f"{pattern.pattern!r}; fix its naming scheme in medmat_builder/demo/path_hints.yaml")
+        for name in ("label", "split"):
+            if name in found and name in values and found[name].lower() != str(values[name]).lower():
+                raise ValueError(f"demo record {sample.index}: {sample.path!r} has {name} {found[name]!r}, "
+                                 f"not {values[name]!r}; fix its naming scheme in medmat_builder/demo/path_hints.yaml")
+        values.update(found)
+        return sample.path
     values.update(dict(sample.path_values))
     return pattern.fill(values, star=sample.star or f"fake{sample.index:05d}", dir_star=sample.dir_star or "fake")
 

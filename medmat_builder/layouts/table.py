@@ -276,6 +276,8 @@ class TableLayout(LayoutBase):
                 rel = self.place_fake_image(root, img_pattern, values, s)
                 written[s.index] = rel
                 cell_id = f"{s.index}" if self.id_zfill else padded
+                if s.path is not None:  # a real file name: the row names the id the path carries
+                    cell_id = self._cell_for(values["id"], os.path.splitext(rel)[1])
                 listed.append((os.path.basename(rel), s.split))
                 for b in list(s.boxes) or [None]:
                     cells = {self.id_column: cell_id}
@@ -308,6 +310,16 @@ class TableLayout(LayoutBase):
         if self.split_lists:
             write_split_lists(self, root, listed)
         return written
+
+    def _cell_for(self, file_id: str, ext: str) -> str:
+        """The table cell naming the file whose pattern captures ``file_id`` (inverse of ``id_template``),
+        with the file's extension ``ext`` where the layout strips extensions from ids, as real tables write them."""
+        head, _, tail = self.id_template.partition("{id}")
+        if self.id_zfill or self.id_regex or not file_id.startswith(head) or not file_id.endswith(tail):
+            raise ValueError(f"the demo cannot name {file_id!r} in the table of a layout with id_zfill, id_regex "
+                             f"or id_template {self.id_template!r}; drop its naming scheme from path_hints.yaml")
+        cell = file_id[len(head):len(file_id) - len(tail)] if tail else file_id[len(head):]
+        return cell + ext if self.id_strip_extension else cell
 
     def _table_for(self, s: FakeSample) -> int:
         if self.split_column is None and not self.split_lists:
