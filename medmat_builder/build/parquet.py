@@ -87,7 +87,9 @@ def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
                 if count >= ROWS_PER_GROUP or left == 0:  # whole row groups now, the rest with the next rows
                     table = pa.Table.from_batches(buffered, schema=schema)
                     full = count if left == 0 else count - count % ROWS_PER_GROUP
-                    writer.write_table(table.slice(0, full), row_group_size=ROWS_PER_GROUP)
+                    for group in range(0, full, ROWS_PER_GROUP):  # one contiguous chunk a row group: the
+                        rows = table.slice(group, min(ROWS_PER_GROUP, full - group)).combine_chunks()
+                        writer.write_table(rows)  # pages do not depend on how the Arrow files were batched
                     rest = table.slice(full)
                     buffered, count = rest.to_batches(), rest.num_rows
     return paths
