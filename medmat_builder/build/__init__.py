@@ -8,7 +8,7 @@ subjects), :mod:`~medmat_builder.build.splitting` (official split, else 9:1 by s
 drop duplicates and label conflicts), :mod:`~medmat_builder.build.select` (the whole selection of a
 config, with its :mod:`~medmat_builder.build.audit`), :mod:`~medmat_builder.build.vqa` and
 :mod:`~medmat_builder.build.boxes` (questions and answers), :mod:`~medmat_builder.build.builder` (the
-``datasets.GeneratorBasedBuilder``) and :mod:`~medmat_builder.build.export` (parquet files, report, card).
+``datasets.ArrowBasedBuilder``) and :mod:`~medmat_builder.build.export` (parquet files, report, card).
 """
 
 from medmat_builder.build.audit import AuditError, LeakageAudit, audit_export
