@@ -8,7 +8,7 @@ subjects), :mod:`~medmat_builder.build.splitting` (official split, else 9:1 by s
 drop duplicates and label conflicts), :mod:`~medmat_builder.build.select` (the whole selection of a
 config, with its :mod:`~medmat_builder.build.audit`), :mod:`~medmat_builder.build.vqa` and
 :mod:`~medmat_builder.build.boxes` (questions and answers), :mod:`~medmat_builder.build.builder` (the
-``datasets.GeneratorBasedBuilder``) and :mod:`~medmat_builder.build.export` (parquet files, report, card),
+``datasets.ArrowBasedBuilder``) and :mod:`~medmat_builder.build.export` (parquet files, report, card),
 committed by :mod:`~medmat_builder.build.swap`; :mod:`~medmat_builder.build.resume` (configs kept on a
 rerun), :mod:`~medmat_builder.build.signals` (stopping cleanly), :mod:`~medmat_builder.build.progress` and
 :mod:`~medmat_builder.build.summary` (what a build shows).

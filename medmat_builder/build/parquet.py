@@ -6,10 +6,15 @@ The builder prepares each config in ``datasets``' own format; :func:`write_split
 ``{split}-NNNNN-of-NNNNN.parquet`` shards of at most about :data:`MAX_SHARD_BYTES` with row groups of
 :data:`ROWS_PER_GROUP` rows, under the schema of the split's features (``Features.arrow_schema``,
 which carries the features for ``load_dataset``). Same rows, same bytes.
+
+Image bytes (already PNG or JPEG) are stored plain: snappy gains nothing on them (the compressed pages
+measured larger than the raw ones) and a dictionary over unique images is only built to be dropped,
+which roughly halved ``write_table``'s time on the bench's 1,800-row split.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,15 +50,31 @@ def _batches(ds: datasets.Dataset) -> Iterator[pa.RecordBatch]:
             yield from pa.ipc.open_stream(source)
 
 
+#: Leaf columns stored plain (no dictionary, no compression): the image files' own compressed bytes.
+PLAIN_COLUMNS = ("image.bytes",)
+
+
+def column_options(schema: pa.Schema) -> dict:
+    """``ParquetWriter`` options: dictionary and snappy for every leaf column but :data:`PLAIN_COLUMNS`."""
+    sink = io.BytesIO()
+    pq.write_table(schema.empty_table(), sink)  # the parquet leaf paths of the schema ("image.bytes", ...)
+    leaves = [col.path for col in pq.ParquetFile(io.BytesIO(sink.getvalue())).schema]
+    if not any(leaf in PLAIN_COLUMNS for leaf in leaves):
+        return {}
+    return {"use_dictionary": [leaf for leaf in leaves if leaf not in PLAIN_COLUMNS],
+            "compression": {leaf: ("none" if leaf in PLAIN_COLUMNS else "snappy") for leaf in leaves}}
+
+
 def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
     """Write the prepared split ``ds`` as ``folder/{split}-NNNNN-of-NNNNN.parquet``; return the files in order."""
     schema = ds.features.arrow_schema
     shards = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
     paths = [Path(folder) / f"{split}-{i:05d}-of-{shards:05d}.parquet" for i in range(shards)]
     batches = _batches(ds)
+    options = column_options(schema)
     pending: pa.RecordBatch | None = None
     for path, (start, end) in zip(paths, shard_bounds(ds.num_rows, shards)):
-        with pq.ParquetWriter(path, schema) as writer:
+        with pq.ParquetWriter(path, schema, **options) as writer:
             buffered: list[pa.RecordBatch] = []
             count, left = 0, end - start
             while left > 0:
@@ -66,7 +87,9 @@ def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
                 if count >= ROWS_PER_GROUP or left == 0:  # whole row groups now, the rest with the next rows
                     table = pa.Table.from_batches(buffered, schema=schema)
                     full = count if left == 0 else count - count % ROWS_PER_GROUP
-                    writer.write_table(table.slice(0, full), row_group_size=ROWS_PER_GROUP)
+                    for group in range(0, full, ROWS_PER_GROUP):  # one contiguous chunk a row group: the
+                        rows = table.slice(group, min(ROWS_PER_GROUP, full - group)).combine_chunks()
+                        writer.write_table(rows)  # pages do not depend on how the Arrow files were batched
                     rest = table.slice(full)
                     buffered, count = rest.to_batches(), rest.num_rows
     return paths

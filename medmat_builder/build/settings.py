@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import ConfigDict, Field
 
 from medmat_builder.report import SettingsRecord
@@ -13,8 +15,13 @@ class BuildSettings(SettingsRecord):
 
     model_config = ConfigDict(frozen=True)
 
-    num_proc: int = Field(default=1, ge=1)
+    num_proc: int = Field(default_factory=lambda: default_num_proc(), ge=1)
 
     def record(self) -> SettingsRecord:
         """The settings the build report records (all but ``num_proc``)."""
         return SettingsRecord.model_validate(self.model_dump(exclude={"num_proc"}))
+
+
+def default_num_proc() -> int:
+    """Processes that decode images by default: the machine's cores (``os.cpu_count()``)."""
+    return os.cpu_count() or 1

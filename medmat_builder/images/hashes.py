@@ -16,8 +16,8 @@ import hashlib
 import struct
 from pathlib import PurePosixPath
 
-import imagehash
 import numpy as np
+import scipy.fft
 import xxhash
 from PIL import Image
 
@@ -69,8 +69,11 @@ def image_id(source_key: str, relpath: str | PurePosixPath, *, salt: str | bytes
 
 def pixel_hash(img: Image.Image) -> str:
     """xxh3-128 over mode, size and bytes of an 8-bit image (``L`` or ``RGB``; gray RGB counts as ``L``)."""
-    arr = np.asarray(img)  # one copy of the pixels serves the grey check and the hash
     mode = img.mode
+    # one copy of the pixels serves the grey check and the hash (``tobytes`` is about 30 % cheaper
+    # than ``np.asarray`` on RGB images, whose array interface copies once more)
+    shape = (img.height, img.width, 3) if mode == "RGB" else (img.height, img.width)
+    arr = np.frombuffer(img.tobytes(), dtype=np.uint8).reshape(shape) if mode in ("L", "RGB") else np.asarray(img)
     if mode == "RGB" and is_gray(arr):
         arr, mode = np.ascontiguousarray(arr[..., 0]), "L"
     h = xxhash.xxh3_128()
@@ -107,7 +110,23 @@ def fingerprint(img: Image.Image) -> tuple[int, bytes]:
     factor = min(img.width, img.height) // PHASH_WORKING_SIZE
     small = img.reduce(factor) if factor > 1 else img  # reduce first: converting a small image is cheap
     thumb = small.convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-    return int(str(imagehash.phash(thumb)), 16), thumb.tobytes()
+    data = thumb.tobytes()
+    return phash_of_thumbnail(data), data
+
+
+def phash_of_thumbnail(thumbnail: bytes) -> int:
+    """``imagehash.phash`` of a 32x32 grey thumbnail (1,024 ``uint8`` bytes, row-major), bit for bit.
+
+    The same steps as ``imagehash.phash`` (2-D DCT-II of the pixels, the 8x8 lowest frequencies, each
+    bit set when above their median, first coefficient as the highest bit), with ``scipy.fft.dct``
+    on the array directly: about 20x faster than building the ``ImageHash`` and parsing its hex string.
+    """
+    pixels = np.frombuffer(thumbnail, dtype=np.uint8).reshape(THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float64)
+    dct = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)
+    low = dct[:8, :8]
+    ranked = np.sort(low, axis=None)
+    median = (ranked[31] + ranked[32]) / 2  # what numpy.median gives for 64 values, without its overhead
+    return int.from_bytes(np.packbits(low > median).tobytes(), "big")
 
 
 def perceptual_hash(img: Image.Image) -> int:

@@ -88,6 +88,9 @@ def image_identities(train: Any, test: Any) -> tuple[list[str], list[str], str]:
     """Per-row image identities of both sides, compared the same way; and how they were compared."""
     if _has_image_hashes(train) and _has_image_hashes(test):
         return _column(train, IMAGE_HASH_COLUMN), _column(test, IMAGE_HASH_COLUMN), "image_hash column"
+    logger.warning("Some rows lack the %r column (an export written before it existed?): the leakage guard hashes "
+                   "every stored image instead (no decode, but it reads all image bytes). Rebuild the export with "
+                   "`medmat build` to compare by column.", IMAGE_HASH_COLUMN)
     return stored_image_hashes(train), stored_image_hashes(test), "stored bytes (xxh3-128)"
 
 

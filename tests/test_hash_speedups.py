@@ -1,0 +1,77 @@
+"""The build's faster hashes give exactly the values of the reference implementations they replace."""
+
+from __future__ import annotations
+
+import os
+
+import imagehash
+import numpy as np
+import pytest
+import xxhash
+from PIL import Image
+
+from medmat_builder.build.settings import BuildSettings, default_num_proc
+from medmat_builder.images.hashes import THUMBNAIL_SIDE, fingerprint, phash_of_thumbnail, pixel_hash
+
+
+def thumbnails(count: int) -> list[np.ndarray]:
+    """32x32 grey images of every kind that stresses a median split: noise, flat, gradients, binary, low contrast."""
+    rng = np.random.default_rng(21)
+    side = THUMBNAIL_SIDE
+    out = []
+    for i in range(count):
+        kind = i % 6
+        if kind == 0:
+            a = rng.integers(0, 256, (side, side))
+        elif kind == 1:
+            a = np.full((side, side), rng.integers(0, 256))
+        elif kind == 2:
+            a = np.add.outer(np.arange(side), np.arange(side)) * rng.integers(1, 8) % 256
+        elif kind == 3:
+            a = np.clip(rng.normal(rng.integers(0, 256), rng.uniform(0.5, 20), (side, side)), 0, 255)
+        elif kind == 4:
+            a = rng.integers(0, 2, (side, side)) * 255
+        else:  # smooth blobs, like a downscaled scan
+            small = rng.integers(0, 256, (4, 4)).astype(np.uint8)
+            a = np.asarray(Image.fromarray(small).resize((side, side), Image.Resampling.BILINEAR))
+        out.append(np.asarray(a, dtype=np.uint8))
+    return out
+
+
+def test_phash_of_thumbnail_is_imagehash_phash_bit_for_bit():
+    for a in thumbnails(3000):
+        expected = int(str(imagehash.phash(Image.fromarray(a, "L"))), 16)
+        assert phash_of_thumbnail(a.tobytes()) == expected
+
+
+def test_fingerprint_of_photos_is_imagehash_phash_of_its_thumbnail():
+    rng = np.random.default_rng(5)
+    for i in range(60):
+        w, h = int(rng.integers(40, 700)), int(rng.integers(40, 700))
+        mode = ("L", "RGB")[i % 2]
+        shape = (h, w) if mode == "L" else (h, w, 3)
+        base = rng.integers(0, 256, (4, 4) + shape[2:]).astype(np.uint8)
+        img = Image.fromarray(base, mode).resize((w, h), Image.Resampling.BILINEAR)
+        phash, thumb = fingerprint(img)
+        ref = Image.frombytes("L", (THUMBNAIL_SIDE, THUMBNAIL_SIDE), thumb)
+        assert phash == int(str(imagehash.phash(ref)), 16)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "grey RGB"])
+def test_pixel_hash_is_unchanged(mode):
+    """xxh3-128 over "mode:WxH:" and the packed 8-bit pixels, grey RGB hashed as L (the image_hash column)."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (37, 53, 3) if mode != "L" else (37, 53), dtype=np.uint8)
+    if mode == "grey RGB":
+        a[..., 1] = a[..., 0]
+        a[..., 2] = a[..., 0]
+    img = Image.fromarray(a, "L" if mode == "L" else "RGB")
+    packed, name = {"L": (a, "L"), "RGB": (a, "RGB"), "grey RGB": (a[..., 0], "L")}[mode]
+    expected = xxhash.xxh3_128(f"{name}:53x37:".encode() + np.ascontiguousarray(packed).tobytes()).hexdigest()
+    assert pixel_hash(img) == expected
+
+
+def test_num_proc_defaults_to_the_machines_cores():
+    assert default_num_proc() == (os.cpu_count() or 1)
+    assert BuildSettings().num_proc == default_num_proc()
+    assert "num_proc" not in BuildSettings().record().model_dump()
