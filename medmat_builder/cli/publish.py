@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from medmat_builder.publish import RESTRICTED_MODES, PublishError, publish
-from medmat_builder.registry import load_registry
+from medmat_builder.cli.main import common_options
+
+#: ``publish.hub.RESTRICTED_MODES``, spelled out so that reading the options imports no Hub library
+#: (tests/test_cli_errors.py checks that they agree).
+RESTRICTED_MODES = ("text-only", "skip")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "publish",
+        parents=[common_options()],
         help="upload an export to the Hugging Face Hub; images of non-redistributable sources never leave",
     )
     p.add_argument("dir", help="export folder written by `medmat build`")
@@ -22,18 +26,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(text-only, default) or leave them out (skip)")
     p.add_argument("--no-gate", action="store_true",
                    help="do not turn on the Hub's access gate when sources carry non-commercial/unknown terms")
-    p.add_argument("--registry", default=None, help="registry the export was built with (default: sources.yaml)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    registry = load_registry(args.registry)  # an invalid registry is reported by the CLI
-    try:
-        result = publish(args.dir, args.repo_id, registry, private=args.private, restricted=args.restricted,
-                         dry_run=args.dry_run, gate=not args.no_gate)
-    except PublishError as exc:
-        print(f"error: {exc}")
-        return 1
+    """Publish (or plan it); a failure is one line on stderr and exit 1 (cli/errors.py)."""
+    from medmat_builder.publish import publish
+    from medmat_builder.registry import load_registry
+
+    registry = load_registry(args.registry)  # the registry the export was built with
+    result = publish(args.dir, args.repo_id, registry, private=args.private, restricted=args.restricted,
+                     dry_run=args.dry_run, gate=not args.no_gate)
     if args.dry_run:
         print("dry run: nothing uploaded; would " + result.plan.describe())
         return 0
