@@ -8,6 +8,8 @@ the targets speak of; on a shared, loaded machine the CPU figure (user + sys of 
 
     python bench/cli_startup_bench.py            # 7 runs of each command
     python bench/cli_startup_bench.py -n 3 --json startup.json
+    git archive OLD medmat_builder sources.yaml | tar -x -C /tmp/old    # before/after in one run:
+    python bench/cli_startup_bench.py --baseline /tmp/old
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ COMMANDS: list[tuple[list[str], float | None]] = [
 ]
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU (user + sys) seconds of one ``python -m medmat_builder.cli ARGV`` process."""
+def run_once(argv: list[str], env: dict[str, str], src: Path = REPO) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of one ``python -m medmat_builder.cli ARGV`` process run from ``src``."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "medmat_builder.cli", *argv], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "medmat_builder.cli", *argv], cwd=src, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -58,21 +60,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--runs", type=int, default=7, help="timed runs of each command (default: 7)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="another source tree (medmat_builder/ and sources.yaml) timed the same way, runs interleaved")
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    warm = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    for cmd, _ in COMMANDS:  # write bytecode, fill the OS file cache
-        run_once(cmd, warm)
+    base_env = {**os.environ, "PYTHONPATH": str(args.baseline)} if args.baseline else None
+    for tree, e in ((REPO, env), (args.baseline, base_env)):
+        if tree is not None:  # write bytecode, fill the OS file cache
+            warm = {k: v for k, v in e.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            for cmd, _ in COMMANDS:
+                run_once(cmd, warm, tree)
     rows = []
     floor = python_floor(env, args.runs)
     rows.append({"command": "python -c pass (floor)", "wall_min": min(floor), "wall_median": statistics.median(floor),
                  "cpu_median": None, "target": None, "met": None})
     for cmd, target in COMMANDS:
-        walls, cpus = zip(*(run_once(cmd, env) for _ in range(args.runs)), strict=True)
-        median = statistics.median(walls)
-        rows.append({"command": "medmat " + " ".join(cmd), "wall_min": min(walls), "wall_median": median,
-                     "cpu_median": statistics.median(cpus), "target": target,
-                     "met": None if target is None else median <= target})
+        ours, theirs = [], []
+        for _ in range(args.runs):  # interleaved, so that a drift of the machine's speed hits both alike
+            ours.append(run_once(cmd, env))
+            if base_env is not None:
+                theirs.append(run_once(cmd, base_env, args.baseline))
+        for label, runs, goal in (("baseline: ", theirs, None), ("", ours, target)):
+            if not runs:
+                continue
+            walls, cpus = zip(*runs, strict=True)
+            median = statistics.median(walls)
+            rows.append({"command": f"{label}medmat " + " ".join(cmd), "wall_min": min(walls), "wall_median": median,
+                         "cpu_median": statistics.median(cpus), "target": goal,
+                         "met": None if goal is None else median <= goal})
     print(f"{args.runs} runs each, {os.cpu_count()}-core machine, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("| command | wall min s | wall median s | CPU median s | target s | met? |")

@@ -37,9 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build; a wrong name or path ends with one line and exit 2, a failed build with 1 (cli/errors.py)."""
-    from medmat_builder.build import BuildSettings, build, check_out
     from medmat_builder.registry import load_registry
-    from medmat_builder.safe_paths import check_output_dir
 
     registry = load_registry(args.registry)
     raw = args.data_dir or (DEMO_RAW if args.demo else None)
@@ -52,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         what = "is not a folder" if Path(raw).exists() else "does not exist"
         raise UsageError(f"--data-dir {raw} {what}; unpack the sources as {raw}/<key>/ "
                          "(`medmat sources list`), or build the synthetic demo with --demo")
+    from medmat_builder.build import BuildSettings, build, check_out  # datasets, pyarrow: after the names
+    from medmat_builder.safe_paths import check_output_dir
+
     check_out(args.out, raw)  # every path rule before any work
     if args.demo:
         check_output_dir(raw, "demo", label="--data-dir")

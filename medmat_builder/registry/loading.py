@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from medmat_builder.registry.cache import parsed
 from medmat_builder.registry.checks import Registry
 from medmat_builder.scripts import UsageError
 
@@ -88,10 +89,18 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} ({context})" if context else problem
 
 
-def parse_registry(text: str, origin: str = "<string>") -> Registry:
-    """Parse and validate registry YAML text; raise :class:`RegistryError` naming entry and field."""
+def _parse_yaml(text: str) -> object:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def parse_registry(text: str, origin: str = "<string>", cache: bool = False) -> Registry:
+    """Parse and validate registry YAML text; raise :class:`RegistryError` naming entry and field.
+
+    ``cache``: take the parsed YAML from (and put it in) :mod:`~medmat_builder.registry.cache`; the
+    validation runs either way.
+    """
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = parsed(text, _parse_yaml) if cache else _parse_yaml(text)
     except yaml.YAMLError as exc:
         raise RegistryError(f"{origin}{_yaml_where(exc)}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
@@ -118,4 +127,4 @@ def load_registry(path: str | Path | None = None) -> Registry:
     except (IsADirectoryError, NotADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise RegistryNotFoundError(f"registry file {path} cannot be read ({type(exc).__name__}); "
                                     "give --registry PATH of a sources.yaml") from None
-    return parse_registry(text, origin=str(path))
+    return parse_registry(text, origin=str(path), cache=True)
