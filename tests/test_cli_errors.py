@@ -259,3 +259,13 @@ def json_of(path: Path) -> object:
     import json
 
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_sources_check_data_dir_names_a_folder_close_to_a_missing_one(bad_paths, tmp_path):
+    raw = bad_paths["raw"]
+    proc = medmat("sources", "check", "--data-dir", str(raw), cwd=tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert f"raw data in {raw}: 0 of " in proc.stdout and " sources unpacked; missing: " in proc.stdout
+    assert f"warning: raw folder {raw}/ct_kidney not found; did you mean {raw}/CT_Kidney? (ct_kidney)" in proc.stdout
+    proc = medmat("sources", "check", "--data-dir", str(raw / "nowhere"), cwd=tmp_path)
+    assert proc.returncode == 2 and error_line(proc) == f"error: --data-dir {raw / 'nowhere'} does not exist"

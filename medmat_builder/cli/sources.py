@@ -25,7 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="everything about one source, including how to obtain it",
                           parents=[common_options()])
     show.add_argument("key")
-    sub.add_parser("check", help="validate sources.yaml (schema and cross references)", parents=[common_options()])
+    check = sub.add_parser("check", help="validate sources.yaml (schema and cross references); with --data-dir, "
+                           "which sources are unpacked", parents=[common_options()])
+    check.add_argument("--data-dir", type=Path, metavar="RAW", default=None,
+                       help="also list which sources are unpacked as RAW/<key>/, naming a folder close to a missing one")
     cov = sub.add_parser("coverage", help="per source, which facts are verified by public evidence and which not (why)",
                          parents=[common_options()])
     cov.add_argument("--format", choices=["md", "json"], default="md", help="output format (default: md)")
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             first, _, rest = str(exc).partition(": ")  # `check` lists every problem, one per line
             print(f"error: {first}:\n  " + rest.replace("\n", "\n  "), file=sys.stderr)
             return 1
-        return _check(reg)
+        return _check(reg) or (_check_raw(reg, args.data_dir) if args.data_dir is not None else 0)
     reg = load_registry(args.registry)  # an invalid registry is reported by the CLI (cli/errors.py)
     if args.action == "coverage":
         return _coverage(reg, args)
@@ -69,6 +72,32 @@ def _check(reg: Registry) -> int:
     print("subject keys (groups): " + ", ".join(f"{k}={v}" for k, v in sorted(keys.items())))
     if unknown:
         print(f"warning: license unknown for {len(unknown)} sources: {', '.join(unknown)}")
+    return 0
+
+
+def _check_raw(reg: Registry, raw: Path) -> int:
+    """Which sources are unpacked under ``raw``; a missing one whose name comes close to a folder there is named."""
+    from medmat_builder.layouts.misses import close_names
+    from medmat_builder.safe_paths import STATE_DIR
+
+    if not raw.is_dir():
+        raise UsageError(f"--data-dir {raw} {'is not a folder' if raw.exists() else 'does not exist'}")
+    folders = sorted(p.name for p in raw.iterdir() if p.is_dir() and not p.name.startswith("."))
+    taken = {s.folder for s in reg.sources}
+    present, missing, hints = [], [], []
+    for s in sorted(reg.sources, key=lambda s: s.number):
+        folder = raw / s.folder
+        if folder.is_dir() and any(e.name != STATE_DIR for e in folder.iterdir()):
+            present.append(s.key)
+            continue
+        missing.append(s.key)
+        near = [n for n in close_names(s.folder, folders) if n not in taken or n.lower() == s.folder.lower()]
+        if near:
+            hints.append(f"raw folder {folder} not found; did you mean {raw / near[0]}? ({s.key})")
+    print(f"raw data in {raw}: {len(present)} of {len(reg.sources)} sources unpacked"
+          + (f"; missing: {' '.join(missing)}" if missing else ""))
+    for line in hints:
+        print(f"warning: {line}")
     return 0
 
 
