@@ -64,6 +64,8 @@ CASES = [
     (["plan", "--target", "subset_28", "--mix", "pair", "--members", "subset_255"], 2, "subset_255"),
     (["audit", "{base}"], 2, "holds no config (no CONFIG/*.parquet)"),
     (["audit", "{base}/nowhere"], 2, "is not an export folder"),
+    (["publish", "{base}/nowhere", "--repo-id", "org/name", "--dry-run"], 2, "{base}/nowhere does not exist"),
+    (["publish", "{base}", "--repo-id", "org/name/x", "--dry-run"], 2, "--repo-id 'org/name/x': give ORG/NAME"),
     (["export-task", "subset_99", "--dataset", "{base}", "--out", "{base}/tasks"], 2, "did you mean subset_49"),
     (["build", "subset_01", "--data-dir", "{base}/nowhere", "--out", "{base}/out"], 2,
      "--data-dir {base}/nowhere does not exist"),

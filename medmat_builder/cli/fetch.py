@@ -6,7 +6,8 @@ unpacked before; anything else is refused before any download. Archives over the
 (likely decompression bombs) are refused; raise the limits with the flags below for a genuine one.
 
 Exit status: 0 when every requested download is in place, 1 when one failed (the message says why
-and what to do), 2 for an unknown key or subset, a refused folder or an invalid registry.
+and what to do) or the registry is invalid, 2 for an unknown key or subset (the closest are named),
+a refused folder or a registry file that is not there.
 
 ``medmat fetch [KEY ...] --check FILE ...`` checks archives downloaded by hand against the
 checksums the registry pins (sha256 and/or md5), matching each file to a download by name or by

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `medmat sources list | head`: the reader left; not an error
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+        print("interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:  # one line that says what to do (cli/errors.py); the traceback with -v
         return report(exc, verbose=args.verbose)
     finally:

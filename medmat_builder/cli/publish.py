@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from medmat_builder.cli.main import common_options
+from medmat_builder.scripts import UsageError
 
 #: ``publish.hub.RESTRICTED_MODES``, spelled out so that reading the options imports no Hub library
 #: (tests/test_cli_errors.py checks that they agree).
@@ -34,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from medmat_builder.publish import publish
     from medmat_builder.registry import load_registry
 
+    if not Path(args.dir).is_dir():
+        what = "is not a folder" if Path(args.dir).exists() else "does not exist"
+        raise UsageError(f"{args.dir} {what}: give the export folder written by `medmat build`")
+    if args.repo_id.count("/") > 1 or not all(args.repo_id.split("/")):
+        raise UsageError(f"--repo-id {args.repo_id!r}: give ORG/NAME (or USER/NAME) of a dataset repo on the Hub")
     registry = load_registry(args.registry)  # the registry the export was built with
     result = publish(args.dir, args.repo_id, registry, private=args.private, restricted=args.restricted,
                      dry_run=args.dry_run, gate=not args.no_gate)
