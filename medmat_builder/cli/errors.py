@@ -8,6 +8,8 @@
   Every exception class medmat defines is written for the user, so its message is the line.
 - Anything else is a bug: one line asking to rerun with ``-v``, which shows the traceback.
 
+With ``-v`` a known error prints its whole message (a list of missing sources with how to get each).
+
 Nothing here imports a heavy library: the classes are recognised by name and module.
 """
 
@@ -37,20 +39,26 @@ def exit_code(exc: BaseException) -> int | None:
 
 
 def message(exc: BaseException) -> str:
-    """The one line printed for ``exc``: its message's first line, with a pointer when more lines follow."""
+    """The one line printed for ``exc``: its message's first line (medmat's messages put what to do
+    there), with a pointer to ``-v`` when more lines follow."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         return f"{exc.strerror}: {exc.filename}"
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    lines = [line for line in text.strip().splitlines() if line.strip()] or [type(exc).__name__]
-    first = lines[0].strip()
-    if len(lines) > 1 and not first.endswith(":"):
-        return first
-    return " ".join(line.strip() for line in lines)  # a heading that ends in ':' keeps its list, on one line
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [type(exc).__name__]
+    more = len(lines) - 1
+    return lines[0] + (f" (and {more} more line{'s' if more > 1 else ''}: -v prints them)" if more else "")
 
 
 def report(exc: BaseException, verbose: bool = False) -> int:
-    """Print ``exc`` as one ``error:`` line on stderr (with -v the traceback first); return the exit status."""
+    """Print ``exc`` as one ``error:`` line on stderr and return the exit status.
+
+    With ``verbose`` a known error prints its whole message (every line), an unexpected one its traceback.
+    """
     code = exit_code(exc)
+    if verbose and code is not None:
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"error: {text.strip()}", file=sys.stderr)
+        return code
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
     if code is None:
