@@ -271,3 +271,13 @@ def test_sources_check_data_dir_names_a_folder_close_to_a_missing_one(bad_paths,
     assert f"warning: raw folder {raw}/ct_kidney not found; did you mean {raw}/CT_Kidney? (ct_kidney)" in proc.stdout
     proc = medmat("sources", "check", "--data-dir", str(raw / "nowhere"), cwd=tmp_path)
     assert proc.returncode == 2 and error_line(proc) == f"error: --data-dir {raw / 'nowhere'} does not exist"
+
+
+def test_training_names_the_close_configs_of_a_local_export(tmp_path):
+    from medmat_builder.train.data import _close_configs
+
+    for name in ("subset_01", "subset_02"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train-00000-of-00001.parquet").write_bytes(b"")
+    assert _close_configs(str(tmp_path), "subset_2") == "; did you mean subset_02, subset_01?"
+    assert _close_configs("org/medmat", "subset_2") == ""  # a Hub id: nothing to list
