@@ -273,11 +273,15 @@ def test_sources_check_data_dir_names_a_folder_close_to_a_missing_one(bad_paths,
     assert proc.returncode == 2 and error_line(proc) == f"error: --data-dir {raw / 'nowhere'} does not exist"
 
 
-def test_training_names_the_close_configs_of_a_local_export(tmp_path):
-    from medmat_builder.train.data import _close_configs
+def test_loading_a_config_an_export_lacks_names_the_close_ones(tmp_path):
+    """What ``medmat train`` / ``medmat eval`` (and training/sft.py, eval/evaluate.py) report for a wrong name."""
+    from medmat_builder.loading import check_config
 
     for name in ("subset_01", "subset_02"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "train-00000-of-00001.parquet").write_bytes(b"")
-    assert _close_configs(str(tmp_path), "subset_2") == "; did you mean subset_02, subset_01?"
-    assert _close_configs("org/medmat", "subset_2") == ""  # a Hub id: nothing to list
+    with pytest.raises(ValueError, match=r"config 'subset_2' not found in .*; did you mean subset_02, subset_01\? "
+                                         r"\(it holds subset_01, subset_02\)"):
+        check_config(tmp_path, "subset_2")
+    check_config(tmp_path, "subset_01")  # there: nothing to say
+    check_config(tmp_path / "subset_01", "x")  # not laid out as an export: left to datasets

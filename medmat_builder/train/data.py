@@ -52,24 +52,12 @@ def load_split(dataset_name: str, config: str | None, split: str) -> Any:
     except ValueError as err:
         if "BuilderConfig" in str(err) or "not found" in str(err).lower():
             raise SystemExit(
-                f"Config {config!r} is not in {dataset_name}{_close_configs(dataset_name, config)}. Build it first "
-                f"(`medmat build {config} --out {dataset_name}`) or check the name (subset_01 .. subset_53). Details: {err}"
+                f"Config {config!r} is not in {dataset_name}. Build it first (`medmat build {config} --out "
+                f"{dataset_name}`) or check the name (subset_01 .. subset_53). Details: {err}"
             ) from err
         if str(err).startswith("cannot read"):
             raise SystemExit(str(err)) from err
         raise
-
-
-def _close_configs(dataset_name: str, config: str | None) -> str:
-    """``"; did you mean subset_28?"`` from the configs of a local export folder (empty for a Hub id)."""
-    from pathlib import Path
-
-    from medmat_builder.scripts import did_you_mean
-
-    folder = Path(dataset_name)
-    if config is None or not folder.is_dir():
-        return ""
-    return did_you_mean(config, sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.parquet"))))
 
 
 def sample(ds: Any, n: int | None, seed: int, what: str) -> Any:
