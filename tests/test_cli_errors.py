@@ -235,26 +235,31 @@ def test_registry_cache_gives_the_same_registry_and_holds_only_data(monkeypatch,
     from medmat_builder.registry import cache
 
     monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "c"))
+    assert cache.cache_dir() == tmp_path / "c"
     monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
     text = REGISTRY.read_text(encoding="utf-8")
     path = cache.cache_path(text)
     assert path is not None and not path.exists()
-    fresh = load_registry(REGISTRY)  # parses the YAML, writes the cache
+    fresh = load_registry(REGISTRY, cache=True)  # parses the YAML, writes the cache
     assert path.is_file() and json_of(path) == yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
-    again = load_registry(REGISTRY)  # from the cache, validated again
+    again = load_registry(REGISTRY, cache=True)  # from the cache, validated again
     assert again == fresh and again.model_dump() == fresh.model_dump()
     path.write_text("{not json")  # a damaged cache is ignored and rewritten
-    assert load_registry(REGISTRY) == fresh and json_of(path) == yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
+    assert load_registry(REGISTRY, cache=True) == fresh and json_of(path) == yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
     # an edit is a new key: the old entry is never read for the new text
     edited = tmp_path / "edited.yaml"
     edited.write_text(text.replace("access: open", "access: opne", 1), encoding="utf-8")
     with pytest.raises(RegistryError, match="field 'access'"):
-        load_registry(edited)
+        load_registry(edited, cache=True)
     # data JSON cannot hold exactly (an integer key) is not cached
     assert cache.parsed("a: {1: x}\n", lambda t: yaml.safe_load(t)) == {"a": {1: "x"}}
     assert not cache.cache_path("a: {1: x}\n").exists()
     monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
-    assert cache.cache_path(text) is None and load_registry(REGISTRY) == fresh
+    assert cache.cache_path(text) is None and load_registry(REGISTRY, cache=True) == fresh
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    path.unlink()
+    load_registry(REGISTRY)  # without cache=True (every command but `medmat sources`): nothing written
+    assert not path.exists()
 
 
 def json_of(path: Path) -> object:

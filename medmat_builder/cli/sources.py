@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "check":
         try:
-            reg = load_registry(args.registry)
+            reg = load_registry(args.registry, cache=True)
         except RegistryError as exc:
             if isinstance(exc, UsageError):
                 raise
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {first}:\n  " + rest.replace("\n", "\n  "), file=sys.stderr)
             return 1
         return _check(reg) or (_check_raw(reg, args.data_dir) if args.data_dir is not None else 0)
-    reg = load_registry(args.registry)  # an invalid registry is reported by the CLI (cli/errors.py)
+    reg = load_registry(args.registry, cache=True)  # an invalid registry is reported by the CLI (cli/errors.py)
     if args.action == "coverage":
         return _coverage(reg, args)
     if args.action == "list":

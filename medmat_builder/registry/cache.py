@@ -5,8 +5,11 @@ in a few milliseconds. The cache holds only the *parsed data* (never Python obje
 no code), keyed by the sha256 of the file's text and the PyYAML version, and the registry is
 validated from it exactly as from the YAML, so a change of the schema needs no invalidation. Data
 that JSON cannot hold exactly (keys that are not strings, dates) is not cached. A cache file that
-cannot be read or parsed is ignored. ``MEDMAT_CACHE_DIR`` moves the cache (``XDG_CACHE_HOME`` is
-honoured too); ``MEDMAT_NO_CACHE=1`` turns it off.
+cannot be read or parsed is ignored. ``MEDMAT_REGISTRY_CACHE`` names another folder (``XDG_CACHE_HOME``
+is honoured too); ``MEDMAT_NO_CACHE=1`` turns it off.
+
+Only ``load_registry(..., cache=True)`` uses it: ``medmat sources`` (browsing the registry), never a
+command that does work, so a refused build or fetch writes nothing anywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-CACHE_DIR_ENV = "MEDMAT_CACHE_DIR"
+CACHE_DIR_ENV = "MEDMAT_REGISTRY_CACHE"
 NO_CACHE_ENV = "MEDMAT_NO_CACHE"
 
 
@@ -29,7 +32,7 @@ def cache_dir() -> Path | None:
     if os.environ.get(NO_CACHE_ENV, "") not in ("", "0"):
         return None
     if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]) / "registry"
+        return Path(os.environ[CACHE_DIR_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "medmat" / "registry"
 

@@ -115,8 +115,12 @@ def parse_registry(text: str, origin: str = "<string>", cache: bool = False) -> 
         ) from None
 
 
-def load_registry(path: str | Path | None = None) -> Registry:
-    """Load ``sources.yaml`` (the repository's own by default)."""
+def load_registry(path: str | Path | None = None, cache: bool = False) -> Registry:
+    """Load ``sources.yaml`` (the repository's own by default).
+
+    ``cache``: read the parsed YAML from :mod:`~medmat_builder.registry.cache` (``~/.cache/medmat/registry``)
+    and write it there; the registry is validated either way. ``medmat sources`` uses it.
+    """
     path = Path(path) if path is not None else DEFAULT_REGISTRY_PATH
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,4 +131,4 @@ def load_registry(path: str | Path | None = None) -> Registry:
     except (IsADirectoryError, NotADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise RegistryNotFoundError(f"registry file {path} cannot be read ({type(exc).__name__}); "
                                     "give --registry PATH of a sources.yaml") from None
-    return parse_registry(text, origin=str(path), cache=True)
+    return parse_registry(text, origin=str(path), cache=cache)
