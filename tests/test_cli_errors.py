@@ -94,7 +94,8 @@ def test_unknown_command_and_option_are_argparse_usage_errors(tmp_path):
     for argv in (["biuld"], ["sources", "list", "--subsett", "x"]):
         proc = medmat(*argv, cwd=tmp_path)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert proc.stderr.splitlines()[-1].startswith("medmat: error:") or "error:" in proc.stderr
+        last = proc.stderr.splitlines()[-1]  # argparse: the usage, then one error line
+        assert last.startswith("medmat") and ": error: " in last and ("biuld" in last or "--subsett" in last), last
 
 
 def test_invalid_registry_check_lists_every_problem(tmp_path):
