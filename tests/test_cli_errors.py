@@ -225,11 +225,16 @@ def test_sources_list_imports_no_heavy_library():
     assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stdout + proc.stderr
 
 
-def test_publish_modes_spelled_out_in_the_cli_agree_with_publish():
+def test_values_spelled_out_in_the_cli_agree_with_their_packages():
+    import dataclasses
+
+    from medmat_builder.cli import fetch as fetch_cmd
     from medmat_builder.cli import publish as publish_cmd
+    from medmat_builder.fetch import ExtractLimits
     from medmat_builder.publish.hub import RESTRICTED_MODES
 
     assert publish_cmd.RESTRICTED_MODES == RESTRICTED_MODES
+    assert vars(fetch_cmd.DEFAULT_LIMITS) == dataclasses.asdict(ExtractLimits())
 
 
 def test_registry_cache_gives_the_same_registry_and_holds_only_data(monkeypatch, tmp_path):

@@ -20,10 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from medmat_builder.cli.main import common_options
-from medmat_builder.fetch.extract import ExtractLimits
 from medmat_builder.scripts import UsageError
+
+#: ``fetch.ExtractLimits()``, spelled out so that reading the options imports no archive or network
+#: library (tests/test_cli_errors.py checks that they agree).
+DEFAULT_LIMITS = SimpleNamespace(max_bytes=256 * 2**30, max_members=2_000_000, max_ratio=200.0, ratio_floor=100 * 2**20)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--retries", type=int, default=3,
                    help="resumed attempts after a dropped connection, besides the first (default: 3; 0: try once)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
-    d = ExtractLimits()
+    d = DEFAULT_LIMITS
     p.add_argument("--max-unpacked-gb", type=float, default=d.max_bytes / 2**30, metavar="GB",
                    help=f"refuse an archive that unpacks to more than this (default: {d.max_bytes / 2**30:g} GiB)")
     p.add_argument("--max-members", type=int, default=d.max_members, metavar="N",
@@ -57,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medmat_builder.fetch import FetchError, check_unpack_folder, fetch_source
+    from medmat_builder.fetch import ExtractLimits, FetchError, check_unpack_folder, fetch_source
     from medmat_builder.registry import load_registry
     from medmat_builder.safe_paths import UnsafePathError
 
