@@ -35,6 +35,22 @@ def folder_fingerprint(folder: Path, config: str | None) -> str:
     return h.hexdigest()[:24]
 
 
+def check_config(export: Path, config: str | None) -> None:
+    """Refuse a config an export folder does not hold, naming the closest it does (``ValueError``).
+
+    Only for folders laid out as exports (``CONFIG/*.parquet``); anything else is left to ``datasets``.
+    """
+    import difflib  # (this module stands alone: scripts.did_you_mean, spelled out)
+
+    configs = sorted(p.name for p in export.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+    if config is None or not configs or config in configs:
+        return
+    near = difflib.get_close_matches(config.lower(), configs, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise ValueError(f"config {config!r} not found in {export}{hint} "
+                     f"(it holds {', '.join(configs[:5])}{' ...' if len(configs) > 5 else ''})")
+
+
 def load_split(dataset_name: str, config: str | None, split: str):
     """One split (``train``/``test``) of one config as a ``datasets.Dataset``."""
     import datasets
@@ -47,6 +63,7 @@ def load_split(dataset_name: str, config: str | None, split: str):
         cache = cache_root() / f"file-{folder_fingerprint(path.parent, path.name)}"
         return datasets.load_dataset(kind, data_files={split: str(path)}, split=split, cache_dir=str(cache))
     if path.is_dir():
+        check_config(path, config)
         cache = cache_root() / f"{path.resolve().name}-{folder_fingerprint(path, config)}"
         return datasets.load_dataset(str(path), config, split=split, cache_dir=str(cache))
     return datasets.load_dataset(dataset_name, config, split=split)

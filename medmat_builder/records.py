@@ -64,6 +64,19 @@ ANY_FOREGROUND = -1
 COLOR_FLAG = 1 << 24
 
 
+def color_value(rgb: str | tuple[int, ...] | list[int]) -> int:
+    """Mask value of an RGB colour: ``"#00AA55"`` or ``(0, 170, 85)`` -> ``COLOR_FLAG | 0x00AA55``."""
+    if isinstance(rgb, str):
+        text = rgb.strip().lstrip("#")
+        if len(text) != 6:
+            raise ValueError(f"colour {rgb!r} must look like #RRGGBB")
+        packed = int(text, 16)
+    else:
+        r, g, b = (int(c) for c in rgb)
+        packed = (r << 16) | (g << 8) | b
+    return COLOR_FLAG | packed
+
+
 # --------------------------------------------------------------------------- records
 @dataclass(frozen=True)
 class Box:

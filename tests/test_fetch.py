@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from medmat_builder.cli import fetch as fetch_cmd
+from medmat_builder.cli.main import main as medmat
 from medmat_builder.fetch import FetchError, download, fetch_source, safe_extract
 from medmat_builder.registry import Download
 
@@ -400,12 +401,11 @@ def test_cli_fetch_failure_and_unknown_key(server, tmp_path, capsys):
     parser = make_parser()
     rc = fetch_cmd.run(parser.parse_args(["fetch", "open_src", "--data-dir", str(tmp_path / "RAW"),
                                           "--registry", str(reg)]))
-    out = capsys.readouterr().out
-    assert rc == 1 and "sha256 mismatch" in out and "open_src" in out
+    err = capsys.readouterr().err  # errors go to stderr
+    assert rc == 1 and "sha256 mismatch" in err and "open_src" in err
     assert not (tmp_path / "RAW" / "open_src").exists()
-    rc = fetch_cmd.run(parser.parse_args(["fetch", "nope", "--data-dir", str(tmp_path / "RAW"),
-                                          "--registry", str(reg)]))
-    assert rc == 2 and "unknown source" in capsys.readouterr().out
+    rc = medmat(["fetch", "nope", "--data-dir", str(tmp_path / "RAW"), "--registry", str(reg)])
+    assert rc == 2 and "unknown source 'nope'" in capsys.readouterr().err
 
 
 def test_no_partial_files_visible_to_readers(server, tmp_path):
@@ -483,5 +483,5 @@ def test_cli_fetch_check(server, tmp_path, capsys):
                                           "--registry", str(reg)]))
     out = capsys.readouterr().out
     assert rc == 1 and "FAILED: other.tar.gz: not a download of open_src by name or checksum" in out
-    rc = fetch_cmd.run(parser.parse_args(["fetch", "--registry", str(reg)]))
-    assert rc == 2 and "give --data-dir RAW" in capsys.readouterr().out
+    rc = medmat(["fetch", "--registry", str(reg)])
+    assert rc == 2 and "give --data-dir RAW" in capsys.readouterr().err

@@ -209,10 +209,10 @@ def test_fill_and_save_refuse_folders_they_did_not_write(trip, tmp_path, capsys)
     assert main(["fill", str(trip["payload"]), "--data-dir", str(trip["raw"]), "--out", str(foreign)]) == 2
     assert main(["publish", str(trip["medmat"]), "--repo-id", "org/m", "--dry-run", "--save", str(foreign)]) == 2
     assert (foreign / "notes.txt").read_text() == "keep" and sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert out.count("error:") == 2 and "medmat did not write" in out
     assert main(["fill", str(tmp_path / "nowhere"), "--data-dir", str(trip["raw"]), "--out", str(tmp_path / "o")]) == 1
-    assert "is not a folder" in capsys.readouterr().out
+    assert "is not a folder" in capsys.readouterr().err
     # a second fill into the same output replaces it (an earlier `medmat fill` output)
     assert main(["fill", str(trip["payload"]), "--data-dir", str(trip["raw"]), "--out", str(trip["filled"])]) == 0
     assert _tables(trip["filled"]) == _tables(trip["medmat"])
@@ -232,3 +232,10 @@ def test_rows_without_image_counts_null_and_empty_images():
     with pytest.raises(MissingImagesError, match=r"^DIR subset_01/test: 2 of 4 rows have no image .*`medmat fill DIR"):
         require_images(ds, "DIR", "subset_01", "test")
     require_images(ds.remove_columns("image"), "DIR", "subset_01", "test")  # nothing to check
+
+
+def test_cli_names_the_fill_report_as_the_module_writes_it():
+    from medmat_builder.build.refill import FILL_REPORT_NAME as written
+    from medmat_builder.cli.fill import FILL_REPORT_NAME as named
+
+    assert named == written

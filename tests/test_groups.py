@@ -275,7 +275,7 @@ def test_audit_fails_on_an_export_whose_split_leaks(grouped, tmp_path, capsys):
     assert f"group {leaked}:" in printed and "1 subjects across splits in 1 of" in printed
     assert main(["audit", str(base / "out"), "subset_01", "subset_02"]) == 0
     assert main(["audit", str(base / "out"), "subset_09"]) == 2
-    assert "has no config 'subset_09'" in capsys.readouterr().out
+    assert "has no config 'subset_09'" in capsys.readouterr().err
 
 
 def test_parquet_group_column_is_what_the_audit_reads(grouped):

@@ -105,8 +105,8 @@ def test_export_writes_one_task_per_config_and_the_parsers(tasks, export):
 
 
 def test_export_refuses_unknown_configs(tmp_path, capsys):
-    assert medmat(["export-task", "subset_99", "--dataset", "x", "--out", str(tmp_path / "t")]) == 1
-    assert "unknown config 'subset_99'" in capsys.readouterr().out
+    assert medmat(["export-task", "subset_99", "--dataset", "x", "--out", str(tmp_path / "t")]) == 2  # an unknown name is a usage error
+    assert "unknown config 'subset_99'" in capsys.readouterr().err
 
 
 def test_hooks_loaded_from_the_task_folder_score_like_evaluate(tasks, export, tmp_path):

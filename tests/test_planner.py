@@ -508,7 +508,7 @@ def test_cli_pairs_table_and_errors(planner, capsys):
     out = capsys.readouterr().out
     assert "fixed-modality  subset_04" in out and "5 controlled pairs" in out
     assert cli(planner, "--target", "subset_99") == 2
-    assert "unknown config" in capsys.readouterr().out
+    assert "unknown config" in capsys.readouterr().err
     assert cli(planner, "--target", "subset_28", "--pool", "classification", "--target-samples", "500",
                "--format", "json") == 0
     out = json.loads(capsys.readouterr().out)
@@ -532,6 +532,6 @@ def test_cli_writes_pair_triple_and_pair_baseline_plus_files(planner, capsys, tm
     plus = json.loads(capsys.readouterr().out)
     assert sum(e["samples"] for e in plus["mixture"]) == 6000 and "subset_25" not in {e["config"] for e in plus["mixture"]}
     assert cli(planner, "--target", "subset_26", "--mix", "pair", "--members", "subset_25", "subset_02") == 2
-    assert "is not a pair for subset_26" in capsys.readouterr().out
+    assert "is not a pair for subset_26" in capsys.readouterr().err
     assert cli(planner, "--target", "subset_28", "--mix", "related", "--members", "subset_25") == 2
-    assert "takes no member configs" in capsys.readouterr().out
+    assert "takes no member configs" in capsys.readouterr().err

@@ -342,7 +342,7 @@ def test_upload_without_token_says_how_to_log_in(tmp_path, monkeypatch, capsys, 
     with FakeHub(FAKE_TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         assert main(["publish", str(mini_export), "--repo-id", "org/medmat", "--registry", MINI]) == 1
-    assert "hf auth login" in capsys.readouterr().out and hub.calls == []
+    assert "hf auth login" in capsys.readouterr().err and hub.calls == []
 
 
 def test_rejected_token_is_not_echoed(tmp_path, monkeypatch, capfd, hub_env, mini_export):
@@ -351,7 +351,7 @@ def test_rejected_token_is_not_echoed(tmp_path, monkeypatch, capfd, hub_env, min
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         assert main(["publish", str(mini_export), "--repo-id", "org/medmat", "--registry", MINI]) == 1
     captured = capfd.readouterr()
-    assert "refused" in captured.out and FAKE_TOKEN not in captured.out + captured.err
+    assert "refused" in captured.err and FAKE_TOKEN not in captured.out + captured.err
     assert not hub.files
 
 

@@ -103,7 +103,7 @@ def test_refused_out_exits_2_with_one_line_and_leaves_everything_byte_identical(
     capsys.readouterr()
     before = tree_state(tmp_path)
     rc = main(["build", "subset_01", "--data-dir", str(raw), "--out", out, "--registry", str(MINI)])
-    printed = capsys.readouterr().out.strip()
+    printed = capsys.readouterr().err.strip()
     assert rc == 2, printed
     assert printed.startswith("error: --out ") and "\n" not in printed, printed
     assert tree_state(tmp_path) == before
@@ -115,7 +115,7 @@ def test_demo_into_a_foreign_data_dir_is_refused_before_anything_is_written(tmp_
     (mydocs / "thesis.txt").write_text("four years of work")
     before = tree_state(tmp_path)
     rc = main(["build", "--demo", "--data-dir", str(mydocs), "--out", str(tmp_path / "out"), "--registry", str(MINI)])
-    printed = capsys.readouterr().out.strip()
+    printed = capsys.readouterr().err.strip()
     assert rc == 2 and printed.startswith("error: --data-dir") and "did not write" in printed
     assert tree_state(tmp_path) == before
 
@@ -308,10 +308,10 @@ def test_member_and_byte_limits_and_raising_them(tmp_path):
 
 
 def test_fetch_cli_passes_the_limit_flags(tmp_path, monkeypatch):
-    from medmat_builder.cli import fetch as fetch_cmd
+    import medmat_builder.fetch as fetch_pkg  # the command imports fetch_source from it when it runs
 
     seen = []
-    monkeypatch.setattr(fetch_cmd, "fetch_source", lambda src, raw, **kw: seen.append(kw["limits"]) or
+    monkeypatch.setattr(fetch_pkg, "fetch_source", lambda src, raw, **kw: seen.append(kw["limits"]) or
                         type("R", (), {"status": "present"})())
     reg = tmp_path / "reg.yaml"
     reg.write_text(_fetch_registry("https://example.org/open.tar.gz"))
@@ -401,16 +401,16 @@ def _fetch_registry(url: str) -> str:
 
 
 def test_fetch_refuses_a_foreign_source_folder_before_any_download(tmp_path, monkeypatch, capsys):
-    from medmat_builder.cli import fetch as fetch_cmd
+    import medmat_builder.fetch as fetch_pkg  # the command imports fetch_source from it when it runs
 
     reg = tmp_path / "reg.yaml"
     reg.write_text(_fetch_registry("https://example.org/open.tar.gz"))
     (tmp_path / "RAW" / "open_src").mkdir(parents=True)
     (tmp_path / "RAW" / "open_src" / "unpacked_by_hand.png").write_bytes(b"mine")
-    monkeypatch.setattr(fetch_cmd, "fetch_source", lambda *a, **k: pytest.fail("nothing may be fetched"))
+    monkeypatch.setattr(fetch_pkg, "fetch_source", lambda *a, **k: pytest.fail("nothing may be fetched"))
     before = tree_state(tmp_path)
     assert main(["fetch", "--data-dir", str(tmp_path / "RAW"), "--registry", str(reg)]) == 2
-    printed = capsys.readouterr().out.strip()
+    printed = capsys.readouterr().err.strip()
     assert printed.startswith("error: open_src: folder") and "unpacked_by_hand.png" in printed and "\n" not in printed
     assert tree_state(tmp_path) == before
     src = parse_registry(reg.read_text()).source("open_src")
@@ -494,7 +494,7 @@ def test_registry_bounds_paths_and_numbers(case, tmp_path, capsys):
     with pytest.raises(RegistryError, match=f"source {where}"):
         parse_registry(bad.read_text())
     assert main(["sources", "--registry", str(bad), "check"]) == 1
-    assert f"source {where}" in capsys.readouterr().out
+    assert f"source {where}" in capsys.readouterr().err
 
 
 def test_demo_with_an_escaping_registry_writes_nothing_outside(tmp_path, capsys):
@@ -504,14 +504,14 @@ def test_demo_with_an_escaping_registry_writes_nothing_outside(tmp_path, capsys)
     bad.write_text(_mini_with(FOLDERS_KEY, FOLDERS_KEY + "    data_dir: ../escape\n"))
     before = tree_state(tmp_path)
     rc = main(["build", "--demo", "--data-dir", str(work / "raw"), "--out", str(work / "out"), "--registry", str(bad)])
-    assert rc == 1 and "data_dir" in capsys.readouterr().out
+    assert rc == 1 and "data_dir" in capsys.readouterr().err
     assert tree_state(tmp_path) == before
     # A raw label that would become '..' in a demo path: the pattern refuses to fill it.
     label = _mini_with("labels: {NORMAL: Normal, PNEUMONIA: Pneumonia, OTHER: null}",
                        "labels: {NORMAL: Normal, PNEUMONIA: Pneumonia, '..': null}")
     bad.write_text(label)
     rc = main(["build", "--demo", "--data-dir", str(work / "raw"), "--out", str(work / "out"), "--registry", str(bad)])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert rc == 2 and "leaves the source folder" in printed
     after = tree_state(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("work/raw")} == {

@@ -233,7 +233,7 @@ def test_tiny_model_command_refuses_foreign_folder(tmp_path, capsys):
     (tmp_path / "precious.txt").write_text("keep me")
     args = parser.parse_args(["tiny-model", "--arch", "idefics3", "--out", str(tmp_path)])
     assert args.func(args) == 1
-    assert "not a tiny model" in capsys.readouterr().out
+    assert "not a tiny model" in capsys.readouterr().err
     args = parser.parse_args(["tiny-model", "--arch", "idefics3", "--out", str(tmp_path / "m")])
     assert args.func(args) == 0
     assert (tmp_path / "m" / "config.json").is_file()

@@ -245,13 +245,13 @@ def test_a_user_file_in_the_report_folder_is_refused_before_any_work(mini_build,
     assert [p.stat().st_mtime_ns for p in parquet] == stamps
     registry = str(Path(__file__).parent / "fixtures" / "mini_registry.yaml")
     assert main(["report", str(mini_build), "--registry", registry]) == 2
-    assert "report/my_notes.txt" in capsys.readouterr().out
+    assert "report/my_notes.txt" in capsys.readouterr().err
     assert user.read_text() == "mine"
 
 
 def test_cli_needs_an_export(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
-    assert "medmat build" in capsys.readouterr().out
+    assert "medmat build" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- in a browser

@@ -16,6 +16,7 @@ from pathlib import Path
 from medmat_builder.build.candidates import Selection
 from medmat_builder.records import SPLITS
 from medmat_builder.report import ConfigReport, LeakageSummary, SourceGroups, SpanningSubject, SplitIds
+from medmat_builder.scripts import did_you_mean
 
 #: Spanning subjects listed as examples in the build report (the command prints them all).
 AUDIT_EXAMPLES = 5
@@ -93,7 +94,8 @@ def audit_export(out: str | Path, configs: Sequence[str] | None = None) -> dict[
     for name in names:
         files = sorted((out / name).glob("*.parquet"))
         if not files:
-            raise AuditError(f"{out} has no config {name!r} (no {name}/*.parquet)")
+            built = sorted(p.name for p in out.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+            raise AuditError(f"{out} has no config {name!r} (no {name}/*.parquet){did_you_mean(name, built)}")
         rows: list[tuple[str, str, str, str]] = []
         for f in files:
             split = f.name.split("-", 1)[0]

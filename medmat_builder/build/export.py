@@ -108,16 +108,21 @@ def source_present(raw: Path, source: Source) -> bool:
 
 
 def missing_sources_message(registry: Registry, missing: dict[str, list[str]], raw: Path) -> str:
+    """First line: what is missing, the folder each name comes close to, what to do (the command line
+    prints that line); then per source its homepage and how to obtain it."""
     lines = [f"Sources missing from {raw} (each must be unpacked as {raw}/<key>/):"]
     try:
         present = sorted(p.name for p in raw.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError:
         present = []
     taken = {s.folder for s in registry.sources}
+    short: list[str] = []
     for key, configs in sorted(missing.items()):
         src = registry.source(key)
         lines.append(f"- {key} ({src.name}; needed by {', '.join(configs)}; access: {src.access})")
         near = [n for n in close_names(src.folder, present) if n not in taken or n.lower() == src.folder.lower()]
+        short.append(f"raw folder {raw / src.folder} not found" + (f"; did you mean {raw / near[0]}?" if near else "")
+                     + f" ({key}, for {', '.join(configs)})")
         if near:
             lines.append(f"    found {raw / near[0]}/ instead: if that is this source, rename it to {raw / src.folder}/ "
                          "(folder names are case-sensitive)")
@@ -125,7 +130,10 @@ def missing_sources_message(registry: Registry, missing: dict[str, list[str]], r
         for step in src.obtain.strip().splitlines():
             lines.append(f"    {step}")
     lines.append("Download them, or pass --partial to build from the sources that are present.")
-    return "\n".join(lines)
+    more = f"; and {len(short) - 3} more" if len(short) > 3 else ""
+    head = (f"{len(short)} source{'s' if len(short) > 1 else ''} missing: " + "; ".join(short[:3]) + more
+            + ". Unpack each as RAW/<key>/ (`medmat sources show KEY` says how), or pass --partial")
+    return "\n".join([head, *lines])
 
 
 def check_out(out: str | Path, raw: str | Path | None = None) -> Path:

@@ -93,3 +93,17 @@ def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
                     rest = table.slice(full)
                     buffered, count = rest.to_batches(), rest.num_rows
     return paths
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as :func:`write_split` writes a shard: the schema of its features, the same column
+    options, one contiguous chunk per row group of :data:`ROWS_PER_GROUP` rows (``medmat fill`` uses it).
+
+    The schema is made again from the features (``datasets.Features.arrow_schema``): a schema read back from
+    parquet names list items ``element`` where ``datasets`` says ``item``.
+    """
+    schema = datasets.Features.from_arrow_schema(table.schema).arrow_schema
+    table = table.cast(schema)
+    with pq.ParquetWriter(path, schema, **column_options(schema)) as writer:
+        for group in range(0, table.num_rows, ROWS_PER_GROUP):
+            writer.write_table(table.slice(group, ROWS_PER_GROUP).combine_chunks())

@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medmat_builder import safe_paths
 from medmat_builder.build.loader import Loader, LoadJob, shutdown_pools
-from medmat_builder.build.parquet import ROWS_PER_GROUP
+from medmat_builder.build.parquet import write_table
 from medmat_builder.images import image_id
 from medmat_builder.layouts import LayoutError
 from medmat_builder.publish.metadata import write_export_metadata
@@ -272,18 +271,6 @@ def fill_table(rows: pa.Table, sources: _Sources, loader: Loader, report: FillRe
     old = rows.column(idx).to_pylist()
     column = pa.array([new_images.get(i, v) for i, v in enumerate(old)], type=rows.schema.field(idx).type)
     return rows.set_column(idx, rows.schema.field(idx), column)
-
-
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` as ``medmat build`` writes a shard: the schema of its features, row groups of 100.
-
-    The schema is made again from the features (``datasets.Features.arrow_schema``, as the build does):
-    a schema read back from parquet names list items ``element`` where ``datasets`` says ``item``.
-    """
-    schema = datasets.Features.from_arrow_schema(table.schema).arrow_schema
-    table = table.cast(schema)
-    with pq.ParquetWriter(path, schema) as writer:
-        writer.write_table(table, row_group_size=ROWS_PER_GROUP)
 
 
 # --------------------------------------------------------------------------- the whole payload

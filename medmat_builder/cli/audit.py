@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from medmat_builder.build import AuditError, audit_export
+from medmat_builder.cli.main import common_options
+from medmat_builder.scripts import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "audit", help="leakage audit: subjects (patients, lesions, volumes) found in both train and test")
+        "audit", parents=[common_options()], help="leakage audit: subjects (patients, lesions, volumes) found in both train and test")
     p.add_argument("out", help="export folder written by `medmat build` (e.g. ./medmat)")
     p.add_argument("configs", nargs="*", help="configs to audit (default: every config in the folder)")
     p.set_defaults(func=run)
@@ -17,11 +18,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print subjects per split for each config and every subject on both sides; exit 1 if there is one."""
+    from medmat_builder.build import AuditError, audit_export
+
     try:
         results = audit_export(args.out, args.configs or None)
-    except AuditError as exc:
-        print(f"error: {exc}")
-        return 2
+    except AuditError as exc:  # a folder or config name that is not there: a usage error
+        raise UsageError(str(exc)) from None
+    if not results:
+        raise UsageError(f"{args.out} holds no config (no CONFIG/*.parquet): give an export folder written by `medmat build`")
     print(f"{'config':<10} {'train subjects':>14} {'test subjects':>13} {'in both':>8}")
     for name, audit in results.items():
         print(f"{name:<10} {audit.subjects['train']:>14} {audit.subjects['test']:>13} {len(audit.spanning):>8}")

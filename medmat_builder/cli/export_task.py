@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from medmat_builder.publish import export_tasks, task_name
+from medmat_builder.cli.main import common_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export-task",
+        parents=[common_options()],
         help="write configs as lmms-eval tasks (YAML + hooks scored by medmat's parser)",
         description=(
             "Write one lmms-eval task per config (classification and grounding) into --out, with the hooks "
@@ -27,11 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    from medmat_builder.publish import export_tasks, task_name
+
+    try:  # an unknown config name is a usage error naming the closest ones (cli/errors.py)
         paths = export_tasks(args.configs, args.dataset, args.out, split=args.split,
                              max_new_tokens=args.max_new_tokens)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}")
+    except ValueError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     for path in paths:
         print(f"wrote {path}")

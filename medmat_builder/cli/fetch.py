@@ -6,7 +6,8 @@ unpacked before; anything else is refused before any download. Archives over the
 (likely decompression bombs) are refused; raise the limits with the flags below for a genuine one.
 
 Exit status: 0 when every requested download is in place, 1 when one failed (the message says why
-and what to do), 2 for an unknown key or subset, a refused folder or an invalid registry.
+and what to do) or the registry is invalid, 2 for an unknown key or subset (the closest are named),
+a refused folder or a registry file that is not there.
 
 ``medmat fetch [KEY ...] --check FILE ...`` checks archives downloaded by hand against the
 checksums the registry pins (sha256 and/or md5), matching each file to a download by name or by
@@ -17,16 +18,22 @@ verified, 1 otherwise (mismatch, no pinned checksum, not a known download, no su
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
-from medmat_builder.fetch import ExtractLimits, FetchError, check_files, check_unpack_folder, fetch_source
-from medmat_builder.registry import load_registry
-from medmat_builder.safe_paths import UnsafePathError
+from medmat_builder.cli.main import common_options
+from medmat_builder.scripts import UsageError
+
+#: ``fetch.ExtractLimits()``, spelled out so that reading the options imports no archive or network
+#: library (tests/test_cli_errors.py checks that they agree).
+DEFAULT_LIMITS = SimpleNamespace(max_bytes=256 * 2**30, max_members=2_000_000, max_ratio=200.0, ratio_floor=100 * 2**20)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "fetch",
+        parents=[common_options()],
         help="download the sources that have a direct open download (sha256-checked, unpacked safely)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -37,12 +44,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, metavar="RAW", help="raw data folder (needed unless --check)")
     p.add_argument("--check", nargs="+", type=Path, metavar="FILE",
                    help="only check these hand-downloaded archives against the pinned sha256/md5")
-    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
     p.add_argument("--allow-unpinned", action="store_true",
                    help="download files with no pinned sha256 or md5 in the registry (the hashes are printed)")
-    p.add_argument("--retries", type=int, default=3, help="resumed attempts after a dropped connection")
+    p.add_argument("--retries", type=int, default=3,
+                   help="resumed attempts after a dropped connection, besides the first (default: 3; 0: try once)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
-    d = ExtractLimits()
+    d = DEFAULT_LIMITS
     p.add_argument("--max-unpacked-gb", type=float, default=d.max_bytes / 2**30, metavar="GB",
                    help=f"refuse an archive that unpacks to more than this (default: {d.max_bytes / 2**30:g} GiB)")
     p.add_argument("--max-members", type=int, default=d.max_members, metavar="N",
@@ -54,14 +61,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    reg = load_registry(args.registry)  # an invalid registry is reported by the CLI
-    try:
-        chosen = [reg.source(k) for k in args.keys]
-        for name in args.subset:
-            chosen += reg.sources_of(name)
-    except KeyError as exc:
-        print(exc.args[0])
-        return 2
+    from medmat_builder.fetch import ExtractLimits, FetchError, check_unpack_folder, fetch_source
+    from medmat_builder.registry import load_registry
+    from medmat_builder.safe_paths import UnsafePathError
+
+    if args.retries < 0:
+        raise UsageError(f"--retries {args.retries}: give 0 (one attempt) or more")
+    reg = load_registry(args.registry)  # an invalid registry is reported by the CLI (cli/errors.py)
+    chosen = [reg.source(k) for k in args.keys]  # an unknown name: one line with the closest, exit 2
+    for name in args.subset:
+        chosen += reg.sources_of(name)
     if not args.keys and not args.subset:
         chosen = sorted(reg.sources, key=lambda s: s.number)
     seen: set[str] = set()
@@ -69,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return run_check(sources, args.check)
     if args.data_dir is None:
-        print("give --data-dir RAW (the folder that holds RAW/<key>/), or --check FILE ... to check archives")
-        return 2
+        raise UsageError("give --data-dir RAW (the folder that holds RAW/<key>/), or --check FILE ... to check archives")
+    if args.data_dir.exists() and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is a file; give the folder that holds (or will hold) RAW/<key>/")
     refused = []
     for src in sources:  # every folder rule before any download
         if src.downloads:
@@ -79,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             except UnsafePathError as exc:
                 refused.append(f"error: {exc}")
     if refused:
-        print("\n".join(refused))
+        print("\n".join(refused), file=sys.stderr)
         return 2
     limits = ExtractLimits(max_bytes=int(args.max_unpacked_gb * 2**30), max_members=args.max_members,
                            max_ratio=args.max_ratio)
@@ -90,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             result = fetch_source(src, args.data_dir, allow_unpinned=args.allow_unpinned,
                                   retries=args.retries, timeout=args.timeout, log=print, limits=limits)
         except FetchError as exc:
-            print(f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
             failed.append(src.key)
             continue
         if result.status == "manual":
@@ -110,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_check(sources: list, files: list[Path]) -> int:
     """Check each file against the first of ``sources`` that knows it (by name or checksum)."""
+    from medmat_builder.fetch import check_files
+
     ok = True
     for path in files:
         results = [check_files(src, [path])[0] for src in sources]

@@ -6,29 +6,31 @@ import argparse
 import json
 from pathlib import Path
 
-from medmat_builder.planner import (
+from typing import TYPE_CHECKING
+
+from medmat_builder.cli.main import common_options
+from medmat_builder.planner.facts import (
     DEFAULT_BUDGET,
     DEFAULT_CAP,
     DEFAULT_COMBINATION_POOL,
     DEFAULT_MIX_POOL,
-    DEFAULT_SEED,
     ELEMENTS,
     MEMBER_RULES,
     POOLS,
     RULES,
     TASK_LEVELS,
-    Mixture,
-    Planner,
     PlannerError,
-    caps_from_build_report,
-    planner_from_registry,
 )
-from medmat_builder.registry import RegistryError
+from medmat_builder.records import DEFAULT_SEED
+
+if TYPE_CHECKING:
+    from medmat_builder.planner import Mixture, Planner
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "plan",
+        parents=[common_options()],
         help="plan CG training mixtures for a target subset (Related, Unrelated, w/o X, pairs, triples)",
         description=(
             "Relations of a target subset to all others by MAT triplet, and the paper's data selections as "
@@ -62,21 +64,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="add this many target records (RQ2); by default the target is never in a mixture")
     p.add_argument("--out", default=None, help="write the mixture file here (YAML)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
-    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, planner: Planner | None = None) -> int:
-    """Run ``medmat plan``; ``planner`` replaces the registry (tests pass hand-made subsets)."""
+    """Run ``medmat plan``; ``planner`` replaces the registry (tests pass hand-made subsets).
+
+    A wrong target, member or file is one line on stderr and exit 2 (cli/errors.py)."""
+    from medmat_builder.cli.errors import report
+    from medmat_builder.planner import planner_from_registry
+
     try:
         planner = planner or planner_from_registry(args.registry, tasks=args.tasks)
         target = planner.subset(args.target).name
         if args.pairs or args.triples:
             return _combinations(planner, target, args)
         return _mixture(planner, target, args)
-    except (PlannerError, RegistryError, KeyError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}")
-        return 2
+    except (PlannerError, KeyError) as exc:
+        return max(report(exc), 2)
 
 
 def _combinations(planner: Planner, target: str, args: argparse.Namespace) -> int:
@@ -106,6 +111,8 @@ def _combinations(planner: Planner, target: str, args: argparse.Namespace) -> in
 
 def _mixture(planner: Planner, target: str, args: argparse.Namespace) -> int:
     pool = args.pool or (DEFAULT_COMBINATION_POOL if args.mix in MEMBER_RULES else DEFAULT_MIX_POOL)
+    from medmat_builder.planner import caps_from_build_report
+
     caps = caps_from_build_report(args.report) if args.report else None
     mixture: Mixture = planner.mixture(
         target, args.mix, members=args.members, budget=args.budget, cap=args.cap, caps=caps, seed=args.seed,

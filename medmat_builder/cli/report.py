@@ -6,32 +6,37 @@ import argparse
 import shutil
 from pathlib import Path
 
-from medmat_builder.build.export import BuildError, build_lock
-from medmat_builder.publish.visual import INDEX, REPORT_DIR, report_user_files, write_visual_report
-from medmat_builder.registry import load_registry
-from medmat_builder.report import BuildReport, ReportError
-from medmat_builder.safe_paths import UnsafePathError
+from medmat_builder.cli.main import common_options
+from medmat_builder.scripts import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "report", help="visual build report: sample thumbnails, label counts, ledgers, duplicates, leakage (HTML)")
+        "report", parents=[common_options()], help="visual build report: sample thumbnails, label counts, ledgers, duplicates, leakage (HTML)")
     p.add_argument("out", help="export folder written by `medmat build` (e.g. ./medmat)")
     p.add_argument("--data-dir", default=None,
                    help="raw data folder the export was built from: shows each sample's raw path and the "
                         "duplicates' images (default: the raw paths the previous report recorded)")
-    p.add_argument("--registry", default=None, help="registry file (default: the repository's sources.yaml)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write ``OUT/report/`` (replacing only the report files medmat wrote) and print the summary page's path."""
+    """Write ``OUT/report/`` (replacing only the report files medmat wrote) and print the summary page's path.
+
+    A folder that is not an export, or holds files under ``report/`` that medmat did not write, is one line
+    and exit 2 (cli/errors.py).
+    """
+    from medmat_builder.build.export import BuildError, build_lock
+    from medmat_builder.publish.visual import INDEX, REPORT_DIR, report_user_files, write_visual_report
+    from medmat_builder.registry import load_registry
+    from medmat_builder.report import BuildReport, ReportError
+    from medmat_builder.safe_paths import UnsafePathError
+
     out = Path(args.out)
     try:
         report = BuildReport.read(out)
     except ReportError as exc:
-        print(f"error: {exc}")
-        return 2
+        raise UsageError(str(exc)) from None
     registry = load_registry(args.registry)
     try:
         with build_lock(out, args.data_dir) as owned:
@@ -46,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 owned.commit(staging, remove=[f for f in ours if f.startswith(REPORT_DIR + "/")])
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    except (UnsafePathError, BuildError) as exc:
-        print(f"error: {exc}")
-        return 2
+    except BuildError as exc:  # another process holds the folder
+        raise UsageError(str(exc)) from None
     print(f"wrote {out / REPORT_DIR / INDEX}")
     return 0

@@ -6,13 +6,17 @@ For demos, tests and CI: ``training/sft.py --model_name_or_path DIR`` trains it 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from medmat_builder.cli.main import common_options
+from medmat_builder.scripts import UsageError
 from medmat_builder.tiny_models import ARCHS, available_archs, create_tiny_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tiny-model",
+        parents=[common_options()],
         help="create a tiny randomly initialised vision-language model (no download) for demos and tests",
         description=(
             "Create a tiny randomly initialised model of a real architecture, with a locally trained tokenizer "
@@ -29,13 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.arch not in available_archs():
-        print(f"error: --arch {args.arch} is not available here (needs torchvision); "
-              f"available: {', '.join(available_archs())}")
-        return 2
+        raise UsageError(f"--arch {args.arch} is not available here (needs torchvision); "
+                         f"available: {', '.join(available_archs())}")
     try:
         out = create_tiny_model(args.arch, args.out, seed=args.seed, overwrite=args.overwrite)
     except (FileExistsError, RuntimeError, ValueError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(f"tiny {args.arch} model in {out}")
     print(f"train it: python training/sft.py --config training/recipes/tiny_cpu.yaml --model_name_or_path {out}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from medmat_builder.registry import Download
+if TYPE_CHECKING:  # the registry (pydantic models) only for the annotations
+    from medmat_builder.registry import Download
+
 
 #: Bytes read at a time (hashing, downloading, unpacking).
 CHUNK = 1 << 20

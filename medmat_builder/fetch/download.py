@@ -40,7 +40,7 @@ def download(
 
     A checksum given as ``None`` is not verified (with neither, the caller decided that). Raises
     :class:`FetchError` on a mismatch (the partial file is deleted) or when the server keeps
-    failing after ``retries`` resumed attempts.
+    failing after ``retries`` resumed attempts (``retries + 1`` attempts in all; ``retries=0``: one).
     """
     log = log or (lambda _msg: None)
     if not url.startswith(("https://", "http://")):
@@ -55,12 +55,13 @@ def download(
             break
         except _Incomplete as exc:  # connection dropped: resume from what arrived
             last_error = exc
-            log(f"{source}: {dest.name}: {exc}; resuming ({attempt + 1}/{retries})")
+            more = "; resuming" if attempt < retries else ""
+            log(f"{source}: {dest.name}: {exc} (attempt {attempt + 1} of {retries + 1}){more}")
         except FetchError:
             raise
     else:
         raise FetchError(
-            f"{source}: {dest.name}: download from {url} kept failing ({last_error}); "
+            f"{source}: {dest.name}: download from {url} failed {retries + 1} time{'s' if retries else ''} ({last_error}); "
             f"run `medmat fetch {source}` again to resume from {part.stat().st_size if part.exists() else 0} bytes"
         )
     expected = {name: v.lower() for name, v in (("sha256", sha256), ("md5", md5)) if v}

@@ -12,14 +12,16 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from medmat_builder import safe_paths
 from medmat_builder.fetch.checksums import file_hashes, mismatches, pinned
 from medmat_builder.fetch.download import Log, download
 from medmat_builder.fetch.errors import FetchError
 from medmat_builder.fetch.extract import ExtractLimits, safe_extract
-from medmat_builder.registry import Download, Source
+
+if TYPE_CHECKING:  # the registry (pydantic models) only for the annotations
+    from medmat_builder.registry import Download, Source
 
 
 @dataclass

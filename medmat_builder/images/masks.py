@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from medmat_builder.images.dicom_decoders import decode_pixel_array
-from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, Box
+from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, Box, color_value  # noqa: F401 (kept here too)
 
 MIN_AREA_PIXELS = 16
 
@@ -44,19 +44,6 @@ MIN_AREA_FRACTION = 0.0005
 
 class MaskError(RuntimeError):
     """A mask file is missing or unreadable; the message names the file and the source."""
-
-
-def color_value(rgb: str | Sequence[int]) -> int:
-    """Mask value of an RGB colour: ``"#00AA55"`` or ``(0, 170, 85)`` -> ``COLOR_FLAG | 0x00AA55``."""
-    if isinstance(rgb, str):
-        text = rgb.strip().lstrip("#")
-        if len(text) != 6:
-            raise ValueError(f"colour {rgb!r} must look like #RRGGBB")
-        packed = int(text, 16)
-    else:
-        r, g, b = (int(c) for c in rgb)
-        packed = (r << 16) | (g << 8) | b
-    return COLOR_FLAG | packed
 
 
 def min_component_area(width: int, height: int) -> int:

@@ -46,11 +46,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medmat_builder.images.masks import color_value
 from medmat_builder.layouts.base import LayoutBase, ScanSource, fill_fake_path, write_bytes
 from medmat_builder.layouts.patterns import PathPattern, RelativePattern, accepts_image, prefer_declared_extension
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
-from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, FakeSample, RawRecord
+from medmat_builder.records import ANY_FOREGROUND, COLOR_FLAG, MASK_SEPARATOR, FakeSample, RawRecord, color_value
 
 NONZERO = "nonzero"
 LABEL_REF = "{label}"

@@ -35,11 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
-from medmat_builder.images.masks import boxes_from_array, min_component_area
-from medmat_builder.images.rle import decode_rle, encode_rle
 from medmat_builder.layouts.base import LayoutBase, ScanSource
 from medmat_builder.layouts.misses import missing_file_hint
 from medmat_builder.layouts.patterns import (
@@ -104,6 +101,9 @@ class RleTableLayout(LayoutBase):
         return header, body
 
     def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
+        from medmat_builder.images.masks import boxes_from_array, min_component_area  # numpy: only when scanning
+        from medmat_builder.images.rle import decode_rle
+
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
         own_ext = self.image_pattern(self.images).extension
@@ -186,6 +186,10 @@ class RleTableLayout(LayoutBase):
         return tuple(self.image_size) if self.image_size is not None else None  # type: ignore[return-value]
 
     def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
+        import numpy as np
+
+        from medmat_builder.images.rle import encode_rle
+
         ipat = PathPattern(self.images)
         by_table: dict[int, list[str]] = {}
         listed: list[tuple[str, str | None]] = []

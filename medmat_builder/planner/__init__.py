@@ -26,31 +26,69 @@ paper_distribution`` (:class:`~medmat_builder.planner.facts.Facts`; e.g. :class:
 builds one from ``sources.yaml``.
 """
 
-from medmat_builder.planner.facts import (
-    DEFAULT_BUDGET,
-    DEFAULT_CAP,
-    DEFAULT_COMBINATION_POOL,
-    DEFAULT_MIX_POOL,
-    DIRECTIONS,
-    ELEMENTS,
-    MEMBER_RULES,
-    MIX_RULES,
-    POOLS,
-    RQ1_VOLUMES,
-    RQ2_COMBINATION,
-    RQ2_TARGET_VOLUMES,
-    RULES,
-    TASK_LEVELS,
-    Facts,
-    Pair,
-    PlannerError,
-    Relation,
-    Triple,
-    normalize_config,
-)
-from medmat_builder.planner.mixture import Mixture, MixtureEntry, allocate, caps_from_build_report
-from medmat_builder.planner.planner import Planner, parse_mixture_name, planner_from_registry, resolve_mixture
-from medmat_builder.records import DEFAULT_SEED
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medmat_builder.planner.facts import (
+        DEFAULT_BUDGET,
+        DEFAULT_CAP,
+        DEFAULT_COMBINATION_POOL,
+        DEFAULT_MIX_POOL,
+        DIRECTIONS,
+        ELEMENTS,
+        MEMBER_RULES,
+        MIX_RULES,
+        POOLS,
+        RQ1_VOLUMES,
+        RQ2_COMBINATION,
+        RQ2_TARGET_VOLUMES,
+        RULES,
+        TASK_LEVELS,
+        Facts,
+        Pair,
+        PlannerError,
+        Relation,
+        Triple,
+        normalize_config,
+    )
+    from medmat_builder.planner.mixture import Mixture, MixtureEntry, allocate, caps_from_build_report
+    from medmat_builder.planner.planner import Planner, parse_mixture_name, planner_from_registry, resolve_mixture
+    from medmat_builder.records import DEFAULT_SEED
+
+#: Where each name lives: imported on first use, so that importing one module of the package (the
+#: command line reading its options) does not import them all.
+_EXPORTS = {
+    "DEFAULT_BUDGET": "medmat_builder.planner.facts",
+    "DEFAULT_CAP": "medmat_builder.planner.facts",
+    "DEFAULT_COMBINATION_POOL": "medmat_builder.planner.facts",
+    "DEFAULT_MIX_POOL": "medmat_builder.planner.facts",
+    "DIRECTIONS": "medmat_builder.planner.facts",
+    "ELEMENTS": "medmat_builder.planner.facts",
+    "MEMBER_RULES": "medmat_builder.planner.facts",
+    "MIX_RULES": "medmat_builder.planner.facts",
+    "POOLS": "medmat_builder.planner.facts",
+    "RQ1_VOLUMES": "medmat_builder.planner.facts",
+    "RQ2_COMBINATION": "medmat_builder.planner.facts",
+    "RQ2_TARGET_VOLUMES": "medmat_builder.planner.facts",
+    "RULES": "medmat_builder.planner.facts",
+    "TASK_LEVELS": "medmat_builder.planner.facts",
+    "Facts": "medmat_builder.planner.facts",
+    "Pair": "medmat_builder.planner.facts",
+    "PlannerError": "medmat_builder.planner.facts",
+    "Relation": "medmat_builder.planner.facts",
+    "Triple": "medmat_builder.planner.facts",
+    "normalize_config": "medmat_builder.planner.facts",
+    "Mixture": "medmat_builder.planner.mixture",
+    "MixtureEntry": "medmat_builder.planner.mixture",
+    "allocate": "medmat_builder.planner.mixture",
+    "caps_from_build_report": "medmat_builder.planner.mixture",
+    "Planner": "medmat_builder.planner.planner",
+    "parse_mixture_name": "medmat_builder.planner.planner",
+    "planner_from_registry": "medmat_builder.planner.planner",
+    "resolve_mixture": "medmat_builder.planner.planner",
+    "DEFAULT_SEED": "medmat_builder.records",
+}
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -83,3 +121,18 @@ __all__ = [
     "planner_from_registry",
     "resolve_mixture",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        try:  # a submodule not imported yet (``medmat_builder.X.module`` as an attribute)
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -17,6 +17,7 @@ from medmat_builder.planner.facts import (
     TaskLevel,
     normalize_config,
 )
+from medmat_builder.scripts import did_you_mean
 
 
 class Relations:
@@ -55,6 +56,7 @@ class Relations:
         except KeyError:
             raise PlannerError(
                 f"unknown config {key!r}: the planner knows {self._names[0]} .. {self._names[-1]}"
+                + did_you_mean(key, self._names)
             ) from None
 
     def pool(self, pool: Pool, *, exclude: str | None = None) -> list[str]:

@@ -71,7 +71,8 @@ def task_kind(config: str, registry: Registry) -> str:
     """``choice`` for classification subsets, ``grounding`` for detection/segmentation ones."""
     subsets = {s.name: s for s in registry.subsets}
     if config not in subsets:
-        raise ValueError(f"unknown config {config!r}; configs are subset_01 .. subset_53 (see `medmat sources list`)")
+        registry.subset(config)  # an unknown name: UnknownNameError naming the closest configs
+        raise ValueError(f"{config!r} is not a config name; give subset_NN (`medmat sources list`)")
     return "grounding" if subsets[config].kind in GROUNDING_KINDS else "choice"
 
 

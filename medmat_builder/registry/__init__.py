@@ -2,7 +2,7 @@
 (:mod:`~medmat_builder.registry.checks`), loaded (:mod:`~medmat_builder.registry.loading`), and its
 evidence coverage per source (:mod:`~medmat_builder.registry.coverage`)."""
 
-from medmat_builder.registry.checks import Registry
+from medmat_builder.registry.checks import Registry, UnknownNameError
 from medmat_builder.registry.loading import DEFAULT_REGISTRY_PATH, RegistryError, load_registry, parse_registry
 from medmat_builder.registry.schema import FACTS, Download, Groups, GroupTable, Source, Subset, label_key
 
@@ -16,6 +16,7 @@ __all__ = [
     "RegistryError",
     "Source",
     "Subset",
+    "UnknownNameError",
     "label_key",
     "load_registry",
     "parse_registry",

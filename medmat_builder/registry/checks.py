@@ -7,6 +7,15 @@ from functools import cached_property
 from pydantic import Field, model_validator
 
 from medmat_builder.registry.schema import Source, Strict, Subset
+from medmat_builder.scripts import UsageError, did_you_mean
+
+
+class UnknownNameError(UsageError, KeyError):
+    """A config or source name the registry does not have; the message names the closest valid ones.
+
+    A :class:`KeyError` (what a lookup raises) and a :class:`~medmat_builder.scripts.UsageError`
+    (the command line prints it as one line and exits with 2).
+    """
 
 
 class Registry(Strict):
@@ -73,15 +82,19 @@ class Registry(Strict):
         try:
             return self._subset_index[name]
         except KeyError:
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown config {name!r}: expected one of subset_01 .. subset_{len(self.subsets):02d}"
+                + did_you_mean(name, self._subset_index)
             ) from None
 
     def source(self, key: str) -> Source:
         try:
             return self._source_index[key]
         except KeyError:
-            raise KeyError(f"unknown source {key!r}: run `medmat sources list` to see the keys") from None
+            raise UnknownNameError(
+                f"unknown source {key!r}{did_you_mean(key, self._source_index)} "
+                "(`medmat sources list` shows every key)"
+            ) from None
 
     def sharing_folder(self, source: Source) -> list[Source]:
         """The other entries unpacked into the same raw folder as ``source`` (one shared download)."""
