@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from medmat_builder.build import BuildError, build, build_lock
+from medmat_builder.build import BuildError, BuildSettings, build, build_lock
 from medmat_builder.cli import main
 from medmat_builder.demo import write_demo_sources
 from medmat_builder.fetch import ExtractLimits, FetchError, fetch_source, safe_extract
@@ -437,7 +437,8 @@ def test_raw_links_out_of_the_source_folder_are_counted_and_never_opened(tmp_pat
     real_load = loader.load_image
     monkeypatch.setattr(loader, "load_image", lambda p: opened.append(os.path.realpath(p)) or real_load(p))
 
-    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", registry=mini_registry)
+    # one process: the spy on load_image sees every image opened (workers would open them out of its sight)
+    res = build(["subset_01"], mini_raw_copy, tmp_path / "out", BuildSettings(num_proc=1), registry=mini_registry)
     conf = res.report.configs["subset_01"]
     led = conf.sources["toy_folders"]
     assert led.dropped["outside_link"] == 2
