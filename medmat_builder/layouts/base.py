@@ -243,7 +243,7 @@ class LayoutBase(BaseModel):
 
     def file_index(self, root: Path) -> FileIndex:
         """The files under ``root``, second copies set aside, keeping the copy this layout's patterns read."""
-        return FileIndex(root, prefer=self.read_patterns)
+        return FileIndex.of(root, self.read_patterns)
 
     # Subclasses implement these two.
     def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:  # pragma: no cover
