@@ -8,7 +8,7 @@ of each source folder are accounted for too (:mod:`~medmat_builder.build.file_le
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from medmat_builder.build import progress
@@ -59,8 +59,8 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
         tree = RawTree(root)
         index = FileIndex.of(root)
         resolver = GroupResolver(source, root)
-        for rec in progress.counted(scan(source, root), "scan"):
-            ledger.raw += 1
+        records = _counting(progress.counted(scan(source, root), "scan"))
+        for rec in records:
             claimed.add(rec.image)
             if rec.mask:
                 claimed.update(rec.mask.split(MASK_SEPARATOR))
@@ -82,6 +82,7 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
                 ledger.drop(reason, rec.ref, detail)
                 continue
             candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, group=resolver.key_of(rec)))
+        ledger.raw += records.count  # once, not per record (the ledger is a pydantic model)
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
         ledger.groups = SourceGroups(**resolver.stats.to_dict())
@@ -97,6 +98,18 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
     if unknown and not lenient:
         raise unknown_label_error(subset, unknown)
     return candidates
+
+
+class _counting:
+    """Iterate ``items``, counting them in ``count``."""
+
+    def __init__(self, items: Iterable[RawRecord]):
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[RawRecord]:
+        for item in self.items:
+            self.count += 1
+            yield item
 
 
 def folder_links_out(root: Path) -> list[str]:

@@ -64,13 +64,17 @@ def sample_key(seed: int, config: str, split: str, label: str, rid: str) -> str:
 
 def _images(files: Sequence[Path], ids: set[str]) -> dict[str, bytes]:
     """Image bytes of the rows ``ids`` (read batch by batch, so a large split is never held whole)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     found: dict[str, bytes] = {}
+    wanted = pa.array(sorted(ids), pa.string())
     for path in files:
         if len(found) == len(ids):
             break
         for batch in pq.ParquetFile(path).iter_batches(columns=["id", "image"], batch_size=256):
+            batch = batch.filter(pc.is_in(batch.column("id"), value_set=wanted))  # only these rows become Python
             for rid, image in zip(batch.column("id").to_pylist(), batch.column("image").to_pylist()):
                 if rid in ids:
                     found[rid] = (image or {}).get("bytes") or b""
