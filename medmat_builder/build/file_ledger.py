@@ -40,11 +40,12 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
     unread = ledger.unread_images
     folders: Counter[str] = Counter()
     first_in: dict[str, str] = {}
+    read = 0
     for path in index.all_files:
         if not accepts_image(path):
             continue
         if path in claimed:
-            ledger.read_images += 1
+            read += 1
             continue
         unread.count += 1
         if path in copies:
@@ -59,6 +60,7 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
             folder = path.rpartition("/")[0]
             folders[folder] += 1
             first_in.setdefault(folder, path)
+    ledger.read_images += read  # once, not per file (the ledger is a pydantic model)
     unread.copy_folders = sorted(index.copy_folders.items())[:LISTED]
     own = [p.pattern for p in layout.read_patterns]
     for folder, n in sorted(folders.items(), key=lambda kv: (-kv[1], kv[0]))[:LISTED]:

@@ -111,7 +111,7 @@ def read_group_table(source: Source, root: Path) -> _SideTable:
     """Read a source's ``groups.table`` (every file matching its path pattern) into an id -> subject map."""
     spec = source.groups.table  # type: ignore[union-attr]
     assert spec is not None
-    found = list(FileIndex(root).matching(PathPattern(spec.path)))
+    found = list(FileIndex.of(root).matching(PathPattern(spec.path)))
     if not found:
         raise LayoutError(
             f"source {source.key}: groups table {spec.path!r} (groups.table in sources.yaml) not found under {root}"

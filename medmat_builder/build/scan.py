@@ -8,7 +8,7 @@ of each source folder are accounted for too (:mod:`~medmat_builder.build.file_le
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from medmat_builder.build import progress
@@ -17,7 +17,7 @@ from medmat_builder.build.file_ledger import account_files
 from medmat_builder.build.groups import GroupResolver
 from medmat_builder.build.labels import map_labels, unknown_label_error
 from medmat_builder.images import UndecodableNameError, image_id
-from medmat_builder.layouts import FileIndex
+from medmat_builder.layouts import FileIndex, shared_indexes
 from medmat_builder.records import MASK_SEPARATOR, RawRecord
 from medmat_builder.registry import Source, Subset
 from medmat_builder.report import ConfigReport, SourceGroups, safe_ref
@@ -40,7 +40,16 @@ def scan_candidates(
     Raw labels outside the clusters raise :class:`~medmat_builder.build.labels.UnknownLabelError`
     unless ``lenient``. ``siblings`` maps a source key to the other entries that share its folder.
     """
-    scan = scan or (lambda src, root: src.layout.scan(src, root))
+    with shared_indexes():  # the layout, the file ledger and the link checks walk each folder once
+        return _scan_candidates(subset, sources, report, lenient, scan or _layout_scan, siblings or {})
+
+
+def _layout_scan(source: Source, root: Path) -> Iterable[RawRecord]:
+    return source.layout.scan(source, root)
+
+
+def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], report: ConfigReport, lenient: bool,
+                     scan: Scan, siblings: Mapping[str, Sequence[Source]]) -> list[Candidate]:
     candidates: list[Candidate] = []
     unknown: dict[tuple[str, str], list[str]] = {}
     for source, root in sources:
@@ -48,9 +57,10 @@ def scan_candidates(
         src_unknown: dict[str, list[str]] = {}
         claimed: set[str] = set()
         tree = RawTree(root)
+        index = FileIndex.of(root)
         resolver = GroupResolver(source, root)
-        for rec in progress.counted(scan(source, root), "scan"):
-            ledger.raw += 1
+        records = _counting(progress.counted(scan(source, root), "scan"))
+        for rec in records:
             claimed.add(rec.image)
             if rec.mask:
                 claimed.update(rec.mask.split(MASK_SEPARATOR))
@@ -62,7 +72,7 @@ def scan_candidates(
             except UndecodableNameError as exc:  # never fatal: counted, and the path shown escaped
                 ledger.drop("undecodable_name", exc.printable, str(exc))
                 continue
-            outside = _outside_link(tree, rec)
+            outside = _outside_link(tree, index, rec)
             if outside:
                 ledger.drop("outside_link", rec.ref, outside)
                 continue
@@ -72,12 +82,13 @@ def scan_candidates(
                 ledger.drop(reason, rec.ref, detail)
                 continue
             candidates.append(Candidate(rec, source, root, labels, rec.split or "", rid, group=resolver.key_of(rec)))
+        ledger.raw += records.count  # once, not per record (the ledger is a pydantic model)
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
         ledger.groups = SourceGroups(**resolver.stats.to_dict())
         if resolver.warning():
             report.warnings.append(resolver.warning())
-        report.warnings += account_files(source, root, claimed, ledger, (siblings or {}).get(source.key, ()))
+        report.warnings += account_files(source, root, claimed, ledger, siblings.get(source.key, ()))
         links_out = folder_links_out(root)
         if links_out:
             report.warnings.append(
@@ -89,19 +100,35 @@ def scan_candidates(
     return candidates
 
 
+class _counting:
+    """Iterate ``items``, counting them in ``count``."""
+
+    def __init__(self, items: Iterable[RawRecord]):
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[RawRecord]:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
 def folder_links_out(root: Path) -> list[str]:
     """Links to folders under ``root`` that lead outside it (``link -> target``); never followed."""
     if not root.is_dir():
         return []
     tree = RawTree(root)
-    index = FileIndex(root)
+    index = FileIndex.of(root)
     index.all_files  # the walk fills folder_links
     return [f"{link} -> {tree.escape(link)}" for link in index.folder_links if tree.escape(link) is not None]
 
 
-def _outside_link(tree: RawTree, rec: RawRecord) -> str | None:
-    """Why a record must not be read: its image or a mask is a link leading out of the source folder."""
+def _outside_link(tree: RawTree, index: FileIndex, rec: RawRecord) -> str | None:
+    """Why a record must not be read: its image or a mask is a link leading out of the source folder.
+
+    A file the walk of the folder found and that is no link stays inside (no ``lstat`` needed)."""
     for rel in (rec.image, *(rec.mask.split(MASK_SEPARATOR) if rec.mask else ())):
+        if index.plain_file(rel):
+            continue
         target = tree.escape(rel)
         if target is not None:
             return f"{rel} is a link to {target}, outside the source folder"

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from pathlib import PurePosixPath
@@ -60,11 +61,20 @@ def image_id(source_key: str, relpath: str | PurePosixPath, *, salt: str | bytes
         rel_b = rel.encode("utf-8")
     except UnicodeEncodeError:
         raise UndecodableNameError(rel) from None
+    h = _id_prefix(salt_b, source_key).copy()
+    h.update(struct.pack(">Q", len(rel_b)))
+    h.update(rel_b)
+    return h.hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=256)
+def _id_prefix(salt: bytes, source_key: str) -> "hashlib._Hash":
+    """The hash state after the domain, the salt and the source key (the same for every image of a source)."""
     h = hashlib.sha256()
-    for part in (_ID_DOMAIN, salt_b, source_key.encode("utf-8"), rel_b):
+    for part in (_ID_DOMAIN, salt, source_key.encode("utf-8")):
         h.update(struct.pack(">Q", len(part)))
         h.update(part)
-    return h.hexdigest()[:20]
+    return h
 
 
 def pixel_hash(img: Image.Image) -> str:

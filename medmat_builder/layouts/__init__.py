@@ -9,7 +9,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from medmat_builder.layouts.base import LayoutBase, ScanSource, SplitList
-from medmat_builder.layouts.file_index import FileIndex
+from medmat_builder.layouts.file_index import FileIndex, shared_indexes
 from medmat_builder.layouts.folders import FoldersLayout
 from medmat_builder.layouts.json_boxes import JsonBoxesLayout, JsonFile
 from medmat_builder.layouts.masks import MasksLayout
@@ -25,6 +25,7 @@ Layout = Annotated[
 
 __all__ = [
     "FileIndex",
+    "shared_indexes",
     "FoldersLayout",
     "JsonBoxesLayout",
     "JsonFile",

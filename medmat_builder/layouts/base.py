@@ -215,9 +215,15 @@ class LayoutBase(BaseModel):
         pattern = getattr(self, "images", None)
         if not pattern:
             return set()
-        taken = {p for p, _ in self.matching_images(index, pattern)}
         wide = PathPattern(pattern, IMAGE_EXTENSIONS)
-        return {p for p, _ in index.matching(wide, self.exclude_patterns) if accepts_image(p) and p not in taken}
+        found = [(p, g) for p, g in index.matching(wide, self.exclude_patterns) if accepts_image(p)]
+        ipat = self.image_pattern(pattern)
+        if ipat.regex.pattern == wide.regex.pattern:  # the usual rule: one pass over the files serves both
+            own = ipat.extension if self.extensions != "strict" else None
+            taken = {p for p, _ in prefer_declared_extension(((p, g) for p, g in found if self.accepts(p)), own)}
+        else:
+            taken = {p for p, _ in self.matching_images(index, pattern)}
+        return {p for p, _ in found if p not in taken}
 
     @cached_property
     def exclude_patterns(self) -> list[PathPattern]:
@@ -243,7 +249,7 @@ class LayoutBase(BaseModel):
 
     def file_index(self, root: Path) -> FileIndex:
         """The files under ``root``, second copies set aside, keeping the copy this layout's patterns read."""
-        return FileIndex(root, prefer=self.read_patterns)
+        return FileIndex.of(root, self.read_patterns)
 
     # Subclasses implement these two.
     def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:  # pragma: no cover

@@ -12,6 +12,7 @@ import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -19,6 +20,27 @@ from medmat_builder.layouts.patterns import JUNK_DIRS, PathPattern, is_junk
 
 #: Files hashed per folder to confirm that two folders with the same names and sizes are copies.
 COPY_SAMPLE = 3
+
+#: While :func:`shared_indexes` is active: (folder, preferred patterns) -> its one :class:`FileIndex`.
+_SHARED: dict[tuple[str, tuple[str, ...]], "FileIndex"] | None = None
+#: While :func:`shared_indexes` is active: folder -> the index that walked it (indexes of one folder share its walk).
+_WALKED: dict[str, "FileIndex"] = {}
+
+
+@contextmanager
+def shared_indexes() -> Iterator[None]:
+    """Within this block, :meth:`FileIndex.of` gives one index per folder (and preferred patterns), so a
+    scan, its file ledger and the folder-link check walk each source folder once. Re-entrant."""
+    global _SHARED
+    if _SHARED is not None:
+        yield
+        return
+    _SHARED = {}
+    try:
+        yield
+    finally:
+        _SHARED = None
+        _WALKED.clear()
 
 
 class FileIndex:
@@ -37,23 +59,69 @@ class FileIndex:
         self.root = Path(root)
         self.prefer = list(prefer)
         self.folder_links: list[str] = []
+        self.file_links: set[str] = set()
+
+    @classmethod
+    def of(cls, root: Path, prefer: Sequence[PathPattern] = ()) -> "FileIndex":
+        """The index of ``root``: inside :func:`shared_indexes` the one already made, else a new one."""
+        if _SHARED is None:
+            return cls(root, prefer)
+        key = (str(root), tuple(p.regex.pattern for p in prefer))
+        index = _SHARED.get(key)
+        if index is None:
+            index = _SHARED[key] = cls(root, prefer)
+        return index
 
     @cached_property
     def all_files(self) -> list[str]:
-        """Every file (junk removed), copies included."""
+        """Every file (junk removed), copies included; ``folder_links`` and ``file_links`` are filled too."""
+        walked = _WALKED.get(str(self.root)) if _SHARED is not None else None
+        if walked is not None:  # the same folder, walked already in this block
+            self.folder_links += walked.folder_links
+            self.file_links |= walked.file_links
+            return walked.all_files
+        found = self._walk()
+        if _SHARED is not None:
+            _WALKED[str(self.root)] = self
+        return found
+
+    def _walk(self) -> list[str]:
         found: list[str] = []
         root = str(self.root)
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = [d for d in dirnames if d.lower() not in JUNK_DIRS]
-            rel = os.path.relpath(dirpath, root)
-            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-            self.folder_links += [prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-            for name in filenames:
-                path = prefix + name
+        stack = [(root, "")]
+        while stack:  # depth first, folders in listing order, as os.walk(followlinks=False); one scandir each
+            dirpath, prefix = stack.pop()
+            try:
+                with os.scandir(dirpath) as it:
+                    entries = list(it)
+            except OSError:
+                continue
+            subdirs = []
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if entry.name.lower() in JUNK_DIRS:
+                        continue
+                    if entry.is_symlink():  # a link to a folder: listed, never followed
+                        self.folder_links.append(prefix + entry.name)
+                    else:
+                        subdirs.append((entry.path, prefix + entry.name + "/"))
+                    continue
+                path = prefix + entry.name
                 if not is_junk(path):
                     found.append(path)
+                    if entry.is_symlink():
+                        self.file_links.add(path)
+            stack.extend(reversed(subdirs))
         found.sort()
         return found
+
+    def plain_file(self, relpath: str) -> bool:
+        """Is ``relpath`` a file the walk found that is no link (so it cannot lead out of the folder)?"""
+        return relpath not in self.file_links and _in_sorted(self.all_files, relpath)
 
     @cached_property
     def copy_folders(self) -> dict[str, str]:
@@ -85,6 +153,11 @@ class FileIndex:
             if groups is None or any(e.match(path) is not None for e in excl):
                 continue
             yield path, groups
+
+
+def _in_sorted(items: list[str], item: str) -> bool:
+    i = bisect.bisect_left(items, item)
+    return i < len(items) and items[i] == item
 
 
 def _copy_folder_of(path: str, folders: dict[str, str]) -> str | None:

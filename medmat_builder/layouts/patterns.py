@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -193,9 +194,23 @@ def is_junk(relpath: str) -> bool:
 
 def accepts_image(path: str, extensions: Iterable[str] = ()) -> bool:
     """Does ``path`` end in one of ``extensions`` (default: any known image extension)?"""
-    ext = os.path.splitext(path)[1].lower()
-    allowed = normalize_extensions(extensions)
-    return ext in (allowed or IMAGE_EXTENSIONS)
+    allowed = _allowed_extensions(tuple(extensions)) if extensions else _IMAGE_EXTENSION_SET
+    return _extension(path) in allowed
+
+
+_IMAGE_EXTENSION_SET = frozenset(IMAGE_EXTENSIONS)
+
+
+@lru_cache(maxsize=64)
+def _allowed_extensions(extensions: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_extensions(extensions) or IMAGE_EXTENSIONS)
+
+
+def _extension(path: str) -> str:
+    """``os.path.splitext(path)[1].lower()`` of a ``/``-separated path, without the general machinery."""
+    name = path.rpartition("/")[2].lstrip(".")  # leading dots start no extension (".png" has none)
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
 
 
 def prefer_declared_extension(

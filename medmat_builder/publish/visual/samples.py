@@ -63,14 +63,23 @@ def sample_key(seed: int, config: str, split: str, label: str, rid: str) -> str:
 
 
 def _images(files: Sequence[Path], ids: set[str]) -> dict[str, bytes]:
-    """Image bytes of the rows ``ids`` (read batch by batch, so a large split is never held whole)."""
+    """Image bytes of the rows ``ids``: the ``id`` column first, then the images of only the row groups
+    that hold one of them (a large split is never held whole, and most image bytes are never read)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     found: dict[str, bytes] = {}
+    wanted = pa.array(sorted(ids), pa.string())
     for path in files:
         if len(found) == len(ids):
             break
-        for batch in pq.ParquetFile(path).iter_batches(columns=["id", "image"], batch_size=256):
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            hit = pc.is_in(parquet.read_row_group(group, columns=["id"]).column("id"), value_set=wanted)
+            if not pc.any(hit).as_py():
+                continue
+            batch = parquet.read_row_group(group, columns=["id", "image"]).filter(hit)
             for rid, image in zip(batch.column("id").to_pylist(), batch.column("image").to_pylist()):
                 if rid in ids:
                     found[rid] = (image or {}).get("bytes") or b""
