@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("list", help="one line per source")
     ls.add_argument("--subset", default=None, help="only the sources of this config, e.g. subset_28")
     show = sub.add_parser("show", help="everything about one source, including how to obtain it")
-    show.add_argument("key")
+    show.add_argument("key", help="source key, e.g. kvasir_v2 (`medmat sources list` names them)")
     sub.add_parser("check", help="validate sources.yaml (schema and cross references)")
     cov = sub.add_parser("coverage", help="per source, which facts are verified by public evidence and which not (why)")
     cov.add_argument("--format", choices=["md", "json"], default="md", help="output format (default: md)")
