@@ -56,11 +56,11 @@ def _setup(namespace: dict) -> None:
     shutil.copytree(ROOT, work, ignore=_copy_ignore, symlinks=True)
     shims = base / "bin"
     shims.mkdir()
-    (shims / "python").symlink_to(sys.executable)
-    (shims / "python3").symlink_to(sys.executable)
-    medmat = shims / "medmat"
-    medmat.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m medmat_builder.cli "$@"\n')
-    medmat.chmod(0o755)
+    # wrappers, not links: a linked venv interpreter outside its folder would not find its site-packages
+    for name, command in (("python", ""), ("python3", ""), ("medmat", " -m medmat_builder.cli")):
+        shim = shims / name
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}"{command} "$@"\n')
+        shim.chmod(0o755)
     env = dict(os.environ)
     for key in ("PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "VIRTUAL_ENV"):
         env.pop(key, None)
