@@ -19,23 +19,28 @@ worker, in order.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import unittest
 from pathlib import Path
 
 import pytest
 
 try:  # the `dev` extra installs Sybil; without it the documentation is simply not collected
     from sybil import Sybil
-    from sybil.parsers.markdown import CodeBlockParser, SkipParser
+    from sybil.parsers.markdown import CodeBlockParser
 except ImportError:  # pragma: no cover
     Sybil = None
 
 ROOT = Path(__file__).resolve().parent
 DOC_PATTERNS = ["README.md", "docs/*.md"]
 BLOCK_TIMEOUT_S = 600
+# Read from the line before each block, not through Sybil's stateful skip parser: a block's own marker
+# decides, whichever worker runs it.
+SKIP_MARKER = re.compile(r'^<!-- skip: next "(?P<reason>(?:network|gpu|long|data): [^"]+)" -->$')
 _IGNORE_ANYWHERE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
 # what the documented commands write at the root (and .gitignore lists): a page starts without them
 _IGNORE_AT_ROOT = {".venv", ".tiny_models", "medmat", "medmat_demo_raw", "medmat_raw", "outputs", "runs",
@@ -110,18 +115,26 @@ def _run(example, argv: list[str], source: str) -> None:
         )
 
 
+def _skip_if_marked(example) -> None:
+    before = [line for line in example.document.text[: example.start].splitlines() if line.strip()]
+    m = SKIP_MARKER.match(before[-1].strip()) if before else None
+    if m:
+        raise unittest.SkipTest(m["reason"])
+
+
 def evaluate_bash(example) -> None:
+    _skip_if_marked(example)
     _run(example, ["bash", "-eo", "pipefail", "-s"], example.parsed)
 
 
 def evaluate_python(example) -> None:
+    _skip_if_marked(example)
     _run(example, [sys.executable, "-"], example.parsed)
 
 
 if Sybil is not None:
     pytest_collect_file = Sybil(
         parsers=[
-            SkipParser(),
             CodeBlockParser(language="bash", evaluator=evaluate_bash),
             CodeBlockParser(language="python", evaluator=evaluate_python),
         ],
@@ -131,6 +144,7 @@ if Sybil is not None:
     ).pytest()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the group into the node id
 def pytest_collection_modifyitems(config, items) -> None:
     """One xdist group per documentation page, so its blocks run on one worker in page order."""
     for item in items:
@@ -141,3 +155,21 @@ def pytest_collection_modifyitems(config, items) -> None:
             except ValueError:
                 continue
             item.add_marker(pytest.mark.xdist_group(f"docs:{rel}"))
+    # The node id suffix that --dist loadgroup schedules by, for every item with an xdist_group mark (the
+    # docs' and tests' own): xdist 3.8 writes it to item._nodeid, which pytest 9 no longer reads (node ids
+    # live in item._id), so without this the groups are silently ignored.
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                            for m in item.iter_markers("xdist_group")})
+            if names and "@" not in item.nodeid:
+                _set_nodeid(item, f"{item.nodeid}@{'_'.join(names)}")
+
+
+def _set_nodeid(item, nodeid: str) -> None:
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:  # pytest < 9
+        item._nodeid = nodeid
