@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ls.add_argument("--subset", default=None, help="only the sources of this config, e.g. subset_28")
     show = sub.add_parser("show", help="everything about one source, including how to obtain it",
                           parents=[common_options()])
-    show.add_argument("key")
+    show.add_argument("key", help="source key, e.g. kvasir_v2 (`medmat sources list` names them)")
     check = sub.add_parser("check", help="validate sources.yaml (schema and cross references); with --data-dir, "
                            "which sources are unpacked", parents=[common_options()])
     check.add_argument("--data-dir", type=Path, metavar="RAW", default=None,

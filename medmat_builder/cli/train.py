@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train", add_help=False, prefix_chars="\0",  # every flag, --help included, is training/sft.py's
         help="fine-tune a vision-language model on configs or a mixture (as training/sft.py; see --help)",
     )
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the flags of training/sft.py (`medmat train --help` lists them)")
     p.set_defaults(func=run)
 
 

@@ -43,7 +43,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="generate",
                    help="generate: read the letter from greedy output; likelihood: score each option letter "
                         "(default: generate)")
-    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--batch_size", type=int, default=8, help="items per forward pass (default: 8)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each config")
     p.add_argument("--max_new_tokens", type=int, default=16, help="generate mode, multiple-choice items")
     p.add_argument("--grounding_max_new_tokens", type=int, default=GROUNDING_MAX_NEW_TOKENS,
@@ -53,7 +53,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "only when every rotation is (reported beside plain accuracy)")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     p.add_argument("--predictions", help="re-score this predictions.jsonl without a model")
-    p.add_argument("--output_dir", required=True)
+    p.add_argument("--output_dir", required=True,
+                   help="folder that results.json and predictions.jsonl are written to")
     return p
 
 
