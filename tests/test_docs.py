@@ -220,10 +220,13 @@ def test_training_help_lists_config():
 # Flags that change what is published, dropped, deleted or refused (and the few the issue names as needed):
 # each must be in the docs, so nobody learns of them from the code.
 DOCUMENTED_FLAGS = {
-    "medmat build": ["--out", "--data-dir", "--demo", "--partial", "--lenient", "--seed", "--num-proc", "--registry"],
+    "medmat build": ["--out", "--data-dir", "--demo", "--partial", "--lenient", "--seed", "--num-proc", "--registry",
+                     "--force", "--progress"],
+    "medmat fill": ["--data-dir", "--out", "--num-proc"],
+    "medmat report": ["--data-dir"],
     "medmat fetch": ["--data-dir", "--check", "--allow-unpinned", "--subset", "--retries", "--timeout",
                      "--max-unpacked-gb", "--max-members", "--max-ratio"],
-    "medmat publish": ["--repo-id", "--dry-run", "--private", "--restricted", "--no-gate"],
+    "medmat publish": ["--repo-id", "--dry-run", "--private", "--restricted", "--no-gate", "--save"],
     "medmat sources coverage": ["--write"],
     "medmat plan": ["--out", "--mix", "--target", "--members", "--pairs", "--triples", "--pool", "--target-samples"],
     "medmat export-task": ["--out", "--dataset"],
