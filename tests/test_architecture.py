@@ -21,7 +21,7 @@ ROOT = "medmat_builder"
 #: The flow, bottom to top: a module may import modules of its own package, or of packages of a lower
 #: rank (never sideways, never up).
 RANKS: dict[str, int] = {
-    "records": 0, "safe_paths": 0, "loading": 0, "tiny_models": 0, "scripts": 0, "resources": 0,
+    "records": 0, "safe_paths": 0, "loading": 0, "tiny_models": 0, "scripts": 0, "resources": 0, "lazy": 0,
     "images": 1,
     "layouts": 2, "report": 2,
     "registry": 3,

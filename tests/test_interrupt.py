@@ -21,7 +21,7 @@ import datasets
 import pytest
 
 from medmat_builder.build import build
-from medmat_builder.build.signals import pid_alive
+from medmat_builder.safe_paths import pid_alive
 from medmat_builder.build.spool import Spool, sweep_stale_spools
 from medmat_builder.build.swap import JOURNAL, card_without_sizes, recover_swap
 from medmat_builder.images import UndecodableNameError, image_id

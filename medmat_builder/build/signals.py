@@ -117,23 +117,6 @@ def worker_init(parent: int) -> None:
         os._exit(1)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (a zombie counts as gone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def pause_point(stage: str) -> None:
     """Test hook: wait here forever when ``MEDMAT_PAUSE_AT`` names ``stage`` (see the module docstring)."""
     if os.environ.get("MEDMAT_PAUSE_AT") != stage:

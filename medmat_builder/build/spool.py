@@ -15,7 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from medmat_builder.build.signals import pid_alive
+from medmat_builder.safe_paths import pid_alive
 
 PREFIX = "medmat-spool-"
 _NAME = re.compile(rf"^{PREFIX}(\d+)-[^-]*\.bin$")

@@ -26,8 +26,9 @@ paper_distribution`` (:class:`~medmat_builder.planner.facts.Facts`; e.g. :class:
 builds one from ``sources.yaml``.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from medmat_builder.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from medmat_builder.planner.facts import (
@@ -123,16 +124,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        try:  # a submodule not imported yet (``medmat_builder.X.module`` as an attribute)
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,8 +1,9 @@
 """Describe and ship an export: the dataset card, ``licenses.csv``, Croissant metadata, the license-gated
 Hub upload, and lmms-eval task files."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from medmat_builder.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from medmat_builder.publish.card import render_card, render_readme
@@ -72,16 +73,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        try:  # a submodule not imported yet (``medmat_builder.X.module`` as an attribute)
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

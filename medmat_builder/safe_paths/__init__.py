@@ -20,7 +20,7 @@ Every command that writes or deletes files goes through this module:
   resolved; the build never opens a raw file that does not (see ``outside_link`` in the report).
 """
 
-from medmat_builder.safe_paths.owned import OwnedFolder, claim, exclusive_lock, list_tree
+from medmat_builder.safe_paths.owned import OwnedFolder, claim, exclusive_lock, list_tree, pid_alive
 from medmat_builder.safe_paths.raw import RawTree, relative_path_problem
 from medmat_builder.safe_paths.rules import (
     KINDS,
@@ -47,6 +47,7 @@ __all__ = [
     "exclusive_lock",
     "is_within",
     "list_tree",
+    "pid_alive",
     "read_owner",
     "relative_path_problem",
     "resolve",

@@ -73,14 +73,21 @@ def _lock_holder(fd: int) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 @contextmanager
@@ -104,7 +111,7 @@ def exclusive_lock(state_dir: Path, busy: str):
     _HELD_LOCKS.add(fd)
     try:
         stale = _lock_holder(fd)
-        if stale and stale != os.getpid() and not _alive(stale):
+        if stale and stale != os.getpid() and not pid_alive(stale):
             logger.warning("removed the lock %s left by process %d, which is no longer running", lock_path, stale)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
