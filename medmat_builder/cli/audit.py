@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "audit", parents=[common_options()], help="leakage audit: subjects (patients, lesions, volumes) found in both train and test")
+        "audit", parents=[common_options()], help=summary("audit"))
     p.add_argument("out", help="export folder written by `medmat build` (e.g. ./medmat)")
     p.add_argument("configs", nargs="*", help="configs to audit (default: every config in the folder)")
     p.set_defaults(func=run)

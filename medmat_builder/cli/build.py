@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.records import DEFAULT_SEED
 from medmat_builder.scripts import UsageError
 
@@ -19,7 +19,7 @@ DEMO_RAW = "medmat_demo_raw"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("build", help="build subsets from raw sources into the Hub layout", parents=[common_options()])
+    p = subparsers.add_parser("build", help=summary("build"), parents=[common_options()])
     p.add_argument("configs", nargs="*", help="configs to build (subset_01 .. subset_53; default: all)")
     p.add_argument("--data-dir", default=None, help="folder with each source unpacked as DIR/<key>/")
     p.add_argument("--out", default="medmat",

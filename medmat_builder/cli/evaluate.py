@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+from medmat_builder.cli.main import summary
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval", add_help=False, prefix_chars="\0",  # every flag, --help included, is eval/evaluate.py's
-        help="evaluate a model on configs: accuracy with intervals, grounding by IoU (as eval/evaluate.py; see --help)",
+        help=summary("eval"),
     )
     p.add_argument("args", nargs=argparse.REMAINDER, help="the flags of eval/evaluate.py (`medmat eval --help` lists them)")
     p.set_defaults(func=run)

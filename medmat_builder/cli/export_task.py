@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export-task",
         parents=[common_options()],
-        help="write configs as lmms-eval tasks (YAML + hooks scored by medmat's parser)",
+        help=summary("export-task"),
         description=(
             "Write one lmms-eval task per config (classification and grounding) into --out, with the hooks "
             "(image, prompt, target) and medmat's deterministic parsers as the metric. Run them with "

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 
 #: ``fetch.ExtractLimits()``, spelled out so that reading the options imports no archive or network
@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "fetch",
         parents=[common_options()],
-        help="download the sources that have a direct open download (sha256-checked, unpacked safely)",
+        help=summary("fetch"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

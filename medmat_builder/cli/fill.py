@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 
 #: ``build.refill.FILL_REPORT_NAME``, spelled out so that reading the options imports no build library.
@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "fill",
         parents=[common_options()],
-        help="fill the image-less rows of a downloaded or `medmat publish --save` payload from your raw archives",
+        help=summary("fill"),
         description="Find each image-less row's raw file under --data-dir (by its stable id, through the registry's "
                     "layouts), decode it as the build does, keep it only if it matches the row's image_hash, and "
                     "write the payload with the images to --out. Exit 0 when every row has an image, 1 when some "

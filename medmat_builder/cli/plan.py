@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.planner.facts import (
     DEFAULT_BUDGET,
     DEFAULT_CAP,
@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "plan",
         parents=[common_options()],
-        help="plan CG training mixtures for a target subset (Related, Unrelated, w/o X, pairs, triples)",
+        help=summary("plan"),
         description=(
             "Relations of a target subset to all others by MAT triplet, and the paper's data selections as "
             "mixture files. Examples: `medmat plan --target subset_28 --mix related --out related_28.yaml`, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 
 #: ``publish.hub.RESTRICTED_MODES``, spelled out so that reading the options imports no Hub library
@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "publish",
         parents=[common_options()],
-        help="upload an export to the Hugging Face Hub; images of non-redistributable sources never leave",
+        help=summary("publish"),
     )
     p.add_argument("dir", help="export folder written by `medmat build`")
     p.add_argument("--repo-id", required=True, help="dataset repo, ORG/NAME")

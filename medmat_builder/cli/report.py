@@ -6,13 +6,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "report", parents=[common_options()], help="visual build report: sample thumbnails, label counts, ledgers, duplicates, leakage (HTML)")
+        "report", parents=[common_options()], help=summary("report"))
     p.add_argument("out", help="export folder written by `medmat build` (e.g. ./medmat)")
     p.add_argument("--data-dir", default=None,
                    help="raw data folder the export was built from: shows each sample's raw path and the "

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("sources", help="list, show or check the registry of source datasets",
+    p = subparsers.add_parser("sources", help=summary("sources"),
                               parents=[common_options()])
     sub = p.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("list", help="one line per source", parents=[common_options()])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from medmat_builder.cli.main import common_options
+from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 from medmat_builder.tiny_models import ARCHS, available_archs, create_tiny_model
 
@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tiny-model",
         parents=[common_options()],
-        help="create a tiny randomly initialised vision-language model (no download) for demos and tests",
+        help=summary("tiny-model"),
         description=(
             "Create a tiny randomly initialised model of a real architecture, with a locally trained tokenizer "
             "and a chat template, saved with save_pretrained. Same --seed, same weights."

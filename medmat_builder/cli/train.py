@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+from medmat_builder.cli.main import summary
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", add_help=False, prefix_chars="\0",  # every flag, --help included, is training/sft.py's
-        help="fine-tune a vision-language model on configs or a mixture (as training/sft.py; see --help)",
+        help=summary("train"),
     )
     p.add_argument("args", nargs=argparse.REMAINDER, help="the flags of training/sft.py (`medmat train --help` lists them)")
     p.set_defaults(func=run)
