@@ -13,7 +13,9 @@ from medmat_builder.cli.main import common_options, summary
 from medmat_builder.scripts import UsageError
 
 if TYPE_CHECKING:
-    from medmat_builder.registry import Registry
+    from collections.abc import Iterable
+
+    from medmat_builder.registry import Registry, Source, listing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        from medmat_builder.registry import listing
+        from medmat_builder.resources import registry_path
+
+        rows = listing.rows(Path(args.registry) if args.registry is not None else registry_path(), args.subset)
+        if rows is not None:  # this registry validated before, with this code (registry/listing.py)
+            return _print_list(rows)
     from medmat_builder.registry import RegistryError, load_registry
 
     if args.action == "check":
@@ -117,6 +126,11 @@ def _coverage(reg: Registry, args: argparse.Namespace) -> int:
 
 def _list(reg: Registry, args: argparse.Namespace) -> int:
     sources = reg.sources_of(args.subset) if args.subset else sorted(reg.sources, key=lambda s: s.number)
+    return _print_list(sources)
+
+
+def _print_list(sources: Iterable[Source | listing.Row]) -> int:
+    """One line per source: number, key, access, redistributable, license, subsets."""
     print(f"{'no.':>4}  {'key':<24} {'access':<12} {'redist.':<7} {'license':<28} subsets")
     for s in sources:
         print(f"{s.number:>4}  {s.key:<24} {s.access:<12} {'yes' if s.redistributable else 'no':<7} "

@@ -8,6 +8,8 @@ that JSON cannot hold exactly (keys that are not strings, dates) is not cached. 
 cannot be read or parsed is ignored. ``MEDMAT_REGISTRY_CACHE`` names another folder (``XDG_CACHE_HOME``
 is honoured too); ``MEDMAT_NO_CACHE=1`` turns it off.
 
+The same folder holds what ``medmat sources list`` prints (:mod:`~medmat_builder.registry.listing`).
+
 Only ``load_registry(..., cache=True)`` uses it: ``medmat sources`` (browsing the registry), never a
 command that does work, so a refused build or fetch writes nothing anywhere.
 """
@@ -20,8 +22,6 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import yaml
 
 CACHE_DIR_ENV = "MEDMAT_REGISTRY_CACHE"
 NO_CACHE_ENV = "MEDMAT_NO_CACHE"
@@ -42,6 +42,8 @@ def cache_path(text: str) -> Path | None:
     folder = cache_dir()
     if folder is None:
         return None
+    import yaml  # here, not at the top: the folder alone is wanted without PyYAML (registry/listing.py)
+
     key = hashlib.sha256(f"pyyaml {yaml.__version__}\n".encode() + text.encode("utf-8")).hexdigest()
     return folder / f"{key}.json"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from medmat_builder.registry import listing
 from medmat_builder.registry.cache import parsed
 from medmat_builder.registry.checks import Registry
 from medmat_builder.resources import registry_path
@@ -99,7 +100,8 @@ def parse_registry(text: str, origin: str = "<string>", cache: bool = False) -> 
     """Parse and validate registry YAML text; raise :class:`RegistryError` naming entry and field.
 
     ``cache``: take the parsed YAML from (and put it in) :mod:`~medmat_builder.registry.cache`; the
-    validation runs either way.
+    validation runs either way. A registry that validates also leaves what ``medmat sources list`` prints
+    (:mod:`~medmat_builder.registry.listing`).
     """
     try:
         data = parsed(text, _parse_yaml) if cache else _parse_yaml(text)
@@ -108,13 +110,16 @@ def parse_registry(text: str, origin: str = "<string>", cache: bool = False) -> 
     if not isinstance(data, dict):
         raise RegistryError(f"{origin}: expected a mapping with 'subsets' and 'sources' at the top")
     try:
-        return Registry.model_validate(data)
+        reg = Registry.model_validate(data)
     except ValidationError as exc:
         problems = _format_validation_error(exc, data)
         count = len(problems.splitlines())
         raise RegistryError(
             f"{origin} is invalid ({count} problem{'s' if count > 1 else ''}): {problems}"
         ) from None
+    if cache:
+        listing.record(text, reg)
+    return reg
 
 
 def load_registry(path: str | Path | None = None, cache: bool = False) -> Registry:
