@@ -16,7 +16,6 @@ Nothing here imports a heavy library: the classes are recognised by name and mod
 from __future__ import annotations
 
 import sys
-import traceback
 
 from medmat_builder.scripts import USAGE_EXIT, UsageError, did_you_mean
 
@@ -60,6 +59,8 @@ def report(exc: BaseException, verbose: bool = False) -> int:
         print(f"error: {text.strip()}", file=sys.stderr)
         return code
     if verbose:
+        import traceback
+
         traceback.print_exception(exc, file=sys.stderr)
     if code is None:
         print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 from medmat_builder.cli.errors import report
@@ -83,6 +82,8 @@ def command_of(argv: list[str] | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser(only=command_of(argv)).parse_args(argv)
+    import logging  # after the arguments: `--help` does without it
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

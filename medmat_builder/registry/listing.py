@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -138,6 +137,8 @@ def record(text: str, reg: Registry) -> None:
         "sources": [[s.number, s.key, s.access, s.redistributable, s.license, list(s.subsets)] for s in reg.sources],
         "subsets": {s.name: list(s.sources) for s in reg.subsets},
     }
+    import tempfile  # here: reading an entry does without it
+
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
