@@ -164,6 +164,7 @@ def test_a_damaged_or_foreign_entry_is_a_miss_and_is_rewritten(cache_dir, capsys
     good = json.loads(entry.read_text(encoding="utf-8"))
     for damaged in ("{not json", json.dumps(good)[:-40], "[]", json.dumps({**good, "format": 0}),
                     json.dumps({**good, "registry_sha256": "0" * 64}), json.dumps({**good, "code_files": []}),
+                    json.dumps({**good, "code_files": ["../sources.yaml", *good["code_files"]]}),
                     json.dumps({**good, "code_sha256": "0" * 64}), json.dumps({**good, "sources": [[1, "x"]]})):
         entry.write_text(damaged, encoding="utf-8")
         assert listing.rows(REGISTRY) is None, damaged

@@ -187,6 +187,11 @@ def _valid(entry: object, path: Path) -> bool:
     if entry.get("environment") != _environment():
         return False
     files = entry.get("code_files")
-    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+    if not isinstance(files, list) or not files or not all(_inside(f) for f in files):
         return False
     return entry.get("code_sha256") == _code_digest(files)
+
+
+def _inside(name: object) -> bool:
+    """Whether ``name`` is a relative path that stays inside the package folder (an entry names only such files)."""
+    return isinstance(name, str) and not name.startswith("/") and ".." not in name.split("/")
