@@ -167,7 +167,11 @@ class FileIndex:
 
     def plain_file(self, relpath: str) -> bool:
         """Is ``relpath`` a file the walk found that is no link (so it cannot lead out of the folder)?"""
-        return relpath not in self.file_links and _in_sorted(self.all_files, relpath)
+        return relpath in self._plain_files
+
+    @cached_property
+    def _plain_files(self) -> frozenset[str]:
+        return frozenset(self.all_files).difference(self.file_links)
 
     @cached_property
     def copy_folders(self) -> dict[str, str]:
@@ -215,11 +219,6 @@ def _matches(files: list[str], regex: re.Pattern[str], excl: list[re.Pattern[str
             continue
         out.append((path, m.groupdict()))
     return out
-
-
-def _in_sorted(items: list[str], item: str) -> bool:
-    i = bisect.bisect_left(items, item)
-    return i < len(items) and items[i] == item
 
 
 def _copy_folder_of(path: str, folders: dict[str, str]) -> str | None:
