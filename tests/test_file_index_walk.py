@@ -60,3 +60,55 @@ def test_accepts_image_with_and_without_a_list():
     assert accepts_image("a/b.JPG") and not accepts_image("a/b.csv")
     assert accepts_image("a/b.PNG", ["png"]) and not accepts_image("a/b.jpg", ["png", ".TIF"])
     assert accepts_image("a/b.tif", ["png", ".TIF"])
+
+
+def _listing_by_os_walk(folder):
+    """The resume listing as it was first written (os.walk and an lstat per entry): the reference."""
+    import hashlib
+
+    rows = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        rel = os.path.relpath(dirpath, folder)
+        for name in (*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))):
+            st = os.lstat(os.path.join(dirpath, name))
+            key = os.path.normpath(os.path.join(rel, name)).encode("utf-8", "surrogateescape")
+            rows.append(b"%s\0%d\0%d" % (key, st.st_size, st.st_mtime_ns))
+    h = hashlib.sha256()
+    for row in sorted(rows):
+        h.update(row + b"\n")
+    return h.hexdigest()
+
+
+def test_resume_listing_covers_every_entry_like_os_walk(tree):
+    from medmat_builder.build.resume import folder_listing
+
+    (tree / "a" / "broken.png").symlink_to("nowhere.png")
+    (tree / ".medmat").mkdir()
+    (tree / ".medmat" / "x").write_bytes(b"scratch")
+    before = folder_listing(tree)
+    assert before == _listing_by_os_walk(tree)  # junk, links and broken links included, links not followed
+    os.utime(tree / "__MACOSX" / "x.png", ns=(0, 10**9))  # a change under a junk folder still counts
+    assert folder_listing(tree) != before and folder_listing(tree) == _listing_by_os_walk(tree)
+
+
+def test_resume_listing_and_the_scan_share_one_walk(tree, monkeypatch):
+    from medmat_builder.build.resume import folder_listing
+
+    calls = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: calls.append(p) or real(p))
+    with shared_indexes():
+        listing = folder_listing(tree)
+        index = FileIndex.of(tree, [PathPattern("a/*.png")])
+        assert index.all_files == ["a/alias.png", "a/deep/y.JPG", "a/x.png"] and index.folder_links == ["elsewhere"]
+        assert folder_listing(tree) == listing
+    assert len(calls) == 4  # src, a, a/deep and __MACOSX (the listing covers junk too), once each
+
+
+def test_matches_are_worked_out_once_per_index(tree):
+    index = FileIndex(tree)
+    pattern = PathPattern("**/*.png")
+    first = index.matches(pattern)
+    assert [p for p, _ in first] == ["a/alias.png", "a/x.png"]
+    assert index.matches(PathPattern("**/*.png")) is first  # the same regex: the same list
+    assert [p for p, _ in index.matching(pattern, [PathPattern("alias.png")])] == ["a/x.png"]

@@ -58,6 +58,7 @@ from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.signals import deferred, interruptible, pause_point
 from medmat_builder.build.spool import sweep_stale_spools
 from medmat_builder.build.swap import recover_swap, swap_configs
+from medmat_builder.layouts.file_index import shared_indexes
 from medmat_builder.layouts.misses import close_names
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
 from medmat_builder.publish.visual import report_user_files, write_visual_report
@@ -259,7 +260,8 @@ def build(
         raise MissingSourcesError(missing_sources_message(registry, missing, raw))
 
     sweep_stale_spools()
-    with interruptible(), build_lock(out, raw) as owned, stage_progress.showing(progress):
+    # shared_indexes: the inputs fingerprints, the scans and the visual report walk each source folder once
+    with interruptible(), build_lock(out, raw) as owned, stage_progress.showing(progress), shared_indexes():
         recovered = recover_swap(owned)
         if recovered:
             logger.warning("%s: %s", out, recovered)

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from medmat_builder.build.settings import BuildSettings
+from medmat_builder.layouts.file_index import folder_walk
 from medmat_builder.registry import Registry
 
 FILE = "inputs.json"
@@ -39,21 +40,12 @@ def code_version() -> str:
 
 
 def folder_listing(folder: Path) -> str:
-    """Hash of every entry below ``folder``: relative path, size and modification time (links not followed)."""
+    """Hash of every entry below ``folder``: relative path, size and modification time (links not followed).
+
+    The rows come from the folder's walk (:func:`~medmat_builder.layouts.file_index.folder_walk`), which a
+    build's scans then reuse, so each source folder is listed once per build."""
     h = hashlib.sha256()
-    rows: list[bytes] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, folder)
-        for name in (*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))):
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            key = os.path.normpath(os.path.join(rel, name)).encode("utf-8", "surrogateescape")
-            rows.append(b"%s\0%d\0%d" % (key, st.st_size, st.st_mtime_ns))
-    for row in sorted(rows):
+    for row in sorted(folder_walk(folder, stat=True).rows or ()):
         h.update(row + b"\n")
     return h.hexdigest()
 

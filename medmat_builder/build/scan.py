@@ -56,6 +56,7 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
         ledger = report.ledger(source.key)
         src_unknown: dict[str, list[str]] = {}
         claimed: set[str] = set()
+        known: dict[tuple[str, ...], tuple[tuple[str, ...], str | None]] = {}  # raw labels -> map_labels, when usable
         tree = RawTree(root)
         index = FileIndex.of(root)
         resolver = GroupResolver(source, root)
@@ -76,7 +77,13 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
             if outside:
                 ledger.drop("outside_link", rec.ref, outside)
                 continue
-            labels, reason = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
+            mapped = known.get(rec.labels) if rec.labels else None
+            if mapped is None:
+                ignored = sum(ledger.ignored_labels.values())
+                mapped = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
+                if mapped[1] is None and rec.labels and sum(ledger.ignored_labels.values()) == ignored:
+                    known[rec.labels] = mapped  # no side effect: the same raw labels map the same way
+            labels, reason = mapped
             if reason:
                 detail = f"raw labels {list(rec.labels)}" if reason != "unlabeled" else None
                 ledger.drop(reason, rec.ref, detail)
@@ -126,6 +133,8 @@ def _outside_link(tree: RawTree, index: FileIndex, rec: RawRecord) -> str | None
     """Why a record must not be read: its image or a mask is a link leading out of the source folder.
 
     A file the walk of the folder found and that is no link stays inside (no ``lstat`` needed)."""
+    if not rec.mask and index.plain_file(rec.image):  # the usual case
+        return None
     for rel in (rec.image, *(rec.mask.split(MASK_SEPARATOR) if rec.mask else ())):
         if index.plain_file(rel):
             continue

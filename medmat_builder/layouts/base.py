@@ -27,7 +27,10 @@ from medmat_builder.layouts.patterns import (
     PathPattern,
     PathSegment,
     RelativePattern,
+    accepted_extensions,
     accepts_image,
+    compiled_pattern,
+    extension_of,
     is_validation_split,
     names_a_file,
     normalize_extensions,
@@ -176,24 +179,39 @@ class LayoutBase(BaseModel):
         return normalize_extensions(self.extensions) if self.extensions else IMAGE_EXTENSIONS
 
     def image_pattern(self, pattern: str) -> PathPattern:
-        """``pattern`` compiled with the layout's extension rule (see the module docstring)."""
-        return PathPattern(pattern, self.image_extensions)
+        """``pattern`` compiled with the layout's extension rule (see the module docstring); compiled once."""
+        return compiled_pattern(pattern, self.image_extensions)
 
     def mask_pattern(self, pattern: str) -> PathPattern:
         """A mask pattern takes every image extension unless the layout is ``strict``."""
         return PathPattern(pattern, None if self.extensions == "strict" else IMAGE_EXTENSIONS)
 
+    @property
+    def _accepted(self) -> frozenset[str]:
+        """The extensions of the image files this layout reads (see :meth:`accepts`)."""
+        return accepted_extensions(self.extensions if self.extensions != "strict" else ())
+
     def accepts(self, path: str) -> bool:
         """Is ``path`` an image file this layout reads (by extension)?"""
-        if self.extensions and self.extensions != "strict":
-            return accepts_image(path, self.extensions)  # type: ignore[arg-type]
-        return accepts_image(path)
+        return extension_of(path) in self._accepted
 
     def matching_images(self, index: FileIndex, pattern: str) -> Iterator[tuple[str, dict[str, str]]]:
         """Image files matching ``pattern`` (extension rule, ``exclude``, the declared extension first)."""
+        return iter(self._images(index, pattern))
+
+    def _images(self, index: FileIndex, pattern: str) -> list[tuple[str, dict[str, str]]]:
+        """:meth:`matching_images` as a list, worked out once per index and pattern (captures shared: read only)."""
         ipat = self.image_pattern(pattern)
-        found = ((p, g) for p, g in index.matching(ipat, self.exclude_patterns) if self.accepts(p))
-        yield from prefer_declared_extension(found, ipat.extension if self.extensions != "strict" else None)
+        own = ipat.extension if self.extensions != "strict" else None
+        excl = self.exclude_patterns
+        key = ("images", ipat.regex.pattern, *sorted(self._accepted), "own", own or "",
+               "exclude", *(e.regex.pattern for e in excl))
+        found = index.memo.get(key)
+        if found is None:
+            accepted = self._accepted  # (worked out once, not per file)
+            found = index.memo[key] = list(prefer_declared_extension(
+                [(p, g) for p, g in index.matches(ipat, excl) if extension_of(p) in accepted], own))
+        return found
 
     def images_by_key(self, index: FileIndex, key: Callable[[dict[str, str]], str],
                       trailing: bool = False) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -215,15 +233,9 @@ class LayoutBase(BaseModel):
         pattern = getattr(self, "images", None)
         if not pattern:
             return set()
-        wide = PathPattern(pattern, IMAGE_EXTENSIONS)
-        found = [(p, g) for p, g in index.matching(wide, self.exclude_patterns) if accepts_image(p)]
-        ipat = self.image_pattern(pattern)
-        if ipat.regex.pattern == wide.regex.pattern:  # the usual rule: one pass over the files serves both
-            own = ipat.extension if self.extensions != "strict" else None
-            taken = {p for p, _ in prefer_declared_extension(((p, g) for p, g in found if self.accepts(p)), own)}
-        else:
-            taken = {p for p, _ in self.matching_images(index, pattern)}
-        return {p for p, _ in found if p not in taken}
+        wide = compiled_pattern(pattern, IMAGE_EXTENSIONS)
+        taken = {p for p, _ in self._images(index, pattern)}
+        return {p for p, _ in index.matches(wide, self.exclude_patterns) if p not in taken and accepts_image(p)}
 
     @cached_property
     def exclude_patterns(self) -> list[PathPattern]:

@@ -10,27 +10,30 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from medmat_builder.layouts.patterns import JUNK_DIRS, PathPattern, is_junk
+from medmat_builder.layouts.patterns import JUNK_DIRS, JUNK_NAMES, PathPattern
 
 #: Files hashed per folder to confirm that two folders with the same names and sizes are copies.
 COPY_SAMPLE = 3
 
 #: While :func:`shared_indexes` is active: (folder, preferred patterns) -> its one :class:`FileIndex`.
 _SHARED: dict[tuple[str, tuple[str, ...]], "FileIndex"] | None = None
-#: While :func:`shared_indexes` is active: folder -> the index that walked it (indexes of one folder share its walk).
-_WALKED: dict[str, "FileIndex"] = {}
+#: While :func:`shared_indexes` is active: folder -> its one walk (indexes and the resume listing of one folder share it).
+_WALKS: dict[str, "FolderWalk"] = {}
 
 
 @contextmanager
 def shared_indexes() -> Iterator[None]:
-    """Within this block, :meth:`FileIndex.of` gives one index per folder (and preferred patterns), so a
-    scan, its file ledger and the folder-link check walk each source folder once. Re-entrant."""
+    """Within this block, :meth:`FileIndex.of` gives one index per folder (and preferred patterns), and
+    :func:`folder_walk` one walk per folder, so a build's inputs fingerprint, its scans, their file ledgers
+    and the folder-link checks walk each source folder once. Re-entrant."""
     global _SHARED
     if _SHARED is not None:
         yield
@@ -40,7 +43,86 @@ def shared_indexes() -> Iterator[None]:
         yield
     finally:
         _SHARED = None
-        _WALKED.clear()
+        _WALKS.clear()
+
+
+class FolderWalk:
+    """One walk of a folder (one ``os.scandir`` a folder, links to folders never followed).
+
+    ``files``: every file, sorted, junk (:func:`~medmat_builder.layouts.patterns.is_junk`) left out;
+    ``file_links`` those of them that are links; ``folder_links`` the links to folders (outside junk
+    folders), in walk order. With ``stat``, ``rows`` also lists every entry below the folder, junk
+    included, that is a file, a link or anything but a plain folder, as ``path NUL size NUL mtime_ns``
+    (``lstat``, links not followed): what :func:`medmat_builder.build.resume.folder_listing` hashes.
+    """
+
+    def __init__(self, root: str | Path, stat: bool = False):
+        self.files: list[str] = []
+        self.file_links: set[str] = set()
+        self.folder_links: list[str] = []
+        self.rows: list[bytes] | None = [] if stat else None
+        self._walk(os.fspath(root))
+
+    def _walk(self, root: str) -> None:
+        files, rows = self.files, self.rows
+        stack = [(root, "", False)]
+        while stack:  # depth first, folders in listing order, as os.walk(followlinks=False)
+            dirpath, prefix, junk = stack.pop()
+            try:
+                with os.scandir(dirpath) as it:
+                    entries = list(it)
+            except OSError:
+                continue
+            subdirs = []
+            for entry in entries:
+                name = entry.name
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    in_junk = junk or name.lower() in JUNK_DIRS
+                    if entry.is_symlink():  # a link to a folder: listed, never followed
+                        if rows is not None:
+                            _add_row(rows, entry, prefix + name)
+                        if not in_junk:
+                            self.folder_links.append(prefix + name)
+                    elif rows is not None or not in_junk:  # junk folders are walked only for the listing
+                        subdirs.append((entry.path, prefix + name + "/", in_junk))
+                    continue
+                path = prefix + name
+                if rows is not None:
+                    _add_row(rows, entry, path)
+                if not junk and not _junk_name(name):
+                    files.append(path)
+                    if entry.is_symlink():
+                        self.file_links.add(path)
+            stack.extend(reversed(subdirs))
+        files.sort()
+
+
+def _add_row(rows: list[bytes], entry: os.DirEntry, path: str) -> None:
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:  # gone since the folder was listed
+        return
+    rows.append(b"%s\0%d\0%d" % (path.encode("utf-8", "surrogateescape"), st.st_size, st.st_mtime_ns))
+
+
+def _junk_name(name: str) -> bool:
+    """:func:`~medmat_builder.layouts.patterns.is_junk` of a file name in a folder that is no junk folder."""
+    return name.startswith(".") or name.lower() in JUNK_NAMES
+
+
+def folder_walk(root: str | Path, stat: bool = False) -> FolderWalk:
+    """The walk of ``root`` (with ``stat``: with its listing rows); inside :func:`shared_indexes` the one made already."""
+    if _SHARED is None:
+        return FolderWalk(root, stat)
+    key = os.fspath(root)
+    walk = _WALKS.get(key)
+    if walk is None or (stat and walk.rows is None):
+        walk = _WALKS[key] = FolderWalk(root, stat)
+    return walk
 
 
 class FileIndex:
@@ -60,6 +142,9 @@ class FileIndex:
         self.prefer = list(prefer)
         self.folder_links: list[str] = []
         self.file_links: set[str] = set()
+        self._matches: dict[tuple[str, ...], list[tuple[str, dict[str, str]]]] = {}
+        #: what layouts work out once per index (their image lists), by a key of their own
+        self.memo: dict[tuple[str, ...], Any] = {}
 
     @classmethod
     def of(cls, root: Path, prefer: Sequence[PathPattern] = ()) -> "FileIndex":
@@ -75,53 +160,18 @@ class FileIndex:
     @cached_property
     def all_files(self) -> list[str]:
         """Every file (junk removed), copies included; ``folder_links`` and ``file_links`` are filled too."""
-        walked = _WALKED.get(str(self.root)) if _SHARED is not None else None
-        if walked is not None:  # the same folder, walked already in this block
-            self.folder_links += walked.folder_links
-            self.file_links |= walked.file_links
-            return walked.all_files
-        found = self._walk()
-        if _SHARED is not None:
-            _WALKED[str(self.root)] = self
-        return found
-
-    def _walk(self) -> list[str]:
-        found: list[str] = []
-        root = str(self.root)
-        stack = [(root, "")]
-        while stack:  # depth first, folders in listing order, as os.walk(followlinks=False); one scandir each
-            dirpath, prefix = stack.pop()
-            try:
-                with os.scandir(dirpath) as it:
-                    entries = list(it)
-            except OSError:
-                continue
-            subdirs = []
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    if entry.name.lower() in JUNK_DIRS:
-                        continue
-                    if entry.is_symlink():  # a link to a folder: listed, never followed
-                        self.folder_links.append(prefix + entry.name)
-                    else:
-                        subdirs.append((entry.path, prefix + entry.name + "/"))
-                    continue
-                path = prefix + entry.name
-                if not is_junk(path):
-                    found.append(path)
-                    if entry.is_symlink():
-                        self.file_links.add(path)
-            stack.extend(reversed(subdirs))
-        found.sort()
-        return found
+        walk = folder_walk(self.root)
+        self.folder_links += walk.folder_links
+        self.file_links |= walk.file_links
+        return walk.files
 
     def plain_file(self, relpath: str) -> bool:
         """Is ``relpath`` a file the walk found that is no link (so it cannot lead out of the folder)?"""
-        return relpath not in self.file_links and _in_sorted(self.all_files, relpath)
+        return relpath in self._plain_files
+
+    @cached_property
+    def _plain_files(self) -> frozenset[str]:
+        return frozenset(self.all_files).difference(self.file_links)
 
     @cached_property
     def copy_folders(self) -> dict[str, str]:
@@ -147,17 +197,28 @@ class FileIndex:
         return [p for p in self.all_files if p not in copies] if copies else self.all_files
 
     def matching(self, pattern: PathPattern, exclude: Iterable[PathPattern] = ()) -> Iterator[tuple[str, dict[str, str]]]:
-        excl = list(exclude)
-        for path in self.files:
-            groups = pattern.match(path)
-            if groups is None or any(e.match(path) is not None for e in excl):
-                continue
-            yield path, groups
+        """The files that ``pattern`` matches and no pattern of ``exclude`` does, with their captures."""
+        return iter(self.matches(pattern, exclude))
+
+    def matches(self, pattern: PathPattern, exclude: Iterable[PathPattern] = ()) -> list[tuple[str, dict[str, str]]]:
+        """:meth:`matching` as a list, worked out once per pattern and exclusions (the captures are shared: read only)."""
+        excl = [e.regex for e in exclude]
+        key = (pattern.regex.pattern, *(r.pattern for r in excl))
+        found = self._matches.get(key)
+        if found is None:
+            found = self._matches[key] = _matches(self.files, pattern.regex, excl)
+        return found
 
 
-def _in_sorted(items: list[str], item: str) -> bool:
-    i = bisect.bisect_left(items, item)
-    return i < len(items) and items[i] == item
+def _matches(files: list[str], regex: re.Pattern[str], excl: list[re.Pattern[str]]) -> list[tuple[str, dict[str, str]]]:
+    """``(path, captures)`` of the files ``regex`` finds and no regex of ``excl`` does."""
+    search, out = regex.search, []
+    for path in files:
+        m = search(path)
+        if m is None or (excl and any(r.search(path) is not None for r in excl)):
+            continue
+        out.append((path, m.groupdict()))
+    return out
 
 
 def _copy_folder_of(path: str, folders: dict[str, str]) -> str | None:

@@ -43,18 +43,24 @@ class FoldersLayout(LayoutBase):
     def scan(self, source: ScanSource, root: Path) -> Iterator[RawRecord]:
         index = self.file_index(root)
         listed = read_split_lists(self, index, root, source.key)
+        key, sep = source.key, self.label_separator
+        labels_of: dict[str, tuple[str, ...]] = {}  # raw label -> labels, and raw split -> resolved, worked out once
+        split_of: dict[str | None, tuple[str | None, str | None, str | None]] = {}
         for path, groups in self.matching_images(index, self.images):
             raw_label = groups["label"]
-            labels = (
-                tuple(x.strip() for x in raw_label.split(self.label_separator) if x.strip())
-                if self.label_separator
-                else (raw_label,)
-            )
-            split: str | None = None
+            labels = labels_of.get(raw_label)
+            if labels is None:
+                labels = labels_of[raw_label] = (
+                    tuple(x.strip() for x in raw_label.split(sep) if x.strip()) if sep else (raw_label,))
             raw_split, reason, detail = listed_split(self, listed.for_path(path), groups.get("split"))
             if reason is None:
-                split, reason, detail = self.resolve_split(raw_split)
-            yield RawRecord(source.key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
+                resolved = split_of.get(raw_split)
+                if resolved is None:
+                    resolved = split_of[raw_split] = self.resolve_split(raw_split)
+                split, reason, detail = resolved
+            else:
+                split = None
+            yield RawRecord(key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
 
     def write_fake(self, source: ScanSource, root: Path, samples: list[FakeSample]) -> dict[int, str]:
         pattern = PathPattern(self.images)

@@ -129,6 +129,12 @@ def _pattern_to_regex(pattern: str, extensions: Sequence[str] | None = None) -> 
     return re.compile(r"(?:^|/)" + "".join(out) + tail + r"$", re.IGNORECASE)
 
 
+@lru_cache(maxsize=1024)
+def compiled_pattern(pattern: str, extensions: tuple[str, ...] | None = None) -> "PathPattern":
+    """``PathPattern(pattern, extensions)``, compiled once (a pattern is never changed once made)."""
+    return PathPattern(pattern, extensions)
+
+
 class PathPattern:
     """A compiled path pattern (see the module docstring for the syntax).
 
@@ -194,8 +200,12 @@ def is_junk(relpath: str) -> bool:
 
 def accepts_image(path: str, extensions: Iterable[str] = ()) -> bool:
     """Does ``path`` end in one of ``extensions`` (default: any known image extension)?"""
-    allowed = _allowed_extensions(tuple(extensions)) if extensions else _IMAGE_EXTENSION_SET
-    return _extension(path) in allowed
+    return extension_of(path) in accepted_extensions(extensions)
+
+
+def accepted_extensions(extensions: Iterable[str] = ()) -> frozenset[str]:
+    """The extensions :func:`accepts_image` takes for ``extensions`` (default: every image extension)."""
+    return _allowed_extensions(tuple(extensions)) if extensions else _IMAGE_EXTENSION_SET
 
 
 _IMAGE_EXTENSION_SET = frozenset(IMAGE_EXTENSIONS)
@@ -206,11 +216,18 @@ def _allowed_extensions(extensions: tuple[str, ...]) -> frozenset[str]:
     return frozenset(normalize_extensions(extensions) or IMAGE_EXTENSIONS)
 
 
-def _extension(path: str) -> str:
+def extension_of(path: str) -> str:
     """``os.path.splitext(path)[1].lower()`` of a ``/``-separated path, without the general machinery."""
-    name = path.rpartition("/")[2].lstrip(".")  # leading dots start no extension (".png" has none)
-    dot = name.rfind(".")
-    return name[dot:].lower() if dot > 0 else ""
+    dot = path.rfind(".")
+    start = path.rfind("/") + 1  # where the file name starts
+    if dot <= start:  # no dot in the name, or only the one it starts with
+        return ""
+    if path[start] == "." and not path[start:dot].strip("."):  # leading dots start no extension ("..png")
+        return ""
+    return path[dot:].lower()
+
+
+_extension = extension_of
 
 
 def prefer_declared_extension(
