@@ -5,7 +5,9 @@ The builder prepares each config in ``datasets``' own format; :func:`write_split
 ``pyarrow`` (plain reads, not a memory map, so the process does not keep the images mapped) and writes
 ``{split}-NNNNN-of-NNNNN.parquet`` shards of at most about :data:`MAX_SHARD_BYTES` with row groups of
 :data:`ROWS_PER_GROUP` rows, under the schema of the split's features (``Features.arrow_schema``,
-which carries the features for ``load_dataset``). Same rows, same bytes.
+which carries the features for ``load_dataset``). Same rows, same bytes. Each row group is handed to the
+writer as one contiguous chunk; a record batch that is exactly one row group (the builder's tables are,
+:data:`medmat_builder.build.builder.ROWS_PER_TABLE`) is written as it was read, without being copied.
 
 Image bytes (already PNG or JPEG) are stored plain: snappy gains nothing on them (the compressed pages
 measured larger than the raw ones) and a dictionary over unique images is only built to be dropped,

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
+from hashlib import sha256
+from operator import itemgetter
 from typing import Protocol
 
-from medmat_builder.build.candidates import Candidate, seeded_key
+from medmat_builder.build.candidates import Candidate
 from medmat_builder.build.groups import split_token
 from medmat_builder.report import ConfigReport
 
@@ -39,13 +40,6 @@ from medmat_builder.report import ConfigReport
 class Splittable(Protocol):
     group: str
     split: str
-
-
-@dataclass
-class _Unit:
-    order: str
-    members: list
-    counts: dict[str, int]
 
 
 def _closer(counts: dict[str, int], in_test: dict[str, int], target: dict[str, int]) -> bool:
@@ -79,8 +73,13 @@ def assign_group_splits(
         official[item.group][item.split] += 1
     by_subject: dict[str, list] = {}
     for item in free:
-        by_subject.setdefault(item.group, []).append(item)
-    units: list[_Unit] = []
+        members = by_subject.get(item.group)
+        if members is None:
+            by_subject[item.group] = [item]
+        else:
+            members.append(item)
+    prefix = f"{seed}:split:{source}:"  # seeded_key(seed, "split", source, token) == sha256(prefix + token)
+    units: list[tuple[str, list, dict[str, int]]] = []  # (seeded order, members, images per stratum)
     totals: dict[str, int] = {}
     for key, members in by_subject.items():
         sides = official.get(key)
@@ -94,17 +93,18 @@ def assign_group_splits(
             for s in strata(item):
                 counts[s] = counts.get(s, 0) + 1
                 totals[s] = totals.get(s, 0) + 1
-        units.append(_Unit(seeded_key(seed, "split", source, split_token(key)), members, counts))
+        units.append((sha256((prefix + split_token(key)).encode()).hexdigest(), members, counts))
     target = {s: int(round(n * fraction)) for s, n in totals.items()}
     in_test: dict[str, int] = {}
-    units.sort(key=lambda u: u.order)
-    for unit in units:
-        to_test = _closer(unit.counts, in_test, target)
+    units.sort(key=itemgetter(0))
+    for _, members, counts in units:
+        to_test = _closer(counts, in_test, target)
         if to_test:
-            for s, c in unit.counts.items():
+            for s, c in counts.items():
                 in_test[s] = in_test.get(s, 0) + c
-        for item in unit.members:
-            item.split = "test" if to_test else "train"
+        side = "test" if to_test else "train"
+        for item in members:
+            item.split = side
 
 
 def split_candidates(candidates: list[Candidate], seed: int, fraction: float, kind: str,

@@ -48,6 +48,7 @@ class Spool:
         return off, len(data)
 
     def get(self, offset: int, length: int) -> bytes:
+        """The ``length`` bytes stored at ``offset``."""
         assert self._fd is not None, "spool is closed"
         parts: list[bytes] = []
         got = 0
@@ -58,6 +59,17 @@ class Spool:
             parts.append(chunk)
             got += len(chunk)
         return b"".join(parts)
+
+    def read_into(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` (a writable slice of a larger buffer) with the bytes at ``offset``: read straight
+        into it, with no intermediate ``bytes`` object (the builder reads into Arrow buffers this way)."""
+        assert self._fd is not None, "spool is closed"
+        got, length = 0, len(view)
+        while got < length:
+            n = os.preadv(self._fd, [view[got:]], offset + got)
+            if not n:
+                raise OSError(f"spool read past its end ({offset}+{length} > {self._size})")
+            got += n
 
     def close(self) -> None:
         if self._fd is not None:
