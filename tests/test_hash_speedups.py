@@ -75,3 +75,37 @@ def test_num_proc_defaults_to_the_machines_cores():
     assert default_num_proc() == (os.cpu_count() or 1)
     assert BuildSettings().num_proc == default_num_proc()
     assert "num_proc" not in BuildSettings().record().model_dump()
+
+
+def degenerate_thumbnails(count: int) -> list[np.ndarray]:
+    """Thumbnails whose DCT has exact ties or zeros: mirror-symmetric, few grey levels, one lit pixel, stripes."""
+    rng = np.random.default_rng(8)
+    side, half = THUMBNAIL_SIDE, THUMBNAIL_SIDE // 2
+    out = []
+    for i in range(count):
+        kind = i % 6
+        if kind == 0:
+            a = rng.integers(0, 256, (side, half))
+            a = np.hstack([a, a[:, ::-1]])
+        elif kind == 1:
+            a = rng.integers(0, 256, (half, side))
+            a = np.vstack([a, a[::-1]])
+        elif kind == 2:
+            a = rng.integers(0, 3, (side, side)) * rng.integers(1, 120) + rng.integers(0, 10)
+        elif kind == 3:
+            a = np.zeros((side, side))
+            a[rng.integers(0, side), rng.integers(0, side)] = rng.integers(1, 256)
+        elif kind == 4:
+            a = np.tile(rng.integers(0, 256, (1, side)), (side, 1))
+        else:
+            a = rng.integers(0, 256, (side, side))
+            a = (a + a.T) // 2
+        out.append(np.asarray(a, dtype=np.uint8))
+    return out
+
+
+def test_phash_of_degenerate_thumbnails_is_imagehash_phash_bit_for_bit():
+    """Exact ties among the DCT coefficients are decided as imagehash's FFT decides them."""
+    for a in degenerate_thumbnails(1200):
+        expected = int(str(imagehash.phash(Image.fromarray(a, "L"))), 16)
+        assert phash_of_thumbnail(a.tobytes()) == expected
