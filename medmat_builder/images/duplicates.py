@@ -203,7 +203,8 @@ class ThumbnailEdges:
         t = _as_thumbnails(thumbnail)
         fine, rms = _laplacian(t)
         fine, rms = fine[0], float(rms[0])
-        q = np.clip(np.rint(fine * (_EDGE_STEPS / max(rms, 1e-6))), -127, 127)
+        q = np.rint(fine * (_EDGE_STEPS / max(rms, 1e-6)))
+        np.minimum(np.maximum(q, -127, out=q), 127, out=q)  # np.clip's values, without its overhead
         return cls(fine.tobytes(), rms, float(t.mean()), _halve(t).astype(np.uint8).tobytes(),
                    q.astype(np.int8).tobytes(), float(np.sqrt(np.dot(q, q))))
 
