@@ -14,8 +14,7 @@ from typing import Protocol
 
 from medmat_builder.build.candidates import Candidate, Selected
 from medmat_builder.build.loader import LoadResult
-from medmat_builder.images import DuplicateIndex, NearDuplicateRule
-from medmat_builder.images.duplicates import ThumbnailEdges
+from medmat_builder.images import DuplicateIndex, NearDuplicateRule, ThumbnailEdges
 from medmat_builder.report import SourceLedger
 
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from medmat_builder.build import progress
 from medmat_builder.build.boxes import resolve_boxes
 from medmat_builder.build.signals import pause_point, worker_init
-from medmat_builder.images import ImageError, MaskError, load_image
-from medmat_builder.images.duplicates import ThumbnailEdges
+from medmat_builder.images import ImageError, MaskError, ThumbnailEdges, load_image
 from medmat_builder.records import Box, RawRecord
 
 
