@@ -109,3 +109,17 @@ def test_phash_of_degenerate_thumbnails_is_imagehash_phash_bit_for_bit():
     for a in degenerate_thumbnails(1200):
         expected = int(str(imagehash.phash(Image.fromarray(a, "L"))), 16)
         assert phash_of_thumbnail(a.tobytes()) == expected
+
+
+def test_pixel_hash_of_grey_images_read_in_place_is_unchanged():
+    """``L`` images hashed from Pillow's memory (Arrow export) or copied (several blocks, crops): one value."""
+    rng = np.random.default_rng(11)
+    images = []
+    for _ in range(40):
+        w, h = int(rng.integers(1, 600)), int(rng.integers(1, 600))
+        images.append(Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L"))
+        images.append(Image.fromarray(rng.integers(0, 256, (h + 4, w + 6), dtype=np.uint8), "L").crop((3, 2, 3 + w, 2 + h)))
+    images.append(Image.new("L", (5000, 4000), 7))  # over Pillow's 16 MB block: not one contiguous block
+    for img in images:
+        expected = xxhash.xxh3_128(f"L:{img.width}x{img.height}:".encode() + img.tobytes()).hexdigest()
+        assert pixel_hash(img) == expected

@@ -80,6 +80,11 @@ def _id_prefix(salt: bytes, source_key: str) -> "hashlib._Hash":
 def pixel_hash(img: Image.Image) -> str:
     """xxh3-128 over mode, size and bytes of an 8-bit image (``L`` or ``RGB``; gray RGB counts as ``L``)."""
     mode = img.mode
+    if mode == "L" and (pixels := _grey_pixels_in_place(img)) is not None:
+        h = xxhash.xxh3_128()
+        h.update(f"L:{img.width}x{img.height}:".encode())
+        h.update(pixels)
+        return h.hexdigest()
     # one copy of the pixels serves the grey check and the hash (``tobytes`` is about 30 % cheaper
     # than ``np.asarray`` on RGB images, whose array interface copies once more)
     shape = (img.height, img.width, 3) if mode == "RGB" else (img.height, img.width)
@@ -90,6 +95,26 @@ def pixel_hash(img: Image.Image) -> str:
     h.update(f"{mode}:{img.width}x{img.height}:".encode())
     h.update(arr)
     return h.hexdigest()
+
+
+def _grey_pixels_in_place(img: Image.Image) -> memoryview | None:
+    """The packed bytes of an ``L`` image where Pillow lays them out in one block, without a copy.
+
+    Read through Pillow's Arrow export (zero-copy); None where that is not available (an image spread
+    over several memory blocks, a Pillow or pyarrow without it): the caller then copies with ``tobytes``.
+    """
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return None
+    try:
+        arr = pa.array(img)
+    except (ValueError, TypeError, AttributeError, pa.ArrowException):  # e.g. "rows are not contiguous"
+        return None
+    size = img.width * img.height
+    if arr.type != pa.uint8() or arr.offset != 0 or len(arr) != size or arr.null_count:
+        return None
+    return memoryview(arr.buffers()[1])[:size]
 
 
 def is_gray(arr: np.ndarray) -> bool:
