@@ -60,7 +60,7 @@ class LoadResult:
 def load_job(job: LoadJob) -> LoadResult:
     """Open one image (in a worker process, so errors come back as values, never as exceptions)."""
     try:
-        img = load_image(Path(job.path))
+        img = load_image(job.path)
     except ImageError as exc:  # detail never holds a path or a DICOM header value
         return LoadResult(None, error=exc.reason, detail=exc.detail)
     boxes: tuple[Box, ...] = ()

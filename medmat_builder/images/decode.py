@@ -70,13 +70,13 @@ def load_image_bytes(data: bytes, name: str | Path = "<bytes>", *, max_pixels: i
     """Like :func:`load_image` for bytes already in memory; ``name`` is used in messages."""
     if len(data) == 0:
         raise fail("empty", name, "zero-byte file")
-    ext = Path(str(name)).suffix.lower()
     if looks_like_dicom(data):
         return load_dicom(data, name, max_pixels)
     try:
         return _load_pillow(data, name, max_pixels)
     except _NotPillow:
         pass
+    ext = Path(str(name)).suffix.lower()
     if ext in DICOM_EXTENSIONS or ext not in _KNOWN_PIL_EXTENSIONS:
         # DICOM without the 128-byte preamble ("DICM" magic), as some old exporters write it.
         try:
