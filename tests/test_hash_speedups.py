@@ -118,7 +118,8 @@ def test_pixel_hash_of_grey_images_read_in_place_is_unchanged():
     for _ in range(40):
         w, h = int(rng.integers(1, 600)), int(rng.integers(1, 600))
         images.append(Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L"))
-        images.append(Image.fromarray(rng.integers(0, 256, (h + 4, w + 6), dtype=np.uint8), "L").crop((3, 2, 3 + w, 2 + h)))
+        larger = Image.fromarray(rng.integers(0, 256, (h + 4, w + 6), dtype=np.uint8), "L")
+        images.append(larger.crop((3, 2, 3 + w, 2 + h)))
     images.append(Image.new("L", (5000, 4000), 7))  # over Pillow's 16 MB block: not one contiguous block
     for img in images:
         expected = xxhash.xxh3_128(f"L:{img.width}x{img.height}:".encode() + img.tobytes()).hexdigest()

@@ -150,7 +150,8 @@ def fingerprint(img: Image.Image) -> tuple[int, bytes]:
 
 
 #: The 8 lowest rows of the unnormalised 32-point DCT-II (``scipy.fft.dct``'s default): ``2 cos(pi k (2n+1) / 64)``.
-_DCT_LOW = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(THUMBNAIL_SIDE)[None, :] + 1) / (2 * THUMBNAIL_SIDE))
+_DCT_LOW = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(THUMBNAIL_SIDE)[None, :] + 1)
+                      / (2 * THUMBNAIL_SIDE))
 _DCT_LOW_T = np.ascontiguousarray(_DCT_LOW.T)
 
 
