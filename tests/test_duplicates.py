@@ -249,3 +249,31 @@ def test_near_duplicate_bench_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| chest_xray | 12 | old |" in proc.stdout and "| chest_xray | 12 | new |" in proc.stdout
     assert "| 500 |" in proc.stdout and "| chest_xray | 64 | new |" in proc.stdout
+
+
+def test_precomputed_edges_give_the_same_decisions_as_thumbnails():
+    """ThumbnailEdges (what the build's workers send) and the thumbnail bytes: the same matches, to the bit."""
+    from medmat_builder.images.duplicates import ThumbnailEdges
+
+    def run(as_edges: bool) -> tuple[list, DuplicateIndex]:
+        index, matches = DuplicateIndex(), []
+        for modality in MODALITIES:
+            scans = _scans(modality)
+            images = list(_loaded(modality)[:12])
+            images += [load_image_bytes(lookalike_copy(scans[i], kind).data, f"c{i}")
+                       for i in (1, 5) for kind in COPY_KINDS]
+            blank = io.BytesIO()
+            Image.new("L", (90, 70), 40).save(blank, format="PNG")
+            images.append(load_image_bytes(blank.getvalue(), "blank.png"))
+            for img in images:
+                thumb = ThumbnailEdges.of(img.thumbnail) if as_edges else img.thumbnail
+                side = min(img.width, img.height)
+                matches.append(index.check(img.pixel_hash, img.phash, thumb, side))
+                if matches[-1] is None:
+                    index.add(img.pixel_hash, img.phash, thumb, side)
+        return matches, index
+
+    (a, ia), (b, ib) = run(False), run(True)
+    assert a == b and any(m is not None for m in a)
+    for name in ("_fine", "_half", "_stats", "_side"):
+        assert np.array_equal(getattr(ia, name), getattr(ib, name)), name

@@ -75,3 +75,52 @@ def test_num_proc_defaults_to_the_machines_cores():
     assert default_num_proc() == (os.cpu_count() or 1)
     assert BuildSettings().num_proc == default_num_proc()
     assert "num_proc" not in BuildSettings().record().model_dump()
+
+
+def degenerate_thumbnails(count: int) -> list[np.ndarray]:
+    """Thumbnails whose DCT has exact ties or zeros: mirror-symmetric, few grey levels, one lit pixel, stripes."""
+    rng = np.random.default_rng(8)
+    side, half = THUMBNAIL_SIDE, THUMBNAIL_SIDE // 2
+    out = []
+    for i in range(count):
+        kind = i % 6
+        if kind == 0:
+            a = rng.integers(0, 256, (side, half))
+            a = np.hstack([a, a[:, ::-1]])
+        elif kind == 1:
+            a = rng.integers(0, 256, (half, side))
+            a = np.vstack([a, a[::-1]])
+        elif kind == 2:
+            a = rng.integers(0, 3, (side, side)) * rng.integers(1, 120) + rng.integers(0, 10)
+        elif kind == 3:
+            a = np.zeros((side, side))
+            a[rng.integers(0, side), rng.integers(0, side)] = rng.integers(1, 256)
+        elif kind == 4:
+            a = np.tile(rng.integers(0, 256, (1, side)), (side, 1))
+        else:
+            a = rng.integers(0, 256, (side, side))
+            a = (a + a.T) // 2
+        out.append(np.asarray(a, dtype=np.uint8))
+    return out
+
+
+def test_phash_of_degenerate_thumbnails_is_imagehash_phash_bit_for_bit():
+    """Exact ties among the DCT coefficients are decided as imagehash's FFT decides them."""
+    for a in degenerate_thumbnails(1200):
+        expected = int(str(imagehash.phash(Image.fromarray(a, "L"))), 16)
+        assert phash_of_thumbnail(a.tobytes()) == expected
+
+
+def test_pixel_hash_of_grey_images_read_in_place_is_unchanged():
+    """``L`` images hashed from Pillow's memory (Arrow export) or copied (several blocks, crops): one value."""
+    rng = np.random.default_rng(11)
+    images = []
+    for _ in range(40):
+        w, h = int(rng.integers(1, 600)), int(rng.integers(1, 600))
+        images.append(Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L"))
+        larger = Image.fromarray(rng.integers(0, 256, (h + 4, w + 6), dtype=np.uint8), "L")
+        images.append(larger.crop((3, 2, 3 + w, 2 + h)))
+    images.append(Image.new("L", (5000, 4000), 7))  # over Pillow's 16 MB block: not one contiguous block
+    for img in images:
+        expected = xxhash.xxh3_128(f"L:{img.width}x{img.height}:".encode() + img.tobytes()).hexdigest()
+        assert pixel_hash(img) == expected

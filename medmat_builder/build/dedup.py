@@ -14,7 +14,7 @@ from typing import Protocol
 
 from medmat_builder.build.candidates import Candidate, Selected
 from medmat_builder.build.loader import LoadResult
-from medmat_builder.images import DuplicateIndex, NearDuplicateRule
+from medmat_builder.images import DuplicateIndex, NearDuplicateRule, ThumbnailEdges
 from medmat_builder.report import SourceLedger
 
 
@@ -36,6 +36,11 @@ class KeptImage:
     conflict: bool = False
 
 
+def _thumbnail(res: LoadResult) -> bytes | ThumbnailEdges:
+    """What the duplicate index compares: the edges the worker computed, else the thumbnail itself."""
+    return res.thumbnail if res.edges is None else res.edges
+
+
 def _names(labels: frozenset[str]) -> str:
     return ", ".join(sorted(labels)) or "no label"
 
@@ -55,7 +60,7 @@ class SeenImages:
         self._in_split: dict[str, KeptImage] = {}  # by record id: entries that sit in a split
 
     def add(self, res: LoadResult, kept: KeptImage) -> None:
-        self.index.add(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))
+        self.index.add(res.pixel_hash, res.phash, _thumbnail(res), min(res.width, res.height))
         self.entries.append(kept)
         if kept.item is not None:
             self._in_split[kept.item[0].id] = kept
@@ -68,7 +73,7 @@ class SeenImages:
 
     def check(self, res: LoadResult, cand: Candidate, ledger: SourceLedger, subset_name: str) -> bool:
         """Count ``cand`` as dropped (and take back the kept image it conflicts with) if it repeats a kept one."""
-        match = self.index.check(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))
+        match = self.index.check(res.pixel_hash, res.phash, _thumbnail(res), min(res.width, res.height))
         if match is None:
             return False
         first = self.entries[match.entry]
@@ -80,7 +85,7 @@ class SeenImages:
             ledger.drop("label_conflict", cand.record.ref,
                         f"{same} {first.ref}{how}, which is filed under {_names(first.labels)}; this one under "
                         f"{_names(labels)}: neither is used")
-            self.index.add(res.pixel_hash, res.phash, res.thumbnail, min(res.width, res.height))  # its copies conflict too
+            self.index.add(res.pixel_hash, res.phash, _thumbnail(res), min(res.width, res.height))  # its copies conflict too
             self.entries.append(KeptImage(ref, labels, conflict=True))
             if not first.conflict:
                 first.conflict = True

@@ -1,13 +1,17 @@
 """Open the chosen images: one job per candidate, in order, in worker processes when ``num_proc > 1``.
 
 The consumer stops as soon as a quota is met, so images past it are (almost) never opened: at most a
-small window of jobs is in flight. Each job decodes and hashes the image
-(:func:`medmat_builder.images.load_image`) and, for detection/segmentation, resolves its boxes
-(annotations, or the mask's components). Pools live for the whole build (:func:`shutdown_pools`).
+small window of jobs is in flight, sent to the workers :data:`BATCH` at a time (one task and one
+result message per batch, not per image). Each job decodes and hashes the image
+(:func:`medmat_builder.images.load_image`), computes what the duplicate check compares
+(:class:`~medmat_builder.images.duplicates.ThumbnailEdges`, so the main process only compares) and,
+for detection/segmentation, resolves its boxes (annotations, or the mask's components). Pools live
+for the whole build (:func:`shutdown_pools`).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -18,7 +22,7 @@ from pathlib import Path
 from medmat_builder.build import progress
 from medmat_builder.build.boxes import resolve_boxes
 from medmat_builder.build.signals import pause_point, worker_init
-from medmat_builder.images import ImageError, MaskError, load_image
+from medmat_builder.images import ImageError, MaskError, ThumbnailEdges, load_image
 from medmat_builder.records import Box, RawRecord
 
 
@@ -32,9 +36,14 @@ class LoadJob:
     detection: bool
 
 
+#: Jobs sent to a worker as one task. The window of jobs in flight stays ``4 * num_proc``.
+BATCH = 2
+
+
 @dataclass(frozen=True)
 class LoadResult:
-    """The opened image (bytes, size, hashes, thumbnail, boxes), or ``error`` (a drop reason) with its detail."""
+    """The opened image (bytes, size, hashes, thumbnail and its edges, boxes), or ``error`` (a drop reason)
+    with its detail."""
 
     data: bytes | None
     width: int = 0
@@ -45,12 +54,13 @@ class LoadResult:
     boxes: tuple[Box, ...] = ()
     error: str | None = None
     detail: str | None = None
+    edges: ThumbnailEdges | None = None
 
 
 def load_job(job: LoadJob) -> LoadResult:
     """Open one image (in a worker process, so errors come back as values, never as exceptions)."""
     try:
-        img = load_image(Path(job.path))
+        img = load_image(job.path)
     except ImageError as exc:  # detail never holds a path or a DICOM header value
         return LoadResult(None, error=exc.reason, detail=exc.detail)
     boxes: tuple[Box, ...] = ()
@@ -59,7 +69,13 @@ def load_job(job: LoadJob) -> LoadResult:
             boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height), img.orientation))
         except (ImageError, MaskError) as exc:
             return LoadResult(None, error=getattr(exc, "reason", "corrupt"), detail=f"mask: {getattr(exc, 'detail', exc)}")
-    return LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, img.thumbnail, boxes)
+    return LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, img.thumbnail, boxes,
+                      edges=ThumbnailEdges.of(img.thumbnail))
+
+
+def load_batch(jobs: tuple[LoadJob, ...]) -> list[LoadResult]:
+    """:func:`load_job` for each of ``jobs``, in order (one worker task)."""
+    return [load_job(job) for job in jobs]
 
 
 class Loader:
@@ -79,7 +95,7 @@ class Loader:
             if self.pool is None:
                 self.pool = self._pools[num_proc] = ProcessPoolExecutor(
                     num_proc, initializer=worker_init, initargs=(os.getpid(),))  # workers die with the build
-        self.window = 4 * num_proc
+        self.window = 4 * num_proc  # jobs in flight at most, in batches of BATCH
 
     def imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
         """The results of ``jobs``, in order (counted as the ``decode`` stage of the progress)."""
@@ -93,14 +109,16 @@ class Loader:
             for job in jobs:
                 yield load_job(job)
             return
-        pending: deque[Future] = deque()
+        pending: deque[Future] = deque()  # one per batch, in order
+        batches = max(1, self.window // BATCH)
+        todo = iter(jobs)
         try:
-            for job in jobs:
-                pending.append(self.pool.submit(load_job, job))
-                if len(pending) >= self.window:
-                    yield pending.popleft().result()
+            while batch := tuple(itertools.islice(todo, BATCH)):
+                pending.append(self.pool.submit(load_batch, batch))
+                if len(pending) >= batches:
+                    yield from pending.popleft().result()
             while pending:
-                yield pending.popleft().result()
+                yield from pending.popleft().result()
         finally:
             for fut in pending:  # the consumer stopped early: drop what has not started
                 fut.cancel()

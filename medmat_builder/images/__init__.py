@@ -11,7 +11,7 @@
 """
 
 from medmat_builder.images.decode import MAX_IMAGE_PIXELS, load_image, load_image_bytes
-from medmat_builder.images.duplicates import DuplicateIndex, DuplicateMatch, NearDuplicateRule
+from medmat_builder.images.duplicates import DuplicateIndex, DuplicateMatch, NearDuplicateRule, ThumbnailEdges
 from medmat_builder.images.hashes import (
     THUMBNAIL_SIDE,
     UndecodableNameError,
@@ -35,6 +35,7 @@ __all__ = [
     "LoadedImage",
     "MaskError",
     "NearDuplicateRule",
+    "ThumbnailEdges",
     "UndecodableNameError",
     "fake_pixels",
     "fingerprint",

@@ -25,7 +25,6 @@ build report's drop reasons) and a message naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
 import warnings
@@ -71,18 +70,17 @@ def load_image_bytes(data: bytes, name: str | Path = "<bytes>", *, max_pixels: i
     """Like :func:`load_image` for bytes already in memory; ``name`` is used in messages."""
     if len(data) == 0:
         raise fail("empty", name, "zero-byte file")
-    file_hash = hashlib.sha256(data).hexdigest()
-    ext = Path(str(name)).suffix.lower()
     if looks_like_dicom(data):
-        return load_dicom(data, name, file_hash, max_pixels)
+        return load_dicom(data, name, max_pixels)
     try:
-        return _load_pillow(data, name, file_hash, max_pixels)
+        return _load_pillow(data, name, max_pixels)
     except _NotPillow:
         pass
+    ext = Path(str(name)).suffix.lower()
     if ext in DICOM_EXTENSIONS or ext not in _KNOWN_PIL_EXTENSIONS:
         # DICOM without the 128-byte preamble ("DICM" magic), as some old exporters write it.
         try:
-            return load_dicom(data, name, file_hash, max_pixels, force=True)
+            return load_dicom(data, name, max_pixels, force=True)
         except NotDicom:
             pass
     raise fail("corrupt", name, f"content is not a readable image (extension {ext or 'none'!r})")
@@ -105,23 +103,23 @@ class _NotPillow(Exception):
 def _check_png_chunks(data: bytes, name: str | Path) -> tuple[int, int, bool]:
     """Walk PNG chunks (CRC checked) up to IEND; return (bit depth, colour type, has acTL)."""
     pos, n = 8, len(data)
+    view = memoryview(data)
     bit_depth = color_type = -1
     animated = False
     while True:
         if pos + 12 > n:
             raise fail("truncated", name, "PNG ends before its IEND chunk")
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        length, ctype = struct.unpack_from(">I4s", data, pos)
         end = pos + 12 + length
         if length > 0x7FFFFFFF:
             raise fail("corrupt", name, "PNG chunk length is invalid")
         if end > n:
             raise fail("truncated", name, f"PNG chunk {ctype.decode('latin-1')!r} is cut short")
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : end])
-        if zlib.crc32(ctype + body) & 0xFFFFFFFF != crc:
+        (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
+        if zlib.crc32(view[pos + 4 : pos + 8 + length]) != crc:  # type and body, read in place (no copy)
             raise fail("corrupt", name, f"PNG chunk {ctype.decode('latin-1')!r} fails its CRC check")
         if ctype == b"IHDR" and length >= 13:
-            bit_depth, color_type = body[8], body[9]
+            bit_depth, color_type = data[pos + 16], data[pos + 17]
         elif ctype == b"acTL":
             animated = True
         elif ctype == b"IEND":
@@ -135,7 +133,7 @@ _SIGNATURES = (
 )
 
 
-def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int) -> LoadedImage:
+def _load_pillow(data: bytes, name: str | Path, max_pixels: int) -> LoadedImage:
     png_info = _check_png_chunks(data, name) if data.startswith(PNG_SIGNATURE) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
@@ -205,7 +203,7 @@ def _load_pillow(data: bytes, name: str | Path, file_hash: str, max_pixels: int)
     if not keep:
         pixels = collapse_gray(pixels)
         out, out_fmt = encode_png(pixels), "png"
-    return LoadedImage.of(pixels, out, out_fmt, file_sha256=file_hash, kept_original=keep, source_format=fmt,
+    return LoadedImage.of(pixels, out, out_fmt, file_data=data, kept_original=keep, source_format=fmt,
                           orientation=orientation)
 
 

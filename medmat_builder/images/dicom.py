@@ -42,7 +42,7 @@ def looks_like_dicom(data: bytes) -> bool:
     return len(data) >= 132 and data[128:132] == b"DICM"
 
 
-def load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, *, force: bool = False) -> LoadedImage:
+def load_dicom(data: bytes, name: str | Path, max_pixels: int, *, force: bool = False) -> LoadedImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_color_lut
@@ -120,7 +120,7 @@ def load_dicom(data: bytes, name: str | Path, file_hash: str, max_pixels: int, *
             raise fail("unsupported", name, f"DICOM photometric interpretation {photometric or 'missing'!r} is not supported")
 
     img = collapse_gray(img)
-    return LoadedImage.of(img, encode_png(img), "png", file_sha256=file_hash, kept_original=False, source_format="DICOM")
+    return LoadedImage.of(img, encode_png(img), "png", file_data=data, kept_original=False, source_format="DICOM")
 
 
 def _ensure_transfer_syntax(ds) -> None:

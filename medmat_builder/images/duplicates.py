@@ -180,6 +180,46 @@ def edge_correlation(a: bytes | np.ndarray, b: bytes | np.ndarray, coarse: bool 
     return np.where(flat, np.nan, np.clip(corr, -1.0, 1.0))
 
 
+@dataclass(frozen=True)
+class ThumbnailEdges:
+    """What :class:`DuplicateIndex` needs of one thumbnail, computed once from it (:meth:`of`).
+
+    The build computes it in the worker that decoded the image, so the main process only compares.
+    Held as bytes (about 4.8 KB, cheap to pickle): the fine edges (float32, 900 values), their RMS,
+    the thumbnail's mean grey level, its 16x16 version (uint8), and the fine edges kept for later
+    comparisons (int8 at :data:`_EDGE_STEPS` steps per RMS) with their Euclidean norm.
+    """
+
+    fine_bytes: bytes
+    rms: float
+    mean: float
+    half_bytes: bytes
+    quantized_bytes: bytes
+    quantized_norm: float
+
+    @classmethod
+    def of(cls, thumbnail: bytes) -> ThumbnailEdges:
+        """The edges of one :data:`~medmat_builder.images.THUMBNAIL_SIDE`-square grey thumbnail (1,024 bytes)."""
+        t = _as_thumbnails(thumbnail)
+        fine, rms = _laplacian(t)
+        fine, rms = fine[0], float(rms[0])
+        q = np.rint(fine * (_EDGE_STEPS / max(rms, 1e-6)))
+        np.minimum(np.maximum(q, -127, out=q), 127, out=q)  # np.clip's values, without its overhead
+        return cls(fine.tobytes(), rms, float(t.mean()), _halve(t).astype(np.uint8).tobytes(),
+                   q.astype(np.int8).tobytes(), float(np.sqrt(np.dot(q, q))))
+
+    @property
+    def fine(self) -> np.ndarray:
+        """The centred Laplacian of the thumbnail's interior (float32, flattened; a fresh array)."""
+        return np.frombuffer(self.fine_bytes, dtype=np.float32).copy()
+
+    @property
+    def half(self) -> np.ndarray:
+        """The 16x16 thumbnail (2x2 means, rounded), shape (1, 16, 16), float32."""
+        half = THUMBNAIL_SIDE // 2
+        return np.frombuffer(self.half_bytes, dtype=np.uint8).reshape(1, half, half).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- the duplicate index
 #: ``side`` of an image whose size is not given: compared as a large one.
 LARGE_SIDE = 1 << 15
@@ -205,22 +245,24 @@ class DuplicateIndex:
         self._stats = np.zeros((1024, 3), dtype=np.float32)  # norm of the int8 edges, fine rms, mean grey
         self._side = np.zeros(1024, dtype=np.int32)
         self.proposed = 0
-        self._last: tuple[bytes, tuple[np.ndarray, float, float, np.ndarray]] | None = None
+        self._last: tuple[bytes, ThumbnailEdges] | None = None
 
     def __len__(self) -> int:
         return len(self._phashes)
 
-    def _prepare(self, thumbnail: bytes) -> tuple[np.ndarray, float, float, np.ndarray]:
-        """Fine edges, their RMS, the mean grey level and the 16x16 thumbnail, once per check-then-add."""
+    def _prepare(self, thumbnail: bytes | ThumbnailEdges) -> ThumbnailEdges:
+        """The thumbnail's :class:`ThumbnailEdges` (given, or computed once per check-then-add)."""
+        if isinstance(thumbnail, ThumbnailEdges):
+            return thumbnail
         if self._last is None or self._last[0] is not thumbnail and self._last[0] != thumbnail:
-            t = _as_thumbnails(thumbnail)
-            fine, rms = _laplacian(t)
-            self._last = (thumbnail, (fine[0], float(rms[0]), float(t.mean()), _halve(t)))
+            self._last = (thumbnail, ThumbnailEdges.of(thumbnail))
         return self._last[1]
 
-    def check(self, pixel_hash: str, phash: int, thumbnail: bytes, side: int | None = None) -> DuplicateMatch | None:
+    def check(self, pixel_hash: str, phash: int, thumbnail: bytes | ThumbnailEdges,
+              side: int | None = None) -> DuplicateMatch | None:
         """The kept image that this one repeats (exact first, else the best confirmed candidate), or None.
 
+        ``thumbnail`` is the 32x32 grey thumbnail or its :class:`ThumbnailEdges` (the same decisions);
         ``side`` is the image's shorter side in pixels (pairs with a small image are compared at 16x16).
         """
         entry = self._exact.get(pixel_hash)
@@ -230,7 +272,8 @@ class DuplicateIndex:
         if not len(entries):
             return None
         self.proposed += len(entries)
-        fine, rms, mean, half = self._prepare(thumbnail)
+        edges = self._prepare(thumbnail)
+        fine, rms, mean = edges.fine, edges.rms, edges.mean
         stats = self._stats[entries]
         if rms < FLAT_EDGE_RMS:  # no edges: only an edgeless kept image about as bright matches
             same = (stats[:, 1] < FLAT_EDGE_RMS) & (np.abs(stats[:, 2] - mean) <= FLAT_MAX_MEAN_DIFFERENCE)
@@ -242,7 +285,7 @@ class DuplicateIndex:
                 corr = (self._fine[entries].astype(np.float32) @ fine) / (stats[:, 0] * rms * np.sqrt(len(fine)))
             corr = np.where(stats[:, 1] < FLAT_EDGE_RMS, -1.0, corr)
             if small.any():  # 16x16 edges for pairs with a small image
-                mine, mine_rms = _laplacian(half)
+                mine, mine_rms = _laplacian(edges.half)
                 theirs, theirs_rms = _laplacian(self._half[entries[small]].astype(np.float32))
                 with np.errstate(invalid="ignore", divide="ignore"):
                     coarse = (theirs @ mine[0]) / (len(mine[0]) * mine_rms[0] * theirs_rms)
@@ -256,17 +299,17 @@ class DuplicateIndex:
         return DuplicateMatch("near_duplicate", int(entries[best]), int(dist[best]), float(min(corr[best], 1.0)),
                               THUMBNAIL_SIDE // 2 if small[best] else THUMBNAIL_SIDE)
 
-    def add(self, pixel_hash: str, phash: int, thumbnail: bytes, side: int | None = None) -> int:
-        """Keep an image (``side``: its shorter side in pixels); returns its entry number (0, 1, 2 ...)."""
+    def add(self, pixel_hash: str, phash: int, thumbnail: bytes | ThumbnailEdges, side: int | None = None) -> int:
+        """Keep an image (``thumbnail`` as in :meth:`check`; ``side``: its shorter side in pixels); returns its
+        entry number (0, 1, 2 ...)."""
         entry = self._phashes.add(phash)
         if entry == len(self._side):
             grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
             self._fine, self._half, self._stats, self._side = map(grow, (self._fine, self._half, self._stats, self._side))
-        fine, rms, mean, half = self._prepare(thumbnail)
-        q = np.clip(np.rint(fine * (_EDGE_STEPS / max(rms, 1e-6))), -127, 127)
-        self._fine[entry] = q
-        self._stats[entry] = (np.sqrt(np.dot(q, q)), rms, mean)
-        self._half[entry] = half[0]
+        edges = self._prepare(thumbnail)
+        self._fine[entry] = np.frombuffer(edges.quantized_bytes, dtype=np.int8)
+        self._stats[entry] = (edges.quantized_norm, edges.rms, edges.mean)
+        self._half[entry] = np.frombuffer(edges.half_bytes, dtype=np.uint8).reshape(self._half.shape[1:])
         self._side[entry] = LARGE_SIDE if side is None else side
         self._exact.setdefault(pixel_hash, entry)
         return entry

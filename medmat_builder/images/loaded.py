@@ -6,7 +6,9 @@ reasons) and a ``detail`` that never holds a path or a DICOM header value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -65,8 +67,6 @@ class LoadedImage:
     #: The grey :data:`THUMBNAIL_SIDE` x :data:`THUMBNAIL_SIDE` image (uint8, row-major) the perceptual
     #: hash is computed from; :mod:`medmat_builder.images.duplicates` compares it to confirm a near duplicate.
     thumbnail: bytes
-    #: sha256 of the file as read from disk.
-    file_sha256: str
     #: True when ``data`` is the original image data (with its metadata segments removed, see
     #: :func:`strip_metadata`), False when it was converted to PNG.
     kept_original: bool
@@ -75,12 +75,20 @@ class LoadedImage:
     #: EXIF Orientation (2-8) applied to the stored pixels, or 1 when none was: boxes drawn on the
     #: file's stored pixel grid move with :func:`medmat_builder.build.boxes.orient_boxes`.
     orientation: int = 1
+    #: The file's bytes as read from disk (a reference, not a copy): :attr:`file_sha256` hashes them.
+    file_data: bytes = field(default=b"", repr=False)
+
+    @functools.cached_property
+    def file_sha256(self) -> str:
+        """sha256 of the file as read from disk, computed when first asked for (the build never needs it)."""
+        return hashlib.sha256(self.file_data).hexdigest()
 
     @classmethod
-    def of(cls, pixels: Image.Image, data: bytes, format: Literal["png", "jpeg"], *, file_sha256: str,
+    def of(cls, pixels: Image.Image, data: bytes, format: Literal["png", "jpeg"], *, file_data: bytes,
            kept_original: bool, source_format: str, orientation: int = 1) -> LoadedImage:
-        """The record's image: ``data`` stored for the 8-bit ``pixels`` it decodes to (size and hashes from them)."""
+        """The record's image: ``data`` stored for the 8-bit ``pixels`` it decodes to (size and hashes from
+        them); ``file_data`` is the file it was read from."""
         phash, thumbnail = fingerprint(pixels)
         return cls(data=data, format=format, width=pixels.width, height=pixels.height, pixel_hash=pixel_hash(pixels),
-                   phash=phash, thumbnail=thumbnail, file_sha256=file_sha256, kept_original=kept_original,
-                   source_format=source_format, orientation=orientation)
+                   phash=phash, thumbnail=thumbnail, kept_original=kept_original, source_format=source_format,
+                   orientation=orientation, file_data=file_data)

@@ -26,38 +26,48 @@ def strip_metadata(data: bytes, name: str | Path = "<bytes>") -> bytes:
     Raises ``ValueError`` when the segment structure is not the expected one (stray bytes between
     segments, which decoders tolerate); callers then convert the decoded pixels instead.
     """
+    view = memoryview(data)  # slices of it are not copies: the kept segments are copied once, by the join
     if data.startswith(PNG_SIGNATURE):
-        out, pos = [data[:8]], 8
+        out, pos, dropped = [view[:8]], 8, False
         while pos + 8 <= len(data):
-            length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+            length, ctype = struct.unpack_from(">I4s", data, pos)
             end = pos + 12 + length
-            if ctype not in _PNG_DROP:
-                out.append(data[pos:end])
+            if ctype in _PNG_DROP:
+                dropped = True
+            else:
+                out.append(view[pos:end])
             pos = end
             if ctype == b"IEND":
                 break
-        return b"".join(out)
+        return _joined(data, out, dropped or pos != len(data))
     if not data.startswith(b"\xff\xd8"):
         raise ValueError(f"{name}: strip_metadata takes PNG or JPEG bytes")
-    out, pos = [data[:2]], 2
+    out, pos, dropped = [view[:2]], 2, False
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
             raise ValueError(f"{name}: JPEG marker expected at byte {pos}")
         marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
+        if marker == 0xFF:  # fill byte (dropped)
+            pos, dropped = pos + 1, True
             continue
         if marker == 0xDA:  # start of scan: the rest is image data (and later scans), copied as is
-            out.append(data[pos:])
-            return b"".join(out)
+            out.append(view[pos:])
+            return _joined(data, out, dropped)
         if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            out.append(data[pos : pos + 2])
+            out.append(view[pos : pos + 2])
             pos += 2
             continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        (length,) = struct.unpack_from(">H", data, pos + 2)
         end = pos + 2 + length
         is_app = 0xE0 <= marker <= 0xEF
-        if not (marker == 0xFE or (is_app and marker not in _JPEG_KEEP_APP)):
-            out.append(data[pos:end])
+        if marker == 0xFE or (is_app and marker not in _JPEG_KEEP_APP):
+            dropped = True
+        else:
+            out.append(view[pos:end])
         pos = end
     raise ValueError(f"{name}: JPEG ends before its image data")
+
+
+def _joined(data: bytes, parts: list[memoryview], changed: bool) -> bytes:
+    """``data`` itself when every byte of it was kept (no copy), else the kept ``parts`` joined."""
+    return b"".join(parts) if changed else data

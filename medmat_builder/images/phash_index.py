@@ -102,6 +102,10 @@ class PhashIndex:
     def within(self, phash: int) -> tuple[np.ndarray, np.ndarray]:
         """Entries within ``radius`` bits of ``phash`` (ascending) and their distances."""
         h = np.uint64(phash)
+        if not self._built:  # every hash is compared directly
+            dist = np.bitwise_count(self._hashes[: self.n] ^ h)
+            found = np.flatnonzero(dist <= self.radius)
+            return found, dist[found].astype(np.int64)
         found, dist = _EMPTY, _EMPTY
         if self._built:
             keys = np.array([(phash >> s) & 0xFFFF for s in (48, 32, 16, 0)], dtype=np.int64) + _BAND_BASE
