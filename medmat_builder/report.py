@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, computed_field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, computed_field, model_validator
 
 from medmat_builder.images.duplicates import NearDuplicateRule
 from medmat_builder.records import (
@@ -211,6 +211,15 @@ class ConfigReport(BaseModel):
     ood: bool = False
     warnings: list[str] = Field(default_factory=list)
     groups: LeakageSummary = Field(default_factory=LeakageSummary)
+    #: row id -> raw path of each record this build kept (never written; see :attr:`raw_paths`)
+    _raw_paths: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def raw_paths(self) -> dict[str, str]:
+        """Row id -> raw path (``<source folder>/<path>``, DICOM paths hashed as :func:`safe_ref` does) of
+        each record kept by the build that made this ledger; empty for a ledger read from a file. Not part
+        of the JSON: the visual report shows the paths of its samples from here instead of scanning again."""
+        return self._raw_paths
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -26,6 +26,7 @@ from PIL import Image, ImageStat
 from medmat_builder.build import build
 from medmat_builder.cli.main import main
 from medmat_builder.publish.visual import INDEX, RAW_PATHS, REPORT_DIR, render_visual_report
+from medmat_builder.publish.visual.rawpaths import RawPaths
 from medmat_builder.publish.visual.thumbs import make_thumbnail
 from medmat_builder.registry import load_registry
 from medmat_builder.report import BuildReport
@@ -233,6 +234,22 @@ def test_cli_rewrites_the_same_report(mini_build, capsys):
     assert main(["report", str(mini_build), "--registry", registry]) == 0
     assert f"wrote {rep_dir / INDEX}" in capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in rep_dir.iterdir()} == before
+
+
+def test_a_build_hands_the_report_its_raw_paths_instead_of_scanning_again(tmp_path, mini_raw, mini_registry,
+                                                                           monkeypatch):
+    scanned: list[str] = []
+    scan = RawPaths._scan
+    monkeypatch.setattr(RawPaths, "_scan", lambda self, key: scanned.append(key) or scan(self, key))
+    out = tmp_path / "medmat"
+    build(None, mini_raw, out, registry=mini_registry)
+    assert scanned == []  # every shown row's raw path came from the build
+    written = {p.name: p.read_bytes() for p in (out / REPORT_DIR).iterdir()}
+    assert json.loads(written[RAW_PATHS])  # paths were shown
+    assert "raw_paths" not in (out / "build_report.json").read_text()  # noted in memory, never written
+    # a report read back from the file knows no raw paths: scanning finds the same ones, same bytes
+    assert render_visual_report(out, mini_registry, BuildReport.read(out), raw=mini_raw) == written
+    assert scanned
 
 
 def test_a_user_file_in_the_report_folder_is_refused_before_any_work(mini_build, mini_raw, mini_registry, capsys):

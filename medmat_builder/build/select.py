@@ -47,7 +47,7 @@ from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.splitting import split_candidates
 from medmat_builder.build.spool import Spool
 from medmat_builder.registry import Source, Subset
-from medmat_builder.report import ConfigReport
+from medmat_builder.report import ConfigReport, safe_ref
 
 
 class EmptySplitError(ValueError):
@@ -126,7 +126,8 @@ def _drop_listed_twice(candidates: list[Candidate], report: ConfigReport) -> lis
 
 
 def _record(report: ConfigReport, kept: Mapping[str, Mapping[str, list[tuple[Selected, Candidate]]]]) -> Selection:
-    """The selection of the fills' kept records (sorted by id), counted in the report per split, source and label."""
+    """The selection of the fills' kept records (sorted by id), counted in the report per split, source and label;
+    each record's raw path noted in ``report.raw_paths`` (for the visual report)."""
     selection = Selection()
     for split in ("test", "train"):
         pairs = [pair for group in kept[split].values() for pair in group]
@@ -135,6 +136,7 @@ def _record(report: ConfigReport, kept: Mapping[str, Mapping[str, list[tuple[Sel
         setattr(report.num_examples, split, len(items))
         for sel, cand in pairs:
             selection.groups[sel.id] = subject_pseudonym(cand.group)
+            report.raw_paths[sel.id] = safe_ref(f"{cand.source.folder}/{cand.record.image}")
         for sel in items:
             report.ledger(sel.source).keep(split)  # type: ignore[arg-type]
             for lab in sel.labels:

@@ -42,11 +42,13 @@ def render_visual_report(folder: str | Path, registry: Registry, report: BuildRe
                          raw: str | Path | None = None) -> dict[str, bytes]:
     """The report's files (relative to ``REPORT_DIR``) for the export in ``folder``.
 
-    Raw paths come from scanning ``raw`` (the raw data folder), else from the ``raw_paths.json`` of
-    the report already in ``folder``.
+    Raw paths come from the build that made ``report`` (:attr:`~medmat_builder.report.ConfigReport.raw_paths`),
+    else from scanning ``raw`` (the raw data folder), else from the ``raw_paths.json`` of the report
+    already in ``folder``.
     """
     folder = Path(folder)
-    paths = RawPaths(registry, raw, _known_paths(folder))
+    found = {rid: path for rep in report.configs.values() for rid, path in rep.raw_paths.items()}
+    paths = RawPaths(registry, raw, _known_paths(folder), found)
     rendered = render_pages(folder, registry, report, paths)
     files = {name: text.encode("utf-8") for name, text in rendered.pages.items()}
     files[RAW_PATHS] = (json.dumps(paths.shown, indent=1, sort_keys=True) + "\n").encode("utf-8")

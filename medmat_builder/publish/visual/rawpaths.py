@@ -1,10 +1,13 @@
-"""Where a shown row came from: its raw file, found again by scanning its source's layout.
+"""Where a shown row came from: its raw file, as the build noted it or found again by scanning its source's layout.
 
-The parquet files do not carry raw paths; a row's id is ``<config>-<image_id(source, relative path)>``
+The parquet files do not carry raw paths. A build notes the raw path of every record it keeps
+(:attr:`medmat_builder.report.ConfigReport.raw_paths`, handed over as ``found``), so the report of a
+build never walks the raw tree again. For other rows (``medmat report OUT``, configs a build kept as
+they were) the source is scanned: a row's id is ``<config>-<image_id(source, relative path)>``
 (:func:`medmat_builder.images.image_id`), so scanning a source (no image is opened) maps ids back to
 files. Paths are shown as ``<source folder>/<path>``, DICOM paths hashed as in the build report
-(:func:`medmat_builder.report.safe_ref`). Without the raw folder, the paths that an earlier report
-recorded (``raw_paths.json``) are used.
+(:func:`medmat_builder.report.safe_ref`); both ways give the same path. Without the raw folder, the
+paths that an earlier report recorded (``raw_paths.json``) are used.
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ logger = logging.getLogger(__name__)
 class RawPaths:
     """``(source key, row id) -> raw path`` for one export; remembers every path it gave (:attr:`shown`)."""
 
-    def __init__(self, registry: Registry, raw: str | Path | None = None, known: Mapping[str, str] | None = None):
+    def __init__(self, registry: Registry, raw: str | Path | None = None, known: Mapping[str, str] | None = None,
+                 found: Mapping[str, str] | None = None):
+        """``known``: paths an earlier report showed (used last); ``found``: row id -> raw path noted by the
+        build (used first; a source is scanned only for a row it lacks)."""
         self.registry = registry
         self.raw = Path(raw) if raw is not None else None
         self.known = dict(known or {})
+        self.found = found if found is not None else {}
         self.shown: dict[str, str] = {}
         self._scanned: dict[str, dict[str, str]] = {}
 
@@ -45,8 +52,7 @@ class RawPaths:
         return self._scanned[key]
 
     def __call__(self, source: str, rid: str) -> str | None:
-        digest = rid.rpartition("-")[2]
-        path = self._scan(source).get(digest) or self.known.get(rid)
+        path = self.found.get(rid) or self._scan(source).get(rid.rpartition("-")[2]) or self.known.get(rid)
         if path is not None:
             self.shown[rid] = path
         return path
