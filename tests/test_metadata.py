@@ -207,6 +207,19 @@ def test_croissant_checksums_every_file_of_the_export(export):
     assert [f["includes"] for f in file_sets] == [f"{c}/*.parquet" for c in sorted(r["@id"] for r in meta["recordSet"])]
 
 
+def test_known_digests_are_used_only_while_the_file_keeps_its_size(tmp_path, mini_export):
+    from medmat_builder.publish.croissant import FileDigest, export_files
+
+    configs = sorted(p.name for p in mini_export.glob("subset_*"))
+    real = export_files(mini_export, configs)
+    assert real == {rel: FileDigest.of_bytes((mini_export / rel).read_bytes()) for rel in real}
+    rel = next(r for r in real if r.endswith(".parquet"))
+    taken = FileDigest("0" * 64, real[rel].size)  # as if hashed when written: used, the file is not read
+    assert export_files(mini_export, configs, known={rel: taken})[rel] == taken
+    stale = FileDigest("0" * 64, real[rel].size + 1)  # the file changed size since: read again
+    assert export_files(mini_export, configs, known={rel: stale}) == real
+
+
 def test_croissant_names_date_creator_paper_and_responsible_ai_fields(export):
     meta = json.loads((export / "croissant.json").read_text(encoding="utf-8"))
     assert meta["datePublished"] == provenance.RELEASE_DATE.isoformat()

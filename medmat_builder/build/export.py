@@ -39,7 +39,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ from medmat_builder.build.spool import sweep_stale_spools
 from medmat_builder.build.swap import recover_swap, swap_configs
 from medmat_builder.layouts.file_index import shared_indexes
 from medmat_builder.layouts.misses import close_names
+from medmat_builder.publish.croissant import FileDigest
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
 from medmat_builder.publish.visual import report_user_files, write_visual_report
 from medmat_builder.records import SPLITS
@@ -189,9 +191,39 @@ def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> No
             shutil.copy2(src, dst)
 
 
+class _Digests:
+    """SHA-256 and size of the staged parquet files (what ``croissant.json`` lists), each file hashed in a
+    background thread as soon as it is in place: hashing and reading release the GIL, so this overlaps
+    the build's other work instead of reading every file again at the end. Same digests either way."""
+
+    def __init__(self, staging: Path):
+        self.staging = staging
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medmat-sha256")
+        self._pending: dict[str, Future[FileDigest]] = {}
+
+    def add(self, paths: Iterable[Path]) -> None:
+        """Start hashing ``paths`` (files under the staging folder)."""
+        for path in paths:
+            self._pending[path.relative_to(self.staging).as_posix()] = self._pool.submit(FileDigest.of_file, path)
+
+    def add_config(self, name: str) -> None:
+        """Start hashing the parquet files of config ``name`` (linked into the staging folder)."""
+        self.add(sorted((self.staging / name).glob("*.parquet")))
+
+    def result(self) -> dict[str, FileDigest]:
+        """Path (relative to the staging folder) -> digest of every file added; waits for the hashing."""
+        return {rel: future.result() for rel, future in sorted(self._pending.items())}
+
+    def close(self) -> None:
+        """Stop the thread (a file being hashed is finished, the queued ones dropped)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,
-               dest: Path, work: Path) -> ConfigReport:
-    """Prepare one config with the builder and write its parquet files into ``dest``; return its ledger."""
+               dest: Path, work: Path, written: Callable[[list[Path]], None] = lambda paths: None) -> ConfigReport:
+    """Prepare one config with the builder and write its parquet files into ``dest``; return its ledger.
+
+    ``written`` is called with each split's parquet files once they are complete."""
     builder = MedMatBuilder(
         config_name=name,
         registry=registry,
@@ -210,7 +242,7 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         for split in SPLITS:
             ds = builder.as_dataset(split=split)
             with stage_progress.stage("write", total=ds.num_rows) as bar:
-                write_split(ds, dest, split)
+                written(write_split(ds, dest, split))
                 bar.update(ds.num_rows)
     finally:
         builder.close()
@@ -267,9 +299,11 @@ def build(
             logger.warning("%s: %s", out, recovered)
         work = owned.scratch()
         stopped = False
+        digests: _Digests | None = None
         try:
             staging = work / "out"
             staging.mkdir()
+            digests = _Digests(staging)
             old = _read_report(out)
             report = BuildReport(settings=settings.record())
             result = BuildResult(out=out, report=report)
@@ -283,11 +317,13 @@ def build(
             for name, kept in (old.configs.items() if old is not None else ()):
                 if name not in names and (out / name).is_dir():
                     _link_owned(out, staging, name, ours)
+                    digests.add_config(name)
                     # rows as on disk (a report written before num_examples counted rows may say otherwise)
                     report.configs[name] = kept.model_copy(update={"num_examples": SplitCounts(**_rows_on_disk(out / name))})
             fingerprints, prints, fresh = _unchanged(owned, out, registry, names, raw, settings, present, old, force)
             for name in fresh:  # complete and inputs unchanged: kept like a config that is not rebuilt
                 _link_owned(out, staging, name, ours)
+                digests.add_config(name)
                 report.configs[name] = old.configs[name]  # type: ignore[union-attr]
                 result.unchanged.append(name)
                 logger.info("%s: unchanged since the last build (complete output, same inputs): kept; "
@@ -304,7 +340,8 @@ def build(
                 logger.info("building %s from %s", name, ", ".join(present[name]))
                 only = _only(registry, name, present)
                 try:
-                    report.configs[name] = _build_one(registry, name, raw, settings, only, staging / name, work)
+                    report.configs[name] = _build_one(registry, name, raw, settings, only, staging / name, work,
+                                                      written=digests.add)
                 except EmptySplitError as exc:
                     if not partial:
                         raise UnloadableConfigError(
@@ -317,8 +354,10 @@ def build(
                 result.built.append(name)
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
-            write_export_metadata(staging, registry, report)
+            # the visual report (it reads the parquet files and the report only) before the card and the
+            # Croissant file, so that the parquet files are hashed meanwhile (:class:`_Digests`)
             write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
+            write_export_metadata(staging, registry, report, known=digests.result())
             pause_point("write")  # test hook: everything staged, nothing committed
             # Forget the fingerprints of what is about to change; swap the rebuilt configs in one folder
             # at a time; then replace medmat's other files and remove those this build no longer has.
@@ -332,6 +371,8 @@ def build(
             stopped = True
             raise
         finally:
+            if digests is not None:
+                digests.close()
             shutdown_pools(kill=stopped)
             shutil.rmtree(work, ignore_errors=True)
     return result

@@ -71,13 +71,25 @@ class FileDigest:
         return cls(h.hexdigest(), size)
 
 
-def export_files(folder: str | Path, configs: list[str]) -> dict[str, FileDigest]:
+def export_files(folder: str | Path, configs: list[str],
+                 known: Mapping[str, FileDigest] | None = None) -> dict[str, FileDigest]:
     """Digest of every file of an export that Croissant lists: the configs' parquet files, then the card,
-    ``licenses.csv`` and the build report where present (keys are paths relative to ``folder``)."""
+    ``licenses.csv`` and the build report where present (keys are paths relative to ``folder``).
+
+    ``known`` maps paths to digests already taken (the build hashes each parquet file once, as soon as
+    it is written); a file whose size no longer matches its known digest is read again."""
     folder = Path(folder)
+    known = known or {}
     files = {f"{c}/{f.name}": f for c in sorted(configs) for f in sorted((folder / c).glob("*.parquet"))}
     files.update({name: folder / name for name in ENCODINGS if (folder / name).is_file()})
-    return {rel: FileDigest.of_file(path) for rel, path in files.items()}
+    return {rel: _digest(path, known.get(rel)) for rel, path in files.items()}
+
+
+def _digest(path: Path, known: FileDigest | None) -> FileDigest:
+    """``known`` if ``path`` still has its size, else the file's digest."""
+    if known is not None and path.stat().st_size == known.size:
+        return known
+    return FileDigest.of_file(path)
 
 
 def _file_objects(ctx, files: Mapping[str, FileDigest]):
@@ -176,12 +188,13 @@ def croissant_metadata(registry: Registry, report: BuildReport, configs: list[st
 
 
 def write_croissant(folder: Path, registry: Registry, report: BuildReport, configs: list[str] | None = None,
-                    url: str = MEDMAT_HOMEPAGE) -> Path:
-    """Write ``croissant.json`` into ``folder``, listing (with checksums) every file already in it."""
+                    url: str = MEDMAT_HOMEPAGE, known: Mapping[str, FileDigest] | None = None) -> Path:
+    """Write ``croissant.json`` into ``folder``, listing (with checksums) every file already in it
+    (``known``: digests already taken, see :func:`export_files`)."""
     folder = Path(folder)
     names = sorted(configs if configs is not None else report.configs)
     path = folder / CROISSANT_NAME
-    path.write_text(dumps(croissant_metadata(registry, report, names, url, export_files(folder, names))),
+    path.write_text(dumps(croissant_metadata(registry, report, names, url, export_files(folder, names, known))),
                     encoding="utf-8")
     return path
 

@@ -7,10 +7,11 @@ report are in place: ``README.md`` (:mod:`~medmat_builder.publish.card`), ``lice
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from medmat_builder.publish.card import render_readme
-from medmat_builder.publish.croissant import write_croissant
+from medmat_builder.publish.croissant import FileDigest, write_croissant
 from medmat_builder.publish.licenses import license_table
 from medmat_builder.publish.naming import CARD_NAME, CROISSANT_NAME, LICENSE_TABLE
 from medmat_builder.registry import Registry
@@ -20,12 +21,14 @@ from medmat_builder.report import BuildReport
 METADATA_FILES = (CARD_NAME, LICENSE_TABLE, CROISSANT_NAME)
 
 
-def write_export_metadata(folder: Path, registry: Registry, report: BuildReport) -> None:
+def write_export_metadata(folder: Path, registry: Registry, report: BuildReport,
+                          known: Mapping[str, FileDigest] | None = None) -> None:
     """Write README.md, licenses.csv and croissant.json into an export folder (after its parquet files).
 
-    ``croissant.json`` comes last: it lists every other file with its checksum.
+    ``croissant.json`` comes last: it lists every other file with its checksum (``known``: the digests
+    of files already hashed, by path relative to ``folder``; the others are read).
     """
     folder = Path(folder)
     (folder / CARD_NAME).write_text(render_readme(registry, report, data_folder=folder), encoding="utf-8")
     (folder / LICENSE_TABLE).write_text(license_table(registry, report), encoding="utf-8")
-    write_croissant(folder, registry, report)
+    write_croissant(folder, registry, report, known=known)

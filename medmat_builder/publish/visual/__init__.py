@@ -1,7 +1,7 @@
 """The visual build report: ``OUT/report/index.html`` and one page per config, opening offline in any browser.
 
-:func:`write_visual_report` is what ``medmat build`` calls once the parquet files, the build report
-and the card are in place (``medmat report OUT`` calls it again). The summary page (``index.html``)
+:func:`write_visual_report` is what ``medmat build`` calls once the parquet files and the build report
+are in place (``medmat report OUT`` calls it again). The summary page (``index.html``)
 links every config with its rows, size and warnings; a config page (``subset_NN.html``) shows the
 triplet, sources and licenses, per split and label the count and seeded sample thumbnails (with
 their source and raw path; boxes drawn on grounding configs), per source the ledger as a chart, the
