@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -36,16 +38,22 @@ def test_rerun_keeps_unchanged_configs_and_force_rebuilds(first, mini_registry):
     raw, out = first
     before = shard_ids(out)
     card = (out / "README.md").read_bytes()
+    # croissant.json: kept files hashed as they are linked, rebuilt ones as they are written; the
+    # visual report: raw paths found by scanning for kept configs, noted by the build for rebuilt ones
+    described = {rel: (out / rel).read_bytes() for rel in ("croissant.json", "report/subset_01.html",
+                                                           "report/subset_02.html", "report/raw_paths.json")}
     res = build(CONFIGS, raw, out, registry=mini_registry)
     assert res.built == [] and res.unchanged == CONFIGS
     assert shard_ids(out) == before  # not rewritten
     assert (out / "README.md").read_bytes() == card
+    assert {rel: (out / rel).read_bytes() for rel in described} == described
     assert sorted(res.report.configs) == CONFIGS
     assert sorted(Fingerprints(out / ".medmat").configs) == CONFIGS
     res = build(CONFIGS, raw, out, registry=mini_registry, force=True)
     assert res.built == CONFIGS and res.unchanged == []
     assert shard_ids(out) != before
     assert (out / "README.md").read_bytes() == card  # same inputs, same bytes
+    assert {rel: (out / rel).read_bytes() for rel in described} == described
 
 
 def test_a_changed_raw_file_rebuilds_only_its_config(first, mini_registry):
@@ -60,6 +68,10 @@ def test_a_changed_raw_file_rebuilds_only_its_config(first, mini_registry):
     assert {k: v for k, v in after.items() if k.startswith("subset_01")} == \
         {k: v for k, v in before.items() if k.startswith("subset_01")}
     assert datasets.load_dataset(str(out), "subset_02")["test"].num_rows > 0
+    meta = json.loads((out / "croissant.json").read_text(encoding="utf-8"))  # kept and rebuilt files alike
+    sums = {d["@id"]: d["sha256"] for d in meta["distribution"] if d["@type"] == "cr:FileObject"}
+    assert {rel for rel in sums if rel.endswith(".parquet")} == set(after)
+    assert all(hashlib.sha256((out / rel).read_bytes()).hexdigest() == sha for rel, sha in sums.items())
 
 
 def test_a_changed_registry_entry_rebuilds_only_its_config(first, tmp_path):
