@@ -194,7 +194,11 @@ def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> No
 class _Digests:
     """SHA-256 and size of the staged parquet files (what ``croissant.json`` lists), each file hashed in a
     background thread as soon as it is in place: hashing and reading release the GIL, so this overlaps
-    the build's other work instead of reading every file again at the end. Same digests either way."""
+    the build's other work instead of reading every file again at the end. Same digests either way.
+
+    The decoding workers are forked when the first config is decoded, before any file is added; the
+    files of the configs a build keeps are added after the last config is built, so the thread never
+    runs while a worker is forked."""
 
     def __init__(self, staging: Path):
         self.staging = staging
@@ -317,13 +321,11 @@ def build(
             for name, kept in (old.configs.items() if old is not None else ()):
                 if name not in names and (out / name).is_dir():
                     _link_owned(out, staging, name, ours)
-                    digests.add_config(name)
                     # rows as on disk (a report written before num_examples counted rows may say otherwise)
                     report.configs[name] = kept.model_copy(update={"num_examples": SplitCounts(**_rows_on_disk(out / name))})
             fingerprints, prints, fresh = _unchanged(owned, out, registry, names, raw, settings, present, old, force)
             for name in fresh:  # complete and inputs unchanged: kept like a config that is not rebuilt
                 _link_owned(out, staging, name, ours)
-                digests.add_config(name)
                 report.configs[name] = old.configs[name]  # type: ignore[union-attr]
                 result.unchanged.append(name)
                 logger.info("%s: unchanged since the last build (complete output, same inputs): kept; "
@@ -352,6 +354,9 @@ def build(
                     logger.warning("%s: skipped, %s", name, exc)
                     continue
                 result.built.append(name)
+            for name in report.configs:  # the files linked in, hashed now (no decoding worker is forked after this)
+                if name not in result.built:
+                    digests.add_config(name)
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
             # the visual report (it reads the parquet files and the report only) before the card and the
