@@ -296,7 +296,8 @@ def build(
         raise MissingSourcesError(missing_sources_message(registry, missing, raw))
 
     sweep_stale_spools()
-    # shared_indexes: the inputs fingerprints, the scans and the visual report walk each source folder once
+    # shared_indexes: the inputs fingerprints, the scans and the visual report (for the configs kept unchanged;
+    # a rebuilt config's raw paths come from its build) walk each source folder once
     with interruptible(), build_lock(out, raw) as owned, stage_progress.showing(progress), shared_indexes():
         recovered = recover_swap(owned)
         if recovered:
