@@ -1,6 +1,7 @@
-"""setuptools hook: the wheel carries the registry and the card templates (metadata lives in setup.cfg).
+"""setuptools hook: the wheel carries the registry, the card templates and the training recipes (metadata
+lives in setup.cfg).
 
-``sources.yaml`` and ``dataset_cards/`` stay at the repository root (the one copy anybody edits); at
+``sources.yaml``, ``dataset_cards/`` and ``training/recipes/`` stay at the repository root (the one copy anybody edits); at
 wheel-build time they are copied into ``medmat_builder/_data/`` inside the build folder, where
 :mod:`medmat_builder.resources` finds them once installed. Editable installs read the checkout directly.
 """
@@ -14,7 +15,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-DATA_FILES = ("sources.yaml", "dataset_cards")  # = medmat_builder.resources.DATA_FILES
+DATA_FILES = ("sources.yaml", "dataset_cards", "training/recipes")  # = medmat_builder.resources.DATA_FILES
 
 
 class BuildPyWithData(build_py):

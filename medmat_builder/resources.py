@@ -1,9 +1,10 @@
-"""Where the files medmat reads at run time live: the registry (``sources.yaml``) and the card templates.
+"""Where the files medmat reads at run time live: the registry (``sources.yaml``), the card templates and
+the training recipes.
 
-The repository's ``sources.yaml`` and ``dataset_cards/`` are the single source of truth. Running from a
+The repository's ``sources.yaml``, ``dataset_cards/`` and ``training/recipes/`` are the single source of truth. Running from a
 checkout (``PYTHONPATH=.``, an editable install) they are read where they are; a wheel carries copies
 under ``medmat_builder/_data/``, which ``setup.py`` writes into the wheel at build time (never into the
-source tree). Every lookup goes through :func:`registry_path` and :func:`cards_dir`.
+source tree). Every lookup goes through :func:`registry_path`, :func:`cards_dir` and :func:`recipes_dir`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The copies an installed wheel carries (written by setup.py's ``build_py``).
 PACKAGED_DATA_DIR = PACKAGE_DIR / "_data"
-#: The files and folders that ship with the package: the registry and the dataset-card templates.
-DATA_FILES = ("sources.yaml", "dataset_cards")
+#: The files and folders that ship with the package: the registry, the dataset-card templates, the recipes.
+DATA_FILES = ("sources.yaml", "dataset_cards", "training/recipes")
 
 
 def checkout_dir() -> Path | None:
@@ -41,3 +42,9 @@ def registry_path() -> Path:
 def cards_dir() -> Path:
     """The dataset-card templates: the checkout's ``dataset_cards/``, or the copy in the installed package."""
     return data_path("dataset_cards")
+
+
+def recipes_dir() -> Path:
+    """The training recipes (``tiny_cpu.yaml``, the paper's settings): the checkout's ``training/recipes/``,
+    or the copy in the installed package."""
+    return data_path("training/recipes")

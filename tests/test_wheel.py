@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 #: What a wheel is built from (an sdist holds the same: setup.cfg, setup.py and MANIFEST.in).
 BUILD_INPUTS = ("setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "sources.yaml",
-                "dataset_cards", "medmat_builder")
+                "dataset_cards", "training", "medmat_builder")
 CONFIGS = ("subset_25", "subset_26")
 
 pytestmark = pytest.mark.wheel
@@ -80,7 +80,7 @@ def test_the_wheel_carries_the_registry_and_the_card_templates(installed):
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
     assert {"medmat_builder/_data/sources.yaml", "medmat_builder/_data/dataset_cards/README.md.j2",
             "medmat_builder/_data/dataset_cards/subset.md.j2", "medmat_builder/train/trainer.py",
-            "medmat_builder/evaluate/cli.py"} <= names
+            "medmat_builder/evaluate/cli.py", "medmat_builder/_data/training/recipes/tiny_cpu.yaml"} <= names
     packaged = zipfile.ZipFile(installed["wheel"]).read("medmat_builder/_data/sources.yaml")
     assert packaged == (REPO / "sources.yaml").read_bytes()
 
@@ -117,5 +117,10 @@ def test_installed_medmat_checks_builds_and_loads_outside_the_checkout(installed
     for module in ("medmat_builder.train", "medmat_builder.evaluate"):  # the training and evaluation code
         out = run([str(python), "-m", module, "--help"], work, log)
         assert f"usage: python -m {module}" in out
+    out = run([str(medmat), "tiny-model", "--out", "tiny"], work, log)  # names a recipe the wheel carries
+    command = next(line for line in out.splitlines() if line.startswith("train it: "))
+    recipe = Path(command.split("--config ", 1)[1].split()[0])
+    assert command.startswith("train it: python -m medmat_builder.train --config ")
+    assert recipe == installed["site"] / "medmat_builder/_data/training/recipes/tiny_cpu.yaml" and recipe.is_file()
     assert not (REPO / "medmat_builder" / "_data").exists()  # the build wrote nothing into the checkout
     print("\n\n".join(log))  # the commands and their output (pytest -s shows them)

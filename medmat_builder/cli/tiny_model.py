@@ -1,6 +1,7 @@
 """``medmat tiny-model --arch llava --out DIR``: a tiny random vision-language model, made offline.
 
-For demos, tests and CI: ``training/sft.py --model_name_or_path DIR`` trains it in seconds on a CPU.
+For demos, tests and CI: ``training/sft.py --model_name_or_path DIR`` (``python -m medmat_builder.train`` when
+installed) trains it in seconds on a CPU; the command printed names the recipe that exists where medmat runs.
 """
 
 from __future__ import annotations
@@ -41,5 +42,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(f"tiny {args.arch} model in {out}")
-    print(f"train it: python training/sft.py --config training/recipes/tiny_cpu.yaml --model_name_or_path {out}")
+    print(f"train it: {train_command(out)}")
     return 0
+
+
+def train_command(model_dir: object) -> str:
+    """The command that trains the tiny model: ``training/sft.py`` in a checkout, the module when installed."""
+    from medmat_builder.resources import checkout_dir, recipes_dir
+
+    if checkout_dir() is not None:
+        return f"python training/sft.py --config training/recipes/tiny_cpu.yaml --model_name_or_path {model_dir}"
+    recipe = recipes_dir() / "tiny_cpu.yaml"
+    return f"python -m medmat_builder.train --config {recipe} --model_name_or_path {model_dir}"
