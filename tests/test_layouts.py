@@ -62,6 +62,18 @@ def test_folders_split_map_exclude_and_unknown_split(tmp_path):
     assert by_image["Top/weird/benign/5.png"].detail == "split 'weird' is not in split_map"
 
 
+def test_a_copy_with_new_fields_does_not_keep_patterns_worked_out_from_the_old_ones(tmp_path):
+    layout = FoldersLayout(kind="folders", images="{label}/*")
+    for rel in ["benign/1.png", "benign/1_mask.png"]:
+        touch(tmp_path, rel)
+    assert layout.exclude_patterns == [] and len(layout.read_patterns) == 1  # worked out (and cached) here
+    copy = layout.model_copy(update={"exclude": ["*_mask.png"], "images": "{label}/1*"})
+    assert [p.regex.pattern for p in copy.exclude_patterns] == [layout.mask_pattern("*_mask.png").regex.pattern]
+    assert copy.read_patterns[0].pattern == "{label}/1*" and layout.read_patterns[0].pattern == "{label}/*"
+    assert [r.image for r in records(copy, tmp_path)] == ["benign/1.png"]
+    assert sorted(r.image for r in records(layout, tmp_path)) == ["benign/1.png", "benign/1_mask.png"]
+
+
 def test_folders_label_in_file_name(tmp_path):
     layout = FoldersLayout(kind="folders", images="images/{id}_{label}.bmp")
     touch(tmp_path, "images/001_drusen.bmp")

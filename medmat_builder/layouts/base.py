@@ -259,6 +259,14 @@ class LayoutBase(BaseModel):
         specs = [*(getattr(self, "tables", None) or []), *(getattr(self, "annotations", None) or []), *self.split_lists]
         return [PathPattern(s.path) for s in specs]
 
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> "LayoutBase":
+        """A copy as pydantic makes it, without the values :func:`functools.cached_property` keeps: they were
+        worked out from the old fields (``exclude``, ``images`` ...) and would outlive an ``update``."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _cached_properties(type(copy)):
+            copy.__dict__.pop(name, None)
+        return copy
+
     def file_index(self, root: Path) -> FileIndex:
         """The files under ``root``, second copies set aside, keeping the copy this layout's patterns read."""
         return FileIndex.of(root, self.read_patterns)
@@ -293,3 +301,8 @@ class LayoutBase(BaseModel):
         if self.extensions and self.extensions != "strict":
             return normalize_extensions(self.extensions)[0]
         return ".png"
+
+
+def _cached_properties(cls: type) -> list[str]:
+    """Names of the :func:`functools.cached_property` attributes of ``cls`` and its bases."""
+    return [name for klass in cls.__mro__ for name, value in vars(klass).items() if isinstance(value, cached_property)]
