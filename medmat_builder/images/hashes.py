@@ -125,6 +125,7 @@ def _packed_bytes(img: Image.Image) -> bytes:
     bytes about a quarter faster on RGB images. Falls back to ``tobytes`` where Pillow's encoder
     interface differs.
     """
+    img.load()  # an image opened but not yet decoded (``tobytes`` loads it too)
     try:
         encoder = Image._getencoder(img.mode, "raw", img.mode)
         encoder.setimage(img.im, (0, 0, *img.size))
