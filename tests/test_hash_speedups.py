@@ -124,3 +124,47 @@ def test_pixel_hash_of_grey_images_read_in_place_is_unchanged():
     for img in images:
         expected = xxhash.xxh3_128(f"L:{img.width}x{img.height}:".encode() + img.tobytes()).hexdigest()
         assert pixel_hash(img) == expected
+
+
+def test_pixel_hash_of_rgb_images_read_in_one_piece_is_unchanged():
+    """``RGB`` and ``L`` pixels read with one encoder call: the value ``tobytes`` gives, also unloaded and cropped."""
+    import io
+
+    rng = np.random.default_rng(12)
+    images = []
+    for _ in range(30):
+        w, h = int(rng.integers(1, 700)), int(rng.integers(1, 700))
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        images.append(Image.fromarray(a, "RGB"))
+        images.append(Image.fromarray(np.repeat(a[..., :1], 3, axis=2), "RGB"))  # grey RGB: hashed as L
+        images.append(Image.fromarray(a, "RGB").crop((0, 0, max(1, w - 2), max(1, h - 1))))
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (90, 70, 3), dtype=np.uint8), "RGB").save(buf, "PNG")
+    images.append(Image.open(io.BytesIO(buf.getvalue())))  # opened, not yet decoded
+    images.append(Image.new("RGB", (3000, 2000), (1, 2, 3)))  # over Pillow's 16 MB block
+    images.append(Image.new("L", (5000, 4000), 9))
+    for img in images:
+        raw = img.tobytes()
+        arr = np.frombuffer(raw, dtype=np.uint8)
+        name = img.mode
+        if name == "RGB" and (arr[0::3] == arr[1::3]).all() and (arr[0::3] == arr[2::3]).all():
+            raw, name = arr[0::3].tobytes(), "L"
+        expected = xxhash.xxh3_128(f"{name}:{img.width}x{img.height}:".encode() + raw).hexdigest()
+        assert pixel_hash(img) == expected
+
+
+def test_thumbnail_edges_are_the_reference_laplacian_bit_for_bit():
+    """ThumbnailEdges.of (integer Laplacian, table-rounded 2x2 means) gives the values of the float reference."""
+    from medmat_builder.images.duplicates import _EDGE_STEPS, ThumbnailEdges, _as_thumbnails, _halve, _laplacian
+
+    for a in thumbnails(1200) + degenerate_thumbnails(600):
+        t = _as_thumbnails(a.tobytes())
+        fine, rms = _laplacian(t)
+        fine, rms = fine[0], float(rms[0])
+        q = np.clip(np.rint(fine * (_EDGE_STEPS / max(rms, 1e-6))), -127, 127)
+        edges = ThumbnailEdges.of(a.tobytes())
+        assert edges.fine_bytes == fine.tobytes()
+        assert edges.rms == rms and edges.mean == float(t.mean())
+        assert edges.half_bytes == _halve(t).astype(np.uint8).tobytes()
+        assert edges.quantized_bytes == q.astype(np.int8).tobytes()
+        assert edges.quantized_norm == float(np.sqrt(np.dot(q, q)))

@@ -85,10 +85,10 @@ def pixel_hash(img: Image.Image) -> str:
         h.update(f"L:{img.width}x{img.height}:".encode())
         h.update(pixels)
         return h.hexdigest()
-    # one copy of the pixels serves the grey check and the hash (``tobytes`` is about 30 % cheaper
-    # than ``np.asarray`` on RGB images, whose array interface copies once more)
+    # one copy of the pixels (:func:`_packed_bytes`) serves the grey check and the hash (``tobytes`` is
+    # about 30 % cheaper than ``np.asarray`` on RGB images, whose array interface copies once more)
     shape = (img.height, img.width, 3) if mode == "RGB" else (img.height, img.width)
-    arr = np.frombuffer(img.tobytes(), dtype=np.uint8).reshape(shape) if mode in ("L", "RGB") else np.asarray(img)
+    arr = np.frombuffer(_packed_bytes(img), dtype=np.uint8).reshape(shape) if mode in ("L", "RGB") else np.asarray(img)
     if mode == "RGB" and is_gray(arr):
         arr, mode = np.ascontiguousarray(arr[..., 0]), "L"
     h = xxhash.xxh3_128()
@@ -115,6 +115,41 @@ def _grey_pixels_in_place(img: Image.Image) -> memoryview | None:
     if arr.type != pa.uint8() or arr.offset != 0 or len(arr) != size or arr.null_count:
         return None
     return memoryview(arr.buffers()[1])[:size]
+
+
+def _packed_bytes(img: Image.Image) -> bytes:
+    """``img.tobytes()`` for an ``L`` or ``RGB`` image, encoded into one buffer.
+
+    ``tobytes`` encodes in 64 KB pieces and joins them (one more copy of the image, and a Python
+    loop over the pieces); asking Pillow's raw encoder for the whole image at once gives the same
+    bytes about a quarter faster on RGB images. Falls back to ``tobytes`` where Pillow's (internal)
+    encoder interface differs.
+    """
+    img.load()  # an image opened but not yet decoded (``tobytes`` loads it too)
+    try:
+        return _encode_whole(img)
+    except (AttributeError, TypeError, ValueError):
+        return img.tobytes()
+
+
+def _encode_whole(img: Image.Image) -> bytes:
+    """The packed pixels of a loaded 8-bit image from Pillow's raw encoder, asked for all of them at once."""
+    encoder = Image._getencoder(img.mode, "raw", img.mode)
+    try:
+        encoder.setimage(img.im, (0, 0, *img.size))
+        size = img.width * img.height * len(img.getbands())
+        chunks = []
+        while True:
+            _, status, data = encoder.encode(max(size, 1 << 16))
+            if data:
+                chunks.append(data)
+            if status:
+                break
+    finally:
+        encoder.cleanup()
+    if status < 0:
+        raise RuntimeError(f"encoder error {status} while reading the pixels of a {img.mode} image")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def is_gray(arr: np.ndarray) -> bool:
