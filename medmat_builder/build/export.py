@@ -236,6 +236,7 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         settings=settings,
         only_sources=only,
     )
+    builder.parquet_dest = dest  # each split's parquet file written alongside datasets' Arrow files
     prep = work / "prep" / name
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar per config is enough
@@ -246,7 +247,9 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         for split in SPLITS:
             ds = builder.as_dataset(split=split)
             with stage_progress.stage("write", total=ds.num_rows) as bar:
-                written(write_split(ds, dest, split))
+                early = builder.early.pop(split, None)
+                paths = early.finish(ds) if early is not None else None
+                written(paths if paths is not None else write_split(ds, dest, split))
                 bar.update(ds.num_rows)
     finally:
         builder.close()
