@@ -151,6 +151,8 @@ class EarlySplit:
     def _run(self) -> None:
         try:
             _write_shards(self._tables(), self.schema, self.paths, self.rows)
+        except StopIteration:
+            self._error = RuntimeError(f"{self.paths[0].name}: the split ended before its {self.rows} rows")
         except BaseException as exc:  # noqa: BLE001  (handed to the main thread by finish)
             self._error = exc
         while not self._ended:  # take what is left, so the builder never waits; finish tells what happened
