@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from medmat_builder import safe_paths
 from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
-from medmat_builder.build.loader import shutdown_pools
+from medmat_builder.build.loader import idle_pool, shutdown_pools
 from medmat_builder.build.parquet import write_split
 from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
 from medmat_builder.build.select import EmptySplitError
@@ -62,6 +62,7 @@ from medmat_builder.build.swap import recover_swap, swap_configs
 from medmat_builder.layouts.file_index import shared_indexes
 from medmat_builder.layouts.misses import close_names
 from medmat_builder.publish.croissant import FileDigest
+from medmat_builder.publish.croissant import preload as preload_croissant
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
 from medmat_builder.publish.visual import report_user_files, write_visual_report
 from medmat_builder.records import SPLITS
@@ -361,12 +362,15 @@ def build(
             for name in report.configs:  # the files linked in, hashed now (no decoding worker is forked after this)
                 if name not in result.built:
                     digests.add_config(name)
+            pool = idle_pool()  # decoding is over: a worker imports mlcroissant meanwhile (one for each worker,
+            for _ in range(settings.num_proc if pool is not None else 0):  # so that the one making it has it)
+                pool.submit(preload_croissant)
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
             # the visual report (it reads the parquet files and the report only) before the card and the
             # Croissant file, so that the parquet files are hashed meanwhile (:class:`_Digests`)
             write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
-            write_export_metadata(staging, registry, report, known=digests.result())
+            write_export_metadata(staging, registry, report, known=digests.result(), pool=pool)
             pause_point("write")  # test hook: everything staged, nothing committed
             # Forget the fingerprints of what is about to change; swap the rebuilt configs in one folder
             # at a time; then replace medmat's other files and remove those this build no longer has.
