@@ -31,7 +31,10 @@ the config is skipped instead, and the report lists it under ``skipped`` with th
 
 The parquet files are written through public APIs only: the builder prepares each config
 (``download_and_prepare``), ``as_dataset`` hands back each split, and :mod:`~medmat_builder.build.parquet`
-writes it as ``{split}-NNNNN-of-NNNNN.parquet`` shards with ``pyarrow``.
+writes it as ``{split}-NNNNN-of-NNNNN.parquet`` shards with ``pyarrow``: in a background thread from the
+builder's tables while ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`),
+checked against the prepared split, or from the split's Arrow files where that check fails.
+With worker processes, ``croissant.json``'s metadata is made in one of them once decoding is over.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ which carries the features for ``load_dataset``). Same rows, same bytes. Each ro
 writer as one contiguous chunk; a record batch that is exactly one row group (the builder's tables are,
 :data:`medmat_builder.build.builder.ROWS_PER_TABLE`) is written as it was read, without being copied.
 
+:class:`EarlySplit` writes the same shards in a background thread from the tables the builder hands
+``datasets``, while ``datasets`` writes its Arrow files, so the build need not read them back.
+
 Image bytes (already PNG or JPEG) are stored plain: snappy gains nothing on them (the compressed pages
 measured larger than the raw ones) and a dictionary over unique images is only built to be dropped,
 which roughly halved ``write_table``'s time on the bench's 1,800-row split.
