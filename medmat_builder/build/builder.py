@@ -78,8 +78,8 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         self._registry = registry
         self.report: ConfigReport | None = None
         self._spool: Spool | None = None
-        #: where ``medmat build`` wants the parquet files: each split's single shard is then written while
-        #: ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`), by split
+        #: where ``medmat build`` wants the parquet files: each split's shards are then written while
+        #: ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`, by split)
         self.parquet_dest: Path | None = None
         self.early: dict[str, EarlySplit] = {}
         kwargs.setdefault("dataset_name", "medmat")
