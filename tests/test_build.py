@@ -316,3 +316,64 @@ def test_parquet_shards_keep_every_row_in_order_with_small_row_groups(tmp_path, 
     loaded = datasets.load_dataset("parquet", data_files=[str(p) for p in paths], split="train",
                                    cache_dir=str(tmp_path / "cache"))
     assert loaded.features == features and loaded.num_rows == 250
+
+
+def _arrow_split(tmp_path, rows: int = 250):
+    """A split read from Arrow files (as a prepared split is), and the tables it was made of, in batches of 30."""
+    features = datasets.Features({"id": datasets.Value("string"), "n": datasets.Value("int32")})
+    datasets.Dataset.from_dict({"id": [f"r{i:03d}" for i in range(rows)], "n": list(range(rows))},
+                               features=features).save_to_disk(str(tmp_path / "arrow"))
+    ds = datasets.load_from_disk(str(tmp_path / "arrow"))
+    table = ds.data.table
+    return ds, [table.slice(i, 30) for i in range(0, rows, 30)]
+
+
+def test_early_split_writes_the_bytes_write_split_writes(tmp_path, monkeypatch):
+    """Shards written from the builder's tables while they are made are byte for byte those written
+    afterwards from the Arrow files (other batching, same row groups), for one shard and for three."""
+    from medmat_builder.build import parquet
+
+    ds, tables = _arrow_split(tmp_path)
+    monkeypatch.setattr(parquet, "ROWS_PER_GROUP", 40)
+    for shards in (1, 3):
+        monkeypatch.setattr(parquet, "MAX_SHARD_BYTES", ds.data.nbytes // shards + 1)
+        late, early_dir = tmp_path / f"late{shards}", tmp_path / f"early{shards}"
+        late.mkdir()
+        expected = parquet.write_split(ds, late, "train")
+        early = parquet.EarlySplit(early_dir, "train", ds.features.arrow_schema, ds.num_rows, shards)
+        for table in tables:
+            early.put(table)
+        paths = early.finish(ds)
+        assert paths is not None and [p.name for p in paths] == [p.name for p in expected]
+        assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+
+
+def test_early_split_with_a_wrong_shard_estimate_is_removed(tmp_path, monkeypatch):
+    """A wrong estimate of the shard count (or of the rows) leaves no file: the caller writes the split again."""
+    from medmat_builder.build import parquet
+
+    ds, tables = _arrow_split(tmp_path)
+    monkeypatch.setattr(parquet, "MAX_SHARD_BYTES", ds.data.nbytes // 2 + 1)  # two shards
+    early = parquet.EarlySplit(tmp_path / "out", "train", ds.features.arrow_schema, ds.num_rows, 1)
+    for table in tables:
+        early.put(table)
+    assert early.finish(ds) is None
+    assert list((tmp_path / "out").iterdir()) == []
+    short = parquet.EarlySplit(tmp_path / "short", "train", ds.features.arrow_schema, ds.num_rows + 5, 2)
+    for table in tables:  # fewer rows than announced: an error, raised by finish, no file left
+        short.put(table)
+    with pytest.raises(RuntimeError):
+        short.finish(ds)
+    assert list((tmp_path / "short").iterdir()) == []
+
+
+def test_early_split_abort_stops_the_thread(tmp_path):
+    """abort (the build stopped) ends the writer's thread even with tables still queued."""
+    from medmat_builder.build import parquet
+
+    ds, tables = _arrow_split(tmp_path)
+    early = parquet.EarlySplit(tmp_path / "out", "train", ds.features.arrow_schema, ds.num_rows, 1)
+    for table in tables[:3]:
+        early.put(table)
+    early.abort()
+    assert not early._thread.is_alive()

@@ -296,3 +296,30 @@ def test_a_source_left_out_of_a_partial_build_is_left_out_of_the_metadata(tmp_pa
     assert meta["license"] == ["CC-BY-4.0", "CC0-1.0"]
     body = (out / "README.md").read_text(encoding="utf-8").split("---\n", 2)[2]
     assert "| `toy_folders` |" in body and "| `toy_table` | [Toy table]" not in body
+
+
+def test_croissant_made_in_worker_processes_is_the_same_and_raises_the_same(tmp_path, monkeypatch, mini_registry,
+                                                                             mini_export):
+    """``medmat build`` makes croissant.json in its idle decoding workers: the same bytes as in the main
+    process, and an invalid metadata error comes back with its message."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from medmat_builder.publish import croissant
+
+    report = BuildReport.read(mini_export / "build_report.json")
+    here, there = tmp_path / "here", tmp_path / "there"
+    for folder in (here, there):
+        shutil.copytree(mini_export, folder)
+    with ProcessPoolExecutor(1) as pool:
+        pool.submit(croissant.preload).result()
+        croissant.write_croissant(there, mini_registry, report, pool=pool)
+        croissant.write_croissant(here, mini_registry, report)
+        assert (there / "croissant.json").read_bytes() == (here / "croissant.json").read_bytes()
+        with pytest.raises(croissant.CroissantError, match="not a number of seconds"):
+            pool.submit(_raise_croissant_error).result()
+
+
+def _raise_croissant_error() -> None:
+    from medmat_builder.publish.croissant import CroissantError
+
+    raise CroissantError("Croissant metadata is invalid:\nnot a number of seconds")

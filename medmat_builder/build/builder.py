@@ -24,7 +24,7 @@ import pyarrow as pa
 from medmat_builder.build.boxes import format_box_answer, normalize_boxes
 from medmat_builder.build.candidates import Selected
 from medmat_builder.build.features import export_features
-from medmat_builder.build.parquet import ROWS_PER_GROUP
+from medmat_builder.build.parquet import ROWS_PER_GROUP, EarlySplit, estimated_shards
 from medmat_builder.build.select import select_subset
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.signals import pause_point
@@ -78,6 +78,10 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         self._registry = registry
         self.report: ConfigReport | None = None
         self._spool: Spool | None = None
+        #: where ``medmat build`` wants the parquet files: each split's shards are then written while
+        #: ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`, by split)
+        self.parquet_dest: Path | None = None
+        self.early: dict[str, EarlySplit] = {}
         kwargs.setdefault("dataset_name", "medmat")
         super().__init__(*args, **kwargs)
 
@@ -116,8 +120,10 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         pool = self._distractor_pool(sub, selection.train + selection.test)
         groups = selection.groups
         return [
-            datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"items": selection.train, "pool": pool, "groups": groups}),
-            datasets.SplitGenerator(name=datasets.Split.TEST, gen_kwargs={"items": selection.test, "pool": pool, "groups": groups}),
+            datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"items": selection.train, "pool": pool, "groups": groups,
+                                                                              "split": "train"}),
+            datasets.SplitGenerator(name=datasets.Split.TEST, gen_kwargs={"items": selection.test, "pool": pool, "groups": groups,
+                                                                             "split": "test"}),
         ]
 
     @staticmethod
@@ -129,12 +135,28 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
             return sorted(seen | set(sub.labels))
         return []
 
-    def _generate_tables(self, items: list[Selected], pool: list[str], groups: dict[str, str]):
+    def _generate_tables(self, items: list[Selected], pool: list[str], groups: dict[str, str], split: str = ""):
         """The records of one split as Arrow tables of at most :data:`ROWS_PER_TABLE` rows (fewer where their
-        images pass :data:`TABLE_IMAGE_BYTES`), in order."""
+        images pass :data:`TABLE_IMAGE_BYTES`), in order; each also handed to the split's early parquet
+        writer when :attr:`parquet_dest` is set."""
         schema = self.info.features.arrow_schema
+        early = None
+        if self.parquet_dest is not None and split:
+            self.abort_early(split)
+            shards = estimated_shards(sum(sel.length for sel in items), len(items))
+            early = self.early[split] = EarlySplit(self.parquet_dest, split, schema, len(items), shards)
         for chunk in table_chunks(items):
-            yield len(chunk), self._table(chunk, pool, groups, schema)
+            table = self._table(chunk, pool, groups, schema)
+            if early is not None:
+                early.put(table)
+            yield len(chunk), table
+
+    def abort_early(self, split: str | None = None) -> None:
+        """Stop the early parquet writer of ``split`` (all of them: None), if one runs."""
+        for name in [split] if split is not None else list(self.early):
+            writer = self.early.pop(name, None)
+            if writer is not None:
+                writer.abort()
 
     def _table(self, items: list[Selected], pool: list[str], groups: dict[str, str], schema: pa.Schema) -> pa.Table:
         """One Arrow table of ``items``' records, built column by column (the image bytes with no Python copy)."""
@@ -190,7 +212,8 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         }
 
     def close(self) -> None:
-        """Delete the temporary image spool."""
+        """Stop the early parquet writers still running and delete the temporary image spool."""
+        self.abort_early()
         if self._spool is not None:
             self._spool.close()
             self._spool = None

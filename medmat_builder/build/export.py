@@ -31,7 +31,10 @@ the config is skipped instead, and the report lists it under ``skipped`` with th
 
 The parquet files are written through public APIs only: the builder prepares each config
 (``download_and_prepare``), ``as_dataset`` hands back each split, and :mod:`~medmat_builder.build.parquet`
-writes it as ``{split}-NNNNN-of-NNNNN.parquet`` shards with ``pyarrow``.
+writes it as ``{split}-NNNNN-of-NNNNN.parquet`` shards with ``pyarrow``: in a background thread from the
+builder's tables while ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`),
+checked against the prepared split, or from the split's Arrow files where that check fails.
+With worker processes, ``croissant.json``'s metadata is made in one of them once decoding is over.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from tqdm.auto import tqdm
 from medmat_builder import safe_paths
 from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
-from medmat_builder.build.loader import shutdown_pools
+from medmat_builder.build.loader import idle_pool, shutdown_pools
 from medmat_builder.build.parquet import write_split
 from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
 from medmat_builder.build.select import EmptySplitError
@@ -62,6 +65,7 @@ from medmat_builder.build.swap import recover_swap, swap_configs
 from medmat_builder.layouts.file_index import shared_indexes
 from medmat_builder.layouts.misses import close_names
 from medmat_builder.publish.croissant import FileDigest
+from medmat_builder.publish.croissant import preload as preload_croissant
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
 from medmat_builder.publish.visual import report_user_files, write_visual_report
 from medmat_builder.records import SPLITS
@@ -236,6 +240,7 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         settings=settings,
         only_sources=only,
     )
+    builder.parquet_dest = dest  # each split's parquet file written alongside datasets' Arrow files
     prep = work / "prep" / name
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar per config is enough
@@ -246,7 +251,9 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         for split in SPLITS:
             ds = builder.as_dataset(split=split)
             with stage_progress.stage("write", total=ds.num_rows) as bar:
-                written(write_split(ds, dest, split))
+                early = builder.early.pop(split, None)
+                paths = early.finish(ds) if early is not None else None
+                written(paths if paths is not None else write_split(ds, dest, split))
                 bar.update(ds.num_rows)
     finally:
         builder.close()
@@ -358,12 +365,15 @@ def build(
             for name in report.configs:  # the files linked in, hashed now (no decoding worker is forked after this)
                 if name not in result.built:
                     digests.add_config(name)
+            pool = idle_pool()  # decoding is over: a worker imports mlcroissant meanwhile (one for each worker,
+            for _ in range(settings.num_proc if pool is not None else 0):  # so that the one making it has it)
+                pool.submit(preload_croissant)
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
             # the visual report (it reads the parquet files and the report only) before the card and the
             # Croissant file, so that the parquet files are hashed meanwhile (:class:`_Digests`)
             write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
-            write_export_metadata(staging, registry, report, known=digests.result())
+            write_export_metadata(staging, registry, report, known=digests.result(), pool=pool)
             pause_point("write")  # test hook: everything staged, nothing committed
             # Forget the fingerprints of what is about to change; swap the rebuilt configs in one folder
             # at a time; then replace medmat's other files and remove those this build no longer has.

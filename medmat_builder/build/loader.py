@@ -124,6 +124,12 @@ class Loader:
                 fut.cancel()
 
 
+def idle_pool() -> ProcessPoolExecutor | None:
+    """The build's worker pool, if it started one (its workers are idle once decoding is over: the main
+    process may hand them other work then; the pool forks no new worker after its first job)."""
+    return next(iter(Loader._pools.values()), None)
+
+
 def shutdown_pools(kill: bool = False) -> None:
     """Stop the worker processes kept between configs (called at the end of a build).
 

@@ -9,6 +9,9 @@ which carries the features for ``load_dataset``). Same rows, same bytes. Each ro
 writer as one contiguous chunk; a record batch that is exactly one row group (the builder's tables are,
 :data:`medmat_builder.build.builder.ROWS_PER_TABLE`) is written as it was read, without being copied.
 
+:class:`EarlySplit` writes the same shards in a background thread from the tables the builder hands
+``datasets``, while ``datasets`` writes its Arrow files, so the build need not read them back.
+
 Image bytes (already PNG or JPEG) are stored plain: snappy gains nothing on them (the compressed pages
 measured larger than the raw ones) and a dictionary over unique images is only built to be dropped,
 which roughly halved ``write_table``'s time on the bench's 1,800-row split.
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import io
 import math
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,13 +74,26 @@ def column_options(schema: pa.Schema) -> dict:
 
 def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
     """Write the prepared split ``ds`` as ``folder/{split}-NNNNN-of-NNNNN.parquet``; return the files in order."""
-    schema = ds.features.arrow_schema
-    shards = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
-    paths = [Path(folder) / f"{split}-{i:05d}-of-{shards:05d}.parquet" for i in range(shards)]
-    batches = _batches(ds)
+    paths = split_paths(folder, split, split_shards(ds))
+    _write_shards(_batches(ds), ds.features.arrow_schema, paths, ds.num_rows)
+    return paths
+
+
+def split_shards(ds: datasets.Dataset) -> int:
+    """How many shards :func:`write_split` cuts ``ds`` into (each at most about :data:`MAX_SHARD_BYTES`)."""
+    return max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
+
+
+def split_paths(folder: Path, split: str, shards: int) -> list[Path]:
+    """The files of a split written as ``shards`` shards, in order."""
+    return [Path(folder) / f"{split}-{i:05d}-of-{shards:05d}.parquet" for i in range(shards)]
+
+
+def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: list[Path], rows: int) -> None:
+    """Write the ``rows`` rows of ``batches`` as the shards ``paths`` (row groups of :data:`ROWS_PER_GROUP`)."""
     options = column_options(schema)
     pending: pa.RecordBatch | None = None
-    for path, (start, end) in zip(paths, shard_bounds(ds.num_rows, shards)):
+    for path, (start, end) in zip(paths, shard_bounds(rows, len(paths))):
         with pq.ParquetWriter(path, schema, **options) as writer:
             buffered: list[pa.RecordBatch] = []
             count, left = 0, end - start
@@ -90,11 +108,97 @@ def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
                     table = pa.Table.from_batches(buffered, schema=schema)
                     full = count if left == 0 else count - count % ROWS_PER_GROUP
                     for group in range(0, full, ROWS_PER_GROUP):  # one contiguous chunk a row group: the
-                        rows = table.slice(group, min(ROWS_PER_GROUP, full - group)).combine_chunks()
-                        writer.write_table(rows)  # pages do not depend on how the Arrow files were batched
+                        group_rows = table.slice(group, min(ROWS_PER_GROUP, full - group)).combine_chunks()
+                        writer.write_table(group_rows)  # pages do not depend on how the Arrow files were batched
                     rest = table.slice(full)
                     buffered, count = rest.to_batches(), rest.num_rows
-    return paths
+
+
+class EarlySplit:
+    """Write a split's parquet shards in a background thread from the tables the builder hands to
+    ``datasets``, while ``datasets`` writes its Arrow files (both release the GIL), instead of reading
+    those files back afterwards. The bytes are those :func:`write_split` writes from the prepared split:
+    same schema, same rows, same row groups (they do not depend on how the rows were batched).
+
+    The number of shards is estimated before the first row (:func:`estimated_shards`); :meth:`finish`
+    checks it against the prepared split and says whether the files can be kept (else the caller writes
+    the split with :func:`write_split`). The thread must be finished (:meth:`finish` or :meth:`abort`)
+    before any worker process is forked."""
+
+    #: Tables queued at most (the builder waits beyond): bounds the memory the queue holds.
+    QUEUED = 4
+
+    def __init__(self, folder: Path, split: str, schema: pa.Schema, rows: int, shards: int):
+        self.paths = split_paths(folder, split, shards)
+        self.schema, self.rows = schema, rows
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(self.QUEUED)
+        self._error: BaseException | None = None
+        self._stop = False
+        self._ended = False  # the end of the queue (None) was taken
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name=f"medmat-parquet-{split}", daemon=True)
+        self._thread.start()
+
+    def put(self, table: pa.Table) -> None:
+        """Queue the next rows of the split (the table is not modified)."""
+        if self._error is None:
+            self._queue.put(table)
+
+    def _tables(self) -> Iterator[pa.RecordBatch]:
+        while (table := self._queue.get()) is not None:
+            if self._stop:
+                raise _Stopped
+            yield from table.to_batches()
+        self._ended = True
+
+    def _run(self) -> None:
+        try:
+            _write_shards(self._tables(), self.schema, self.paths, self.rows)
+        except StopIteration:
+            self._error = RuntimeError(f"{self.paths[0].name}: the split ended before its {self.rows} rows")
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread by finish)
+            self._error = exc
+        while not self._ended:  # take what is left, so the builder never waits; finish tells what happened
+            self._ended = self._queue.get() is None
+
+    def finish(self, ds: datasets.Dataset) -> list[Path] | None:
+        """Wait for the files; return them if they are what :func:`write_split` writes for ``ds`` (as many
+        shards, same rows, same schema), else remove them and return None. An error of the writer is raised here."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            self._remove()
+            raise self._error
+        if (split_shards(ds) != len(self.paths) or ds.num_rows != self.rows
+                or not ds.features.arrow_schema.equals(self.schema, check_metadata=True)):
+            self._remove()
+            return None
+        return self.paths
+
+    def _remove(self) -> None:
+        for path in self.paths:
+            path.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Stop the thread (the build stopped); the partial file is left to the caller's cleanup."""
+        if self._thread.is_alive():
+            self._stop = True
+            self._queue.put(None)
+            self._thread.join()
+
+
+#: Bytes per row besides its image, at most, that :func:`estimated_shards` reckons with (about 400 measured).
+ROW_BYTES = 2048
+
+
+def estimated_shards(image_bytes: int, rows: int) -> int:
+    """The shards :func:`write_split` will likely cut a split of ``rows`` rows whose images take
+    ``image_bytes`` into (:class:`EarlySplit` checks it once the split is prepared)."""
+    return max(1, math.ceil((image_bytes + rows * ROW_BYTES) / MAX_SHARD_BYTES))
+
+
+class _Stopped(Exception):
+    """The early writer was told to stop."""
 
 
 def write_table(table: pa.Table, path: Path) -> None:

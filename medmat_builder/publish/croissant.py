@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,15 +189,28 @@ def croissant_metadata(registry: Registry, report: BuildReport, configs: list[st
 
 
 def write_croissant(folder: Path, registry: Registry, report: BuildReport, configs: list[str] | None = None,
-                    url: str = MEDMAT_HOMEPAGE, known: Mapping[str, FileDigest] | None = None) -> Path:
+                    url: str = MEDMAT_HOMEPAGE, known: Mapping[str, FileDigest] | None = None,
+                    pool: Executor | None = None) -> Path:
     """Write ``croissant.json`` into ``folder``, listing (with checksums) every file already in it
-    (``known``: digests already taken, see :func:`export_files`)."""
+    (``known``: digests already taken, see :func:`export_files`).
+
+    ``pool``: worker processes (the build's, idle by then) to make the metadata in, where ``mlcroissant``
+    may already be imported (:func:`preload`); the same JSON, and its errors raised here as they are."""
     folder = Path(folder)
     names = sorted(configs if configs is not None else report.configs)
     path = folder / CROISSANT_NAME
-    path.write_text(dumps(croissant_metadata(registry, report, names, url, export_files(folder, names, known))),
-                    encoding="utf-8")
+    files = export_files(folder, names, known)
+    if pool is None:
+        meta = croissant_metadata(registry, report, names, url, files)
+    else:
+        meta = pool.submit(croissant_metadata, registry, report, names, url, files).result()
+    path.write_text(dumps(meta), encoding="utf-8")
     return path
+
+
+def preload() -> None:
+    """Import ``mlcroissant`` (a pool worker does, while the main process writes the other files)."""
+    import mlcroissant  # noqa: F401
 
 
 def dumps(meta: dict[str, Any]) -> str:
