@@ -42,8 +42,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from tqdm.auto import tqdm
 from medmat_builder import safe_paths
 from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
+from medmat_builder.build.digests import StagedDigests
 from medmat_builder.build.loader import idle_pool, shutdown_pools
 from medmat_builder.build.parquet import write_split
 from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
@@ -64,7 +64,6 @@ from medmat_builder.build.spool import sweep_stale_spools
 from medmat_builder.build.swap import recover_swap, swap_configs
 from medmat_builder.layouts.file_index import shared_indexes
 from medmat_builder.layouts.misses import close_names
-from medmat_builder.publish.croissant import FileDigest
 from medmat_builder.publish.croissant import preload as preload_croissant
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
 from medmat_builder.publish.visual import report_user_files, write_visual_report
@@ -195,38 +194,6 @@ def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> No
             shutil.copy2(src, dst)
 
 
-class _Digests:
-    """SHA-256 and size of the staged parquet files (what ``croissant.json`` lists), each file hashed in a
-    background thread as soon as it is in place: hashing and reading release the GIL, so this overlaps
-    the build's other work instead of reading every file again at the end. Same digests either way.
-
-    The decoding workers are forked when the first config is decoded, before any file is added; the
-    files of the configs a build keeps are added after the last config is built, so the thread never
-    runs while a worker is forked."""
-
-    def __init__(self, staging: Path):
-        self.staging = staging
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medmat-sha256")
-        self._pending: dict[str, Future[FileDigest]] = {}
-
-    def add(self, paths: Iterable[Path]) -> None:
-        """Start hashing ``paths`` (files under the staging folder)."""
-        for path in paths:
-            self._pending[path.relative_to(self.staging).as_posix()] = self._pool.submit(FileDigest.of_file, path)
-
-    def add_config(self, name: str) -> None:
-        """Start hashing the parquet files of config ``name`` (linked into the staging folder)."""
-        self.add(sorted((self.staging / name).glob("*.parquet")))
-
-    def result(self) -> dict[str, FileDigest]:
-        """Path (relative to the staging folder) -> digest of every file added; waits for the hashing."""
-        return {rel: future.result() for rel, future in sorted(self._pending.items())}
-
-    def close(self) -> None:
-        """Stop the thread (a file being hashed is finished, the queued ones dropped)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,
                dest: Path, work: Path, written: Callable[[list[Path]], None] = lambda paths: None) -> ConfigReport:
     """Prepare one config with the builder and write its parquet files into ``dest``; return its ledger.
@@ -311,11 +278,11 @@ def build(
             logger.warning("%s: %s", out, recovered)
         work = owned.scratch()
         stopped = False
-        digests: _Digests | None = None
+        digests: StagedDigests | None = None
         try:
             staging = work / "out"
             staging.mkdir()
-            digests = _Digests(staging)
+            digests = StagedDigests(staging)
             old = _read_report(out)
             report = BuildReport(settings=settings.record())
             result = BuildResult(out=out, report=report)
@@ -371,7 +338,7 @@ def build(
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
             # the visual report (it reads the parquet files and the report only) before the card and the
-            # Croissant file, so that the parquet files are hashed meanwhile (:class:`_Digests`)
+            # Croissant file, so that the parquet files are hashed meanwhile (:class:`StagedDigests`)
             write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
             write_export_metadata(staging, registry, report, known=digests.result(), pool=pool)
             pause_point("write")  # test hook: everything staged, nothing committed
