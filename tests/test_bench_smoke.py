@@ -28,7 +28,7 @@ def test_quick_bench_prints_the_full_table(tmp_path):
         "medmat --num-proc 1: wall s (CPU s; load average at end)",
         "medmat --num-proc 2: wall s (CPU s; load average at end)",
         "medmat: MB read / kept MB",
-        "medmat: peak PSS MB (process tree; largest process RSS)",
+        "medmat: peak PSS MB (process tree)",
         "ratio medmat/floor wall",
         "ratio medmat/decode floor wall (--num-proc 1)",
         "ratio medmat/decode floor wall (--num-proc 2)",
