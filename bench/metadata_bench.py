@@ -14,21 +14,12 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medmat_builder.publish.croissant import FileDigest, export_files  # noqa: E402
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best  # noqa: E402  (bench/timing.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(big, "wb") as f:
             for _ in range(args.mb):
                 f.write(os.urandom(1 << 20))
-        secs = _best(lambda: FileDigest.of_file(big), args.repeat)
+        secs = best(lambda: FileDigest.of_file(big), args.repeat)
         rows.append((f"sha256 of a {args.mb} MB file: s", f"{secs:.3f}"))
         rows.append(("sha256 rate: MB/s", f"{args.mb / secs:.0f}"))
 
@@ -61,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         report = BuildReport.read(out)
         size = sum(d.size for d in export_files(out, names).values())
         rows.append((f"demo export ({len(names)} configs): files MB", f"{size / 1e6:.2f}"))
-        rows.append(("checksum every file: s", f"{_best(lambda: export_files(out, names), args.repeat):.3f}"))
+        rows.append(("checksum every file: s", f"{best(lambda: export_files(out, names), args.repeat):.3f}"))
         rows.append(("card + licenses.csv + croissant.json: s",
-                     f"{_best(lambda: write_export_metadata(out, registry, report), args.repeat):.3f}"))
+                     f"{best(lambda: write_export_metadata(out, registry, report), args.repeat):.3f}"))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  value")

@@ -25,11 +25,12 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from timing import best  # noqa: E402  (bench/timing.py)
 
 COUNTS = {("train", "NORMAL"): 1341, ("train", "PNEUMONIA"): 3875, ("val", "NORMAL"): 8,
           ("val", "PNEUMONIA"): 8, ("test", "NORMAL"): 234, ("test", "PNEUMONIA"): 390}
@@ -46,15 +47,6 @@ def write_tree(root: Path, scale: float, nested: bool) -> int:
                 (folder / name).write_bytes(f"{split}/{label}/{name}".encode() * 16)
                 n += 1
     return n
-
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> int:
