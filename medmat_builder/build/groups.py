@@ -27,7 +27,9 @@ guard and ``GroupKFold`` can use it).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,12 @@ def split_token(key: str) -> str:
     source without groups is split exactly as by image), ``group:<id>`` for a declared subject."""
     _, kind, value = key.split(_SEP, 2)
     return value if kind == "image" else "group:" + value
+
+
+def split_tokens(keys: Iterable[str]) -> list[str]:
+    """:func:`split_token` of each key (one pass in C for the split of a large source)."""
+    return [value if kind == "image" else "group:" + value
+            for _, kind, value in map(str.split, keys, repeat(_SEP), repeat(2))]
 
 
 def subject_pseudonym(key: str) -> str:
@@ -140,6 +148,8 @@ class GroupResolver:
         self.stats = GroupStats(declared=self.spec.declared if self.spec is not None else "none")
         self._patterns = [PathPattern(p) for p in self.spec.path] if self.spec is not None else []
         self._table = read_group_table(source, Path(root)) if self.spec is not None and self.spec.table else None
+        self._image_prefix = subject_key(self.namespace, None, "")  # + the image: subject_key(namespace, None, image)
+        self._group_prefix = subject_key(self.namespace, "", "")  # + the group: subject_key(namespace, group, image)
 
     def raw_group(self, rec: RawRecord) -> str | None:
         """The record's subject id as the source spells it, or None (its own subject)."""
@@ -157,13 +167,17 @@ class GroupResolver:
 
     def key_of(self, rec: RawRecord) -> str:
         """The namespaced subject key of ``rec`` (counted in :attr:`stats`)."""
-        raw = self.raw_group(rec)
+        stats = self.stats
+        stats.records += 1
+        raw = self.raw_group(rec) if stats.declared != "none" else None
         raw = raw.strip() if raw else None
-        key = subject_key(self.namespace, raw or None, rec.image)
-        self.stats.records += 1
-        self.stats.subjects.add(key)
-        if not raw and self.stats.declared != "none":
-            self.stats.ungrouped += 1
+        if raw:
+            key = self._group_prefix + raw
+        else:
+            key = self._image_prefix + rec.image
+            if stats.declared != "none":
+                stats.ungrouped += 1
+        stats.subjects.add(key)
         return key
 
     def warning(self) -> str | None:

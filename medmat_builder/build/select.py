@@ -32,10 +32,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 
 from medmat_builder.build.audit import audit_selection
-from medmat_builder.build.candidates import Candidate, Selected, Selection, seeded_key
+from medmat_builder.build.candidates import Candidate, Selected, Selection
 from medmat_builder.build.dedup import SeenImages
 from medmat_builder.build.fill import Fill
 from medmat_builder.build.groups import subject_pseudonym
@@ -44,10 +45,13 @@ from medmat_builder.build.loader import Loader
 from medmat_builder.build.quotas import quotas_for_test, quotas_for_train
 from medmat_builder.build.scan import Scan, scan_candidates
 from medmat_builder.build.settings import BuildSettings
-from medmat_builder.build.splitting import split_candidates
+from medmat_builder.build.splitting import seeded_hexdigests, split_candidates
 from medmat_builder.build.spool import Spool
 from medmat_builder.registry import Source, Subset
 from medmat_builder.report import ConfigReport, safe_ref
+
+
+_ORDER = attrgetter("order")
 
 
 class EmptySplitError(ValueError):
@@ -73,8 +77,9 @@ def select_subset(
     """
     candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings)
     assign_balance_keys(candidates, subset)
-    for c in candidates:
-        c.order = seeded_key(settings.seed, "order", c.id)
+    orders = seeded_hexdigests(f"{settings.seed}:order:", [c.id for c in candidates])  # seeded_key(seed, "order", id)
+    for c, order in zip(candidates, orders):
+        c.order = order
     candidates = split_candidates(candidates, settings.seed, settings.test_fraction, subset.kind, report)
     unique = _drop_listed_twice(candidates, report)
 
@@ -83,7 +88,7 @@ def select_subset(
         buckets[c.split][c.key].append(c)
     for split in buckets:
         for group in buckets[split].values():
-            group.sort(key=lambda c: c.order)
+            group.sort(key=_ORDER)
 
     loader = Loader(settings.num_proc)
     seen = SeenImages(settings.near_duplicates, conflicts=subset.is_classification)
@@ -114,9 +119,13 @@ def select_subset(
 
 def _drop_listed_twice(candidates: list[Candidate], report: ConfigReport) -> list[Candidate]:
     """Same image id twice (a table listing one file twice): keep the first (test first), count the rest."""
+    in_order = sorted(candidates, key=_ORDER)  # stable: as sorting by (split != "test", order)
+    in_order = [c for c in in_order if c.split == "test"] + [c for c in in_order if c.split != "test"]
+    if len({c.id for c in in_order}) == len(in_order):
+        return in_order
     seen_ids: set[str] = set()
     unique: list[Candidate] = []
-    for c in sorted(candidates, key=lambda c: (c.split != "test", c.order)):
+    for c in in_order:
         if c.id in seen_ids:
             report.ledger(c.source.key).drop("duplicate", c.record.ref, "the same file is listed twice")
             continue

@@ -21,20 +21,31 @@ same way, except that a subject already placed by the official split keeps its u
 its side (the side holding most of its images; test on a tie). A source's official split keeps its
 test side as published: where it puts one subject on both sides, that subject's train images are
 dropped as ``subject_in_test`` (:func:`keep_official_test_subjects_out_of_train`).
+
+How it is computed (the same splits as the rule above, in a fraction of the time at 100,000 images): a
+unit in one stratum ``s`` with ``c`` images goes to test exactly when ``c < 2 * (target - test)``
+(integers); a unit in several strata compares the weighted sum over a common denominator (integers,
+exact). A source whose subjects all hold one image and one stratum is filled per stratum: its first
+``target`` images in the seeded order go to test.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from fractions import Fraction
 from hashlib import sha256
-from operator import itemgetter
+from itertools import groupby
+from math import lcm
+from operator import attrgetter
 from typing import Protocol
 
 from medmat_builder.build.candidates import Candidate
-from medmat_builder.build.groups import split_token
+from medmat_builder.build.groups import split_tokens
 from medmat_builder.report import ConfigReport
+
+_HASH = type(sha256())
+_GROUP = attrgetter("group")
+_SOURCE = attrgetter("source.key")
 
 
 class Splittable(Protocol):
@@ -42,17 +53,15 @@ class Splittable(Protocol):
     split: str
 
 
-def _closer(counts: dict[str, int], in_test: dict[str, int], target: dict[str, int]) -> bool:
-    """Does adding ``counts`` to the test counts bring them strictly closer to the targets?"""
-    if len(counts) == 1:
-        ((s, c),) = counts.items()
-        t = in_test.get(s, 0)
-        return abs(t + c - target[s]) < abs(t - target[s])
-    delta = Fraction(0)
-    for s, c in counts.items():
-        t = in_test.get(s, 0)
-        delta += Fraction(abs(t + c - target[s]) - abs(t - target[s]), max(target[s], 1))
-    return delta < 0
+def seeded_digests(prefix: str, tokens: Iterable[str]) -> list[bytes]:
+    """``sha256(prefix + token)`` of each token, as bytes: they sort as the hex keys of
+    :func:`~medmat_builder.build.candidates.seeded_key` would (``prefix`` being its first parts joined by ``:``)."""
+    return list(map(_HASH.digest, map(sha256, map(str.encode, map(prefix.__add__, tokens)))))
+
+
+def seeded_hexdigests(prefix: str, tokens: Iterable[str]) -> list[str]:
+    """:func:`~medmat_builder.build.candidates.seeded_key` of each token: ``sha256(prefix + token)`` in hex."""
+    return list(map(_HASH.hexdigest, map(sha256, map(str.encode, map(prefix.__add__, tokens)))))
 
 
 def assign_group_splits(
@@ -68,43 +77,106 @@ def assign_group_splits(
     ``strata`` gives the strata an item counts in; ``placed`` are the source's items that keep their
     official split (their subjects pull unplaced images to their side). See the module docstring.
     """
-    official: dict[str, Counter] = defaultdict(Counter)
-    for item in placed:
-        official[item.group][item.split] += 1
-    by_subject: dict[str, list] = {}
-    for item in free:
-        members = by_subject.get(item.group)
-        if members is None:
-            by_subject[item.group] = [item]
-        else:
-            members.append(item)
+    _assign(free, [tuple(strata(item)) for item in free], seed, fraction, source, placed)
+
+
+def _assign(free: Sequence[Splittable], strata: list[tuple[str, ...]], seed: int, fraction: float, source: str,
+            placed: Sequence[Splittable]) -> None:
+    """:func:`assign_group_splits` with each item's strata given (``strata[i]`` those of ``free[i]``)."""
     prefix = f"{seed}:split:{source}:"  # seeded_key(seed, "split", source, token) == sha256(prefix + token)
-    units: list[tuple[str, list, dict[str, int]]] = []  # (seeded order, members, images per stratum)
+    keys = list(map(_GROUP, free))
+    official = _official_sides(placed)
+    if not official and set(map(len, strata)) == {1} and len(set(keys)) == len(keys):
+        _fill_one_image_subjects(free, [s for (s,) in strata], seeded_digests(prefix, split_tokens(keys)), fraction)
+        return
+    by_subject: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        members = by_subject.get(key)
+        if members is None:
+            by_subject[key] = [i]
+        else:
+            members.append(i)
+    unit_keys: list[str] = []
+    unit_members: list[list[int]] = []
+    unit_strata: list[str | dict[str, int]] = []  # the one stratum, or images per stratum (empty: no stratum)
+    unit_counts: list[int] = []  # images in its one stratum
     totals: dict[str, int] = {}
     for key, members in by_subject.items():
-        sides = official.get(key)
-        if sides:
-            side = "test" if sides["test"] >= sides["train"] else "train"
-            for item in members:
-                item.split = side
+        side = official.get(key)
+        if side is not None:
+            for i in members:
+                free[i].split = side
             continue
         counts: dict[str, int] = {}
-        for item in members:
-            for s in strata(item):
+        for i in members:
+            for s in strata[i]:
                 counts[s] = counts.get(s, 0) + 1
-                totals[s] = totals.get(s, 0) + 1
-        units.append((sha256((prefix + split_token(key)).encode()).hexdigest(), members, counts))
+        for s, c in counts.items():
+            totals[s] = totals.get(s, 0) + c
+        unit_keys.append(key)
+        unit_members.append(members)
+        if len(counts) == 1:
+            ((s, c),) = counts.items()
+            unit_strata.append(s)
+            unit_counts.append(c)
+        else:
+            unit_strata.append(counts)
+            unit_counts.append(0)
     target = {s: int(round(n * fraction)) for s, n in totals.items()}
-    in_test: dict[str, int] = {}
-    units.sort(key=itemgetter(0))
-    for _, members, counts in units:
-        to_test = _closer(counts, in_test, target)
-        if to_test:
-            for s, c in counts.items():
-                in_test[s] = in_test.get(s, 0) + c
+    weight = {s: max(t, 1) for s, t in target.items()}
+    in_test = dict.fromkeys(target, 0)
+    digests = seeded_digests(prefix, split_tokens(unit_keys))
+    for u in sorted(range(len(unit_keys)), key=digests.__getitem__):  # stable: ties keep first-seen order
+        st = unit_strata[u]
+        if isinstance(st, str):
+            t, c = in_test[st], unit_counts[u]
+            to_test = c < 2 * (target[st] - t)  # |t + c - target| < |t - target|, c >= 1
+            if to_test:
+                in_test[st] = t + c
+        elif st:
+            to_test = _weighted_closer(st, in_test, target, weight)
+            if to_test:
+                for s, c in st.items():
+                    in_test[s] += c
+        else:
+            to_test = False
         side = "test" if to_test else "train"
-        for item in members:
-            item.split = side
+        for i in unit_members[u]:
+            free[i].split = side
+
+
+def _official_sides(placed: Sequence[Splittable]) -> dict[str, str]:
+    """Subject -> the side its officially split images hold most of (test on a tie)."""
+    sides: dict[str, Counter] = {}
+    for item in placed:
+        sides.setdefault(item.group, Counter())[item.split] += 1
+    return {key: "test" if n["test"] >= n["train"] else "train" for key, n in sides.items()}
+
+
+def _fill_one_image_subjects(free: Sequence[Splittable], strata: list[str], digests: list[bytes],
+                             fraction: float) -> None:
+    """The greedy fill when every subject is one image in one stratum: per stratum, the first
+    ``round(fraction * n)`` images in the seeded order go to test, the others to train."""
+    left = {s: int(round(n * fraction)) for s, n in Counter(strata).items()}
+    for i in sorted(range(len(free)), key=digests.__getitem__):
+        s = strata[i]
+        if left[s] > 0:
+            left[s] -= 1
+            free[i].split = "test"
+        else:
+            free[i].split = "train"
+
+
+def _weighted_closer(counts: dict[str, int], in_test: dict[str, int], target: dict[str, int],
+                     weight: dict[str, int]) -> bool:
+    """Does adding ``counts`` (several strata) bring ``sum |test - target| / weight`` strictly down? Exact:
+    the sum is taken over the weights' least common multiple."""
+    common = lcm(*(weight[s] for s in counts))
+    delta = 0
+    for s, c in counts.items():
+        t, goal = in_test[s], target[s]
+        delta += (abs(t + c - goal) - abs(t - goal)) * (common // weight[s])
+    return delta < 0
 
 
 def split_candidates(candidates: list[Candidate], seed: int, fraction: float, kind: str,
@@ -112,18 +184,17 @@ def split_candidates(candidates: list[Candidate], seed: int, fraction: float, ki
     """Set every candidate's split: the source's own where it has a test split (its unsplit images by subject,
     see the module docstring), else a seeded 9:1 split by subject over all its images (train and validation
     parts included). Returns the candidates, minus the train images of official test subjects."""
-    by_source: dict[str, list[Candidate]] = defaultdict(list)
-    for c in candidates:
-        by_source[c.source.key].append(c)
-    unsplit: list[Candidate] = []
-    placed: list[Candidate] = []
-    for group in by_source.values():
-        if any(c.split == "test" for c in group):  # the source has its own test split
-            unsplit += [c for c in group if not c.split]
-            placed += [c for c in group if c.split]
+    by_source = _by_source(candidates)
+    for src in sorted(by_source):
+        group = by_source[src]
+        splits = [c.split for c in group]
+        if "test" in splits:  # the source has its own test split
+            free = [c for c, split in zip(group, splits) if not split]
+            placed = [c for c, split in zip(group, splits) if split]
         else:  # no split, or only train/validation parts: seeded 9:1 over everything
-            unsplit += group
-    assign_random_splits(unsplit, seed, fraction, kind, placed)
+            free, placed = group, []
+        if free:
+            _assign(free, _strata(free, kind), seed, fraction, src, placed)
     return keep_official_test_subjects_out_of_train(candidates, report)
 
 
@@ -136,17 +207,19 @@ def assign_random_splits(
     ``placed`` are candidates of the same sources that keep their official split. See
     :mod:`medmat_builder.build.splitting` for the greedy assignment.
     """
-    def strata(c: Candidate) -> tuple[str, ...]:
-        return c.labels if kind == "multi-label" else (c.key,)
+    fixed = _by_source(placed)
+    for src, free in sorted(_by_source(cands).items()):
+        _assign(free, _strata(free, kind), seed, fraction, src, fixed.get(src, []))
 
-    free: dict[str, list[Candidate]] = defaultdict(list)
-    fixed: dict[str, list[Candidate]] = defaultdict(list)
-    for c in cands:
-        free[c.source.key].append(c)
-    for c in placed:
-        fixed[c.source.key].append(c)
-    for src in sorted(free):
-        assign_group_splits(free[src], seed, fraction, strata, src, fixed[src])  # type: ignore[arg-type]
+
+def _strata(cands: Sequence[Candidate], kind: str) -> list[tuple[str, ...]]:
+    """Each candidate's strata: its labels (multi-label), else its balancing key."""
+    return [c.labels for c in cands] if kind == "multi-label" else [(c.key,) for c in cands]
+
+
+def _by_source(cands: Iterable[Candidate]) -> dict[str, list[Candidate]]:
+    """The candidates of each source, in their order."""
+    return {src: list(group) for src, group in groupby(sorted(cands, key=_SOURCE), _SOURCE)}
 
 
 def keep_official_test_subjects_out_of_train(cands: list[Candidate], report: ConfigReport) -> list[Candidate]:
@@ -154,11 +227,10 @@ def keep_official_test_subjects_out_of_train(cands: list[Candidate], report: Con
     its test side as published; the subject's train images are dropped as ``subject_in_test``, so the
     build never trains on a test patient. Sources without an official split are split by subject already."""
     in_test = {c.group for c in cands if c.split == "test" and c.group}
-    kept = []
-    for c in cands:
-        if c.split == "train" and c.group in in_test:
-            report.ledger(c.source.key).drop("subject_in_test", c.record.ref,
-                                             "its subject also has images in the official test split")
-        else:
-            kept.append(c)
-    return kept
+    dropped = [c for c in cands if c.split == "train" and c.group in in_test]
+    if not dropped:
+        return cands
+    for c in dropped:
+        report.ledger(c.source.key).drop("subject_in_test", c.record.ref,
+                                         "its subject also has images in the official test split")
+    return [c for c in cands if not (c.split == "train" and c.group in in_test)]
