@@ -180,8 +180,10 @@ def _unloadable(subset: Subset, selection: Selection, cands: Sequence[Candidate]
     if subset.kind == "single-label":
         in_test = {lab for sel in selection.test for lab in sel.labels}
         for lab in subset.labels:
+            if lab in in_test:
+                continue
             have = [c for c in cands if c.labels[0] == lab]
-            if have and lab not in in_test:
+            if have:
                 n_test = sum(c.split == "test" for c in have)
                 official = all(c.record.split for c in have)
                 how = "the official split" if official else "the 9:1 split by subject"
