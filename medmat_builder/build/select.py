@@ -165,7 +165,7 @@ _DROP_PHRASES = {
 def _unloadable(subset: Subset, selection: Selection, cands: Sequence[Candidate],
                 split_drops: Mapping[str, Counter]) -> str | None:
     """Why the config would not load (one line, in numbers), or None."""
-    per_split = Counter(c.split for c in cands)
+    per_split = Counter([c.split for c in cands])
     for split, other in (("train", "test"), ("test", "train")):
         if getattr(selection, split):
             continue
