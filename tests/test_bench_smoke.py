@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_quick_bench_prints_the_full_table(tmp_path):
     out = tmp_path / "rows.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "build_bench.py"), "--quick", "--cache", str(tmp_path / "cache"),
+        [sys.executable, str(REPO / "bench" / "build_bench.py"), "--quick", "--data-dir", str(tmp_path / "cache"),
          "--json", str(out), "--num-proc", "2"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
