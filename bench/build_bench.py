@@ -259,6 +259,19 @@ def _io() -> dict[str, int]:
     return out
 
 
+def _sched() -> tuple[float, float]:
+    """This thread's seconds on a CPU and waiting on a run queue (``/proc/thread-self/schedstat``).
+
+    Wall minus both is the time the thread was blocked: disk reads, locks, waiting for threads or
+    workers. (0, 0) where the kernel has no schedstat."""
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            run, wait = fh.read().split()[:2]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return int(run) / 1e9, int(wait) / 1e9
+
+
 def _worker(task: dict) -> dict:
     """Run one contender in this (fresh) process; return wall and I/O of the operation only."""
     kind = task["kind"]
@@ -270,7 +283,7 @@ def _worker(task: dict) -> dict:
         import pyarrow  # noqa: F401
         import pyarrow.parquet  # noqa: F401
         from PIL import Image  # noqa: F401
-    before, t0, cpu0 = _io(), time.perf_counter(), _cpu()
+    before, t0, cpu0, sched0 = _io(), time.perf_counter(), _cpu(), _sched()
     extra: dict = {}
     if kind in ("medmat", "demo"):
         registry = load_registry(task["registry"]) if task.get("registry") else None
@@ -307,9 +320,10 @@ def _worker(task: dict) -> dict:
     else:
         raise ValueError(kind)
     wall = time.perf_counter() - t0
-    after = _io()
+    after, sched = _io(), _sched()
     return {"wall": wall, "cpu": _cpu() - cpu0, "read_bytes": after["read_bytes"] - before["read_bytes"],
-            "rchar": after["rchar"] - before["rchar"], **extra}
+            "rchar": after["rchar"] - before["rchar"], "main_run": sched[0] - sched0[0],
+            "main_queued": sched[1] - sched0[1], **extra}
 
 
 def _cpu() -> float:
@@ -436,6 +450,13 @@ def _ok(flag: bool | None) -> str:
     return "" if flag is None else ("yes" if flag else "NO")
 
 
+def _split_row(name: str, n: str, m: Measure) -> Row:
+    """Where the main thread's wall time went: on a CPU, queued for a core, blocked (I/O, threads, workers)."""
+    run, queued = m.extra.get("main_run", 0.0), m.extra.get("main_queued", 0.0)
+    return Row(f"{name}: main thread wall s = on CPU + queued for a core + blocked (disk, threads, workers)", n,
+               f"{m.wall:.2f} = {run:.2f} + {queued:.2f} + {m.wall - run - queued:.2f}")
+
+
 def _target_row(measure: str, n: str, value: float, target: str, met: bool | None, why: str) -> Row:
     return Row(measure, n, f"{value:.2f}", target if met is not None else "", _ok(met), "" if met in (None, True) else why)
 
@@ -538,12 +559,14 @@ def bench_size(n: int, args, work: Path, registry1: Path, imagefolder: bool, mai
         Row("copy floor: wall s (read + write parquet)", N, f"{copy.wall:.2f}"),
         Row("decode floor: wall s (CPU s) (read + decode kept files once, 1 process)", N,
             f"{decode.wall:.2f} ({decode.cpu:.1f})"),
+        _split_row("decode floor", N, decode),
     ]
     for p, m in meds.items():
         rows.append(Row(f"medmat --num-proc {p}: wall s (CPU s; load average at end)", N,
                         f"{m.wall:.2f} ({m.cpu:.1f}; {m.load:.1f})"))
         rows.append(Row(f"medmat --num-proc {p}: wall - CPU/processes s; MB read from disk", N,
                         f"{m.wall - m.cpu / p:.2f}; {m.read_bytes / MB:.1f}"))
+        rows.append(_split_row(f"medmat --num-proc {p}", N, m))
     rows += [
         Row("medmat: MB read / kept MB", N, f"{cold_read / MB:.1f} / {kept_bytes / MB:.1f}"
             + (" (prime build, cold)" if args.cache == "warm" else ""), "<= 1.1x", _ok(cold_read <= 1.1 * kept_bytes)),
