@@ -554,6 +554,7 @@ def bench_size(n: int, args, work: Path, registry1: Path, imagefolder: bool, mai
             f"{listing_wall:.2f}; {listing_read / MB:.1f}"),
         Row(f"prime build (first read, not compared), --num-proc {args.num_proc}: wall s (CPU s; MB read)", N,
             f"{prime.wall:.2f} ({prime.cpu:.1f}; {prime.read_bytes / MB:.1f})"),
+        _split_row("prime build", N, prime),
         Row("floor: wall s (read kept files once)", N, f"{floor.wall:.2f}"),
         Row("floor: MB read from disk (cold: about the kept MB; warm: about 0)", N, f"{floor.read_bytes / MB:.1f}"),
         Row("copy floor: wall s (read + write parquet)", N, f"{copy.wall:.2f}"),

@@ -26,6 +26,7 @@ def test_quick_bench_prints_the_full_table(tmp_path):
         "page cache before each contender (--cache)",
         "tree listing before any contender (rglob + stat): wall s; MB read (cold metadata)",
         "prime build (first read, not compared), --num-proc 2: wall s (CPU s; MB read)",
+        "prime build: main thread wall s = on CPU + queued for a core + blocked (disk, threads, workers)",
         "floor: wall s (read kept files once)",
         "floor: MB read from disk (cold: about the kept MB; warm: about 0)",
         "medmat --num-proc 1: wall - CPU/processes s; MB read from disk",
