@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_quick_bench_prints_the_full_table(tmp_path):
     out = tmp_path / "rows.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "build_bench.py"), "--quick", "--cache", str(tmp_path / "cache"),
+        [sys.executable, str(REPO / "bench" / "build_bench.py"), "--quick", "--data-dir", str(tmp_path / "cache"),
          "--json", str(out), "--num-proc", "2"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
@@ -23,7 +23,13 @@ def test_quick_bench_prints_the_full_table(tmp_path):
     for expected in (
         "raw images (MB)",
         "kept images (MB)",
+        "page cache before each contender (--cache)",
+        "tree listing before any contender (rglob + stat): wall s; MB read (cold metadata)",
+        "prime build (first read, not compared), --num-proc 2: wall s (CPU s; MB read)",
+        "prime build: main thread wall s = on CPU + queued for a core + blocked (disk, threads, workers)",
         "floor: wall s (read kept files once)",
+        "floor: MB read from disk (cold: about the kept MB; warm: about 0)",
+        "medmat --num-proc 1: wall - CPU/processes s; MB read from disk",
         "decode floor: wall s (CPU s) (read + decode kept files once, 1 process)",
         "medmat --num-proc 1: wall s (CPU s; load average at end)",
         "medmat --num-proc 2: wall s (CPU s; load average at end)",
@@ -45,15 +51,17 @@ def test_quick_bench_prints_the_full_table(tmp_path):
     assert same["value"] == "yes" and same["met"] == "yes"
     for r in rows:  # a target not met says why; a met one says nothing
         assert r["met"] in ("", "yes", "NO") and bool(r["why"]) == (r["met"] == "NO"), r
-    # The printed table is the same table.
+    # The printed table is the same table, under a header that names the page-cache policy (cold by default).
     assert "| measure" in proc.stdout and "ratio medmat/floor wall" in proc.stdout
+    assert "value (cold page cache)" in proc.stdout and "Page cache: cold" in proc.stdout
+    assert next(r for r in rows if r["measure"].startswith("page cache before"))["value"] == "cold"
     kept = next(r for r in rows if r["measure"] == "kept images (MB)")
     raw = next(r for r in rows if r["measure"] == "raw images (MB)")
     assert 0 < int(kept["value"].split()[0]) <= int(raw["value"].split()[0]) == 300
     # Every medmat and floor figure is a number (the run really measured something).
     for r in rows:
         if "wall s" in r["measure"] and r["n"] != "demo":
-            assert float(r["value"].split()[0]) >= 0
+            assert float(r["value"].split()[0].rstrip(";")) >= 0
 
 
 def test_quick_scan_bench_measures_both_trees(tmp_path):
