@@ -5,8 +5,11 @@ small window of jobs is in flight, sent to the workers :data:`BATCH` at a time (
 result message per batch, not per image). Each job decodes and hashes the image
 (:func:`medmat_builder.images.load_image`), computes what the duplicate check compares
 (:class:`~medmat_builder.images.duplicates.ThumbnailEdges`, so the main process only compares) and,
-for detection/segmentation, resolves its boxes (annotations, or the mask's components). Pools live
-for the whole build (:func:`shutdown_pools`).
+for detection/segmentation, resolves its boxes (annotations, or the mask's components). Given the
+config's spool (:class:`~medmat_builder.build.spool.SpoolRef`), a worker appends the image bytes to it
+itself and sends back their place only, so the bytes never travel through the pool's pipes (where
+the spool cannot be reached, they come back as before). Pools live for the whole build
+(:func:`shutdown_pools`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medmat_builder.build import progress
 from medmat_builder.build.boxes import resolve_boxes
 from medmat_builder.build.signals import pause_point, worker_init
+from medmat_builder.build.spool import SpoolRef, append
 from medmat_builder.images import ImageError, MaskError, ThumbnailEdges, load_image
 from medmat_builder.records import Box, RawRecord
 
@@ -43,7 +47,8 @@ BATCH = 2
 @dataclass(frozen=True)
 class LoadResult:
     """The opened image (bytes, size, hashes, thumbnail and its edges, boxes), or ``error`` (a drop reason)
-    with its detail."""
+    with its detail. Bytes a worker appended to the spool are not held (``data`` None): ``spooled`` gives
+    their ``(offset, length)`` there."""
 
     data: bytes | None
     width: int = 0
@@ -55,6 +60,7 @@ class LoadResult:
     error: str | None = None
     detail: str | None = None
     edges: ThumbnailEdges | None = None
+    spooled: tuple[int, int] | None = None
 
 
 def load_job(job: LoadJob) -> LoadResult:
@@ -73,9 +79,24 @@ def load_job(job: LoadJob) -> LoadResult:
                       edges=ThumbnailEdges.of(img.thumbnail))
 
 
-def load_batch(jobs: tuple[LoadJob, ...]) -> list[LoadResult]:
-    """:func:`load_job` for each of ``jobs``, in order (one worker task)."""
-    return [load_job(job) for job in jobs]
+def load_batch(jobs: tuple[LoadJob, ...], spool: SpoolRef | None = None) -> list[LoadResult]:
+    """:func:`load_job` for each of ``jobs``, in order (one worker task); with ``spool``, each image's bytes
+    are appended to it and its result holds their place instead (where the spool can be reached)."""
+    fd = spool.open() if spool is not None else None
+    if fd is None:
+        return [load_job(job) for job in jobs]
+    try:
+        return [_spooled(load_job(job), fd) for job in jobs]
+    finally:
+        os.close(fd)
+
+
+def _spooled(res: LoadResult, fd: int) -> LoadResult:
+    """``res`` with its bytes appended to the spool open at ``fd`` (as they are where that write fell short)."""
+    if res.data is None:
+        return res
+    place = append(fd, res.data)
+    return res if place is None else replace(res, data=None, spooled=place)
 
 
 class Loader:
@@ -97,14 +118,15 @@ class Loader:
                     num_proc, initializer=worker_init, initargs=(os.getpid(),))  # workers die with the build
         self.window = 4 * num_proc  # jobs in flight at most, in batches of BATCH
 
-    def imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
-        """The results of ``jobs``, in order (counted as the ``decode`` stage of the progress)."""
-        for i, res in enumerate(progress.counted(self._imap(jobs), "decode")):
+    def imap(self, jobs: Iterable[LoadJob], spool: SpoolRef | None = None) -> Iterator[LoadResult]:
+        """The results of ``jobs``, in order (counted as the ``decode`` stage of the progress); worker
+        processes append the image bytes to ``spool`` where they can (see :class:`LoadResult`)."""
+        for i, res in enumerate(progress.counted(self._imap(jobs, spool), "decode")):
             if i == 1:
                 pause_point("decode")  # test hook: workers are running
             yield res
 
-    def _imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
+    def _imap(self, jobs: Iterable[LoadJob], spool: SpoolRef | None) -> Iterator[LoadResult]:
         if self.pool is None:
             for job in jobs:
                 yield load_job(job)
@@ -114,7 +136,7 @@ class Loader:
         todo = iter(jobs)
         try:
             while batch := tuple(itertools.islice(todo, BATCH)):
-                pending.append(self.pool.submit(load_batch, batch))
+                pending.append(self.pool.submit(load_batch, batch, spool))
                 if len(pending) >= batches:
                     yield from pending.popleft().result()
             while pending:
