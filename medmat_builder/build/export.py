@@ -34,7 +34,8 @@ The parquet files are written through public APIs only: the builder prepares eac
 writes it as ``{split}-NNNNN-of-NNNNN.parquet`` shards with ``pyarrow``: in a background thread from the
 builder's tables while ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`),
 checked against the prepared split, or from the split's Arrow files where that check fails.
-With worker processes, ``croissant.json``'s metadata is made in one of them once decoding is over.
+With worker processes, ``croissant.json``'s metadata is made in one more, started first (it imports
+mlcroissant while the main process scans: :class:`~medmat_builder.build.loader.Aside`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from medmat_builder import safe_paths
 from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
-from medmat_builder.build.loader import idle_pool, shutdown_pools
+from medmat_builder.build.loader import Aside, shutdown_pools
 from medmat_builder.build.parquet import write_split
 from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
 from medmat_builder.build.select import EmptySplitError
@@ -279,6 +280,8 @@ def build(
         work = owned.scratch()
         stopped = False
         digests: StagedDigests | None = None
+        # forked before any thread and before the decoding pool; imports mlcroissant while this process scans
+        aside = Aside(preload_croissant) if settings.num_proc > 1 else None
         try:
             staging = work / "out"
             staging.mkdir()
@@ -332,15 +335,12 @@ def build(
             for name in report.configs:  # the files linked in, hashed now (no decoding worker is forked after this)
                 if name not in result.built:
                     digests.add_config(name)
-            pool = idle_pool()  # decoding is over: a worker imports mlcroissant meanwhile (one for each worker,
-            for _ in range(settings.num_proc if pool is not None else 0):  # so that the one making it has it)
-                pool.submit(preload_croissant)
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
             # the visual report (it reads the parquet files and the report only) before the card and the
             # Croissant file, so that the parquet files are hashed meanwhile (:class:`StagedDigests`)
             write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
-            write_export_metadata(staging, registry, report, known=digests.result(), pool=pool)
+            write_export_metadata(staging, registry, report, known=digests.result(), pool=aside)
             pause_point("write")  # test hook: everything staged, nothing committed
             # Forget the fingerprints of what is about to change; swap the rebuilt configs in one folder
             # at a time; then replace medmat's other files and remove those this build no longer has.
@@ -357,6 +357,8 @@ def build(
             if digests is not None:
                 digests.close()
             shutdown_pools(kill=stopped)
+            if aside is not None:
+                aside.shutdown(cancel_futures=stopped)
             shutil.rmtree(work, ignore_errors=True)
     return result
 

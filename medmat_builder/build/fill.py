@@ -51,7 +51,7 @@ class Fill:
         detection = not self.subset.is_classification
         queue, got = self.queues[key][self.pos[key]:], self.kept[key]
         jobs = (LoadJob(str(c.root / c.record.image), str(c.root), c.record, detection) for c in queue)
-        results = self.loader.imap(jobs)
+        results = self.loader.imap(jobs, self.spool.ref)
         for cand, res in zip(queue, results):
             self.pos[key] += 1
             ledger = self.report.ledger(cand.source.key)
@@ -77,7 +77,7 @@ class Fill:
                     self.dropped["no_annotation"] += 1
                     continue
                 labels = tuple(dict.fromkeys(b.label for b in boxes))
-            off, length = self.spool.put(res.data)  # type: ignore[arg-type]
+            off, length = res.spooled or self.spool.put(res.data)  # type: ignore[arg-type]
             item = (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes,
                              res.pixel_hash),
                     cand)

@@ -5,23 +5,28 @@ small window of jobs is in flight, sent to the workers :data:`BATCH` at a time (
 result message per batch, not per image). Each job decodes and hashes the image
 (:func:`medmat_builder.images.load_image`), computes what the duplicate check compares
 (:class:`~medmat_builder.images.duplicates.ThumbnailEdges`, so the main process only compares) and,
-for detection/segmentation, resolves its boxes (annotations, or the mask's components). Pools live
-for the whole build (:func:`shutdown_pools`).
+for detection/segmentation, resolves its boxes (annotations, or the mask's components). Given the
+config's spool (:class:`~medmat_builder.build.spool.SpoolRef`), a worker appends the image bytes to it
+itself and sends back their place only, so the bytes never travel through the pool's pipes (where
+the spool cannot be reached, they come back as before). Pools live for the whole build
+(:func:`shutdown_pools`).
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medmat_builder.build import progress
 from medmat_builder.build.boxes import resolve_boxes
 from medmat_builder.build.signals import pause_point, worker_init
+from medmat_builder.build.spool import SpoolRef, append
 from medmat_builder.images import ImageError, MaskError, ThumbnailEdges, load_image
 from medmat_builder.records import Box, RawRecord
 
@@ -36,14 +41,16 @@ class LoadJob:
     detection: bool
 
 
-#: Jobs sent to a worker as one task. The window of jobs in flight stays ``4 * num_proc``.
-BATCH = 2
+#: Jobs sent to a worker as one task (fewer, larger tasks: about half the main process's CPU per image
+#: that 2 a task took). The window of jobs in flight is ``2 * BATCH * num_proc``: two tasks a worker.
+BATCH = 4
 
 
 @dataclass(frozen=True)
 class LoadResult:
     """The opened image (bytes, size, hashes, thumbnail and its edges, boxes), or ``error`` (a drop reason)
-    with its detail."""
+    with its detail. Bytes a worker appended to the spool are not held (``data`` None): ``spooled`` gives
+    their ``(offset, length)`` there."""
 
     data: bytes | None
     width: int = 0
@@ -55,6 +62,7 @@ class LoadResult:
     error: str | None = None
     detail: str | None = None
     edges: ThumbnailEdges | None = None
+    spooled: tuple[int, int] | None = None
 
 
 def load_job(job: LoadJob) -> LoadResult:
@@ -73,9 +81,24 @@ def load_job(job: LoadJob) -> LoadResult:
                       edges=ThumbnailEdges.of(img.thumbnail))
 
 
-def load_batch(jobs: tuple[LoadJob, ...]) -> list[LoadResult]:
-    """:func:`load_job` for each of ``jobs``, in order (one worker task)."""
-    return [load_job(job) for job in jobs]
+def load_batch(jobs: tuple[LoadJob, ...], spool: SpoolRef | None = None) -> list[LoadResult]:
+    """:func:`load_job` for each of ``jobs``, in order (one worker task); with ``spool``, each image's bytes
+    are appended to it and its result holds their place instead (where the spool can be reached)."""
+    fd = spool.open() if spool is not None else None
+    if fd is None:
+        return [load_job(job) for job in jobs]
+    try:
+        return [_spooled(load_job(job), fd) for job in jobs]
+    finally:
+        os.close(fd)
+
+
+def _spooled(res: LoadResult, fd: int) -> LoadResult:
+    """``res`` with its bytes appended to the spool open at ``fd`` (as they are where that write fell short)."""
+    if res.data is None:
+        return res
+    place = append(fd, res.data)
+    return res if place is None else replace(res, data=None, spooled=place)
 
 
 class Loader:
@@ -95,16 +118,17 @@ class Loader:
             if self.pool is None:
                 self.pool = self._pools[num_proc] = ProcessPoolExecutor(
                     num_proc, initializer=worker_init, initargs=(os.getpid(),))  # workers die with the build
-        self.window = 4 * num_proc  # jobs in flight at most, in batches of BATCH
+        self.window = 2 * BATCH * num_proc  # jobs in flight at most, in batches of BATCH
 
-    def imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
-        """The results of ``jobs``, in order (counted as the ``decode`` stage of the progress)."""
-        for i, res in enumerate(progress.counted(self._imap(jobs), "decode")):
+    def imap(self, jobs: Iterable[LoadJob], spool: SpoolRef | None = None) -> Iterator[LoadResult]:
+        """The results of ``jobs``, in order (counted as the ``decode`` stage of the progress); worker
+        processes append the image bytes to ``spool`` where they can (see :class:`LoadResult`)."""
+        for i, res in enumerate(progress.counted(self._imap(jobs, spool), "decode")):
             if i == 1:
                 pause_point("decode")  # test hook: workers are running
             yield res
 
-    def _imap(self, jobs: Iterable[LoadJob]) -> Iterator[LoadResult]:
+    def _imap(self, jobs: Iterable[LoadJob], spool: SpoolRef | None) -> Iterator[LoadResult]:
         if self.pool is None:
             for job in jobs:
                 yield load_job(job)
@@ -114,7 +138,7 @@ class Loader:
         todo = iter(jobs)
         try:
             while batch := tuple(itertools.islice(todo, BATCH)):
-                pending.append(self.pool.submit(load_batch, batch))
+                pending.append(self.pool.submit(load_batch, batch, spool))
                 if len(pending) >= batches:
                     yield from pending.popleft().result()
             while pending:
@@ -124,10 +148,75 @@ class Loader:
                 fut.cancel()
 
 
-def idle_pool() -> ProcessPoolExecutor | None:
-    """The build's worker pool, if it started one (its workers are idle once decoding is over: the main
-    process may hand them other work then; the pool forks no new worker after its first job)."""
-    return next(iter(Loader._pools.values()), None)
+class Aside(Executor):
+    """One worker process beside the decoding pool, for the calls the build makes at its end (the
+    Croissant metadata). Started at the start of a build, before the decoding pool and before any
+    thread, it runs ``prepare`` (an import) on the core the build's scan leaves idle, then waits.
+
+    :meth:`submit` runs a call there and waits for it: the future it returns is done, with the call's
+    result or exception. :meth:`shutdown` ends the process (``cancel_futures``: kill it now)."""
+
+    def __init__(self, prepare: Callable[[], object]):
+        ctx = multiprocessing.get_context()
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_aside_main, args=(child, self._conn, prepare, os.getpid()), daemon=True,
+                                 name="medmat-aside")
+        self._proc.start()
+        child.close()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            self._conn.send((fn, args, kwargs))
+            ok, value = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            future.set_exception(RuntimeError(f"medmat's worker process ended unexpectedly ({exc!r}); run the "
+                                              "build again, or with --num-proc 1"))
+            return future
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures and self._proc.is_alive():
+            self._proc.kill()
+        else:  # asked to leave (worker processes forked later hold this end too: closing it is not enough)
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+        self._conn.close()
+        if wait:
+            self._proc.join()
+
+
+def _aside_main(conn, parent_end, prepare: Callable[[], object], parent: int) -> None:
+    """The :class:`Aside` process: ``prepare``, then run each call received and send back its outcome,
+    until told to stop (None) or its pipe ends."""
+    parent_end.close()
+    worker_init(parent)
+    try:
+        prepare()
+    except Exception:  # noqa: BLE001  (the call that needs it fails with the same error, and reports it)
+        pass
+    while True:
+        try:
+            call = conn.recv()
+        except (EOFError, OSError):
+            return
+        if call is None:
+            return
+        fn, args, kwargs = call
+        try:
+            outcome = (True, fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001  (raised in the main process by the future)
+            outcome = (False, exc)
+        try:
+            conn.send(outcome)
+        except Exception as exc:  # noqa: BLE001  (an outcome that cannot be pickled)
+            conn.send((False, RuntimeError(f"{fn.__name__} gave a result that cannot be sent back: {exc!r}")))
 
 
 def shutdown_pools(kill: bool = False) -> None:
