@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medmat_builder.layouts.misses import TABLE_EXTENSIONS, closest_pattern
-from medmat_builder.layouts.patterns import PathPattern, accepts_image
+from medmat_builder.layouts.patterns import PathPattern, accepted_extensions, with_extension
 from medmat_builder.registry import Source
 from medmat_builder.report import EXAMPLES_PER_REASON, FolderMiss, SourceLedger, TableMiss, safe_ref
 
@@ -40,26 +40,27 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
     unread = ledger.unread_images
     folders: Counter[str] = Counter()
     first_in: dict[str, str] = {}
-    read = 0
-    for path in index.all_files:
-        if not accepts_image(path):
-            continue
-        if path in claimed:
-            read += 1
-            continue
-        unread.count += 1
+    images = with_extension(index.all_files, accepted_extensions())
+    unclaimed = [path for path in images if path not in claimed]
+    read = len(images) - len(unclaimed)
+    nested = excluded_n = other = 0  # counted here, added to the ledger (a pydantic model) once
+    for path in unclaimed:
         if path in copies:
-            unread.nested_copies += 1
+            nested += 1
         elif path in by_extension or any(p.match(path) is not None for p in excluded):
-            unread.excluded += 1
+            excluded_n += 1
         elif any(p.match(path) is not None for p in theirs):
-            unread.other_entries += 1
+            other += 1
         else:
             if len(unread.examples) < EXAMPLES_PER_REASON:
                 unread.examples.append(safe_ref(path))
             folder = path.rpartition("/")[0]
             folders[folder] += 1
             first_in.setdefault(folder, path)
+    unread.count += len(unclaimed)
+    unread.nested_copies += nested
+    unread.excluded += excluded_n
+    unread.other_entries += other
     ledger.read_images += read  # once, not per file (the ledger is a pydantic model)
     unread.copy_folders = sorted(index.copy_folders.items())[:LISTED]
     own = [p.pattern for p in layout.read_patterns]

@@ -35,6 +35,7 @@ from medmat_builder.layouts.patterns import (
     names_a_file,
     normalize_extensions,
     prefer_declared_extension,
+    with_extension,
 )
 from medmat_builder.records import FakeSample, RawRecord, Split
 
@@ -210,7 +211,7 @@ class LayoutBase(BaseModel):
         if found is None:
             accepted = self._accepted  # (worked out once, not per file)
             found = index.memo[key] = list(prefer_declared_extension(
-                [(p, g) for p, g in index.matches(ipat, excl) if extension_of(p) in accepted], own))
+                with_extension(index.matches(ipat, excl), accepted, pairs=True), own))
         return found
 
     def images_by_key(self, index: FileIndex, key: Callable[[dict[str, str]], str],
