@@ -40,7 +40,9 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
     unread = ledger.unread_images
     folders: Counter[str] = Counter()
     first_in: dict[str, str] = {}
-    images = with_extension(index.all_files, accepted_extensions())
+    images = index.memo.get(("image files",))  # the same for every config that reads the folder
+    if images is None:
+        images = index.memo[("image files",)] = with_extension(index.all_files, accepted_extensions())
     unclaimed = [path for path in images if path not in claimed]
     read = len(images) - len(unclaimed)
     nested = excluded_n = other = 0  # counted here, added to the ledger (a pydantic model) once

@@ -235,8 +235,11 @@ class LayoutBase(BaseModel):
         if not pattern:
             return set()
         wide = compiled_pattern(pattern, IMAGE_EXTENSIONS)
-        taken = {p for p, _ in self._images(index, pattern)}
-        return {p for p, _ in index.matches(wide, self.exclude_patterns) if p not in taken and accepts_image(p)}
+        images, matches = self._images(index, pattern), index.matches(wide, self.exclude_patterns)
+        if len(images) == len(matches) and self.image_pattern(pattern).regex.pattern == wide.regex.pattern:
+            return set()  # the images are a part of the same matches, so all of them: none left out
+        taken = {p for p, _ in images}
+        return {p for p, _ in matches if p not in taken and accepts_image(p)}
 
     @cached_property
     def exclude_patterns(self) -> list[PathPattern]:
