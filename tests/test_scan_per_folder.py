@@ -158,3 +158,15 @@ def test_counted_passes_items_through_and_counts_them_when_shown():
     assert list(progress.counted(items, "scan")) == items
     with progress.showing(True):
         assert list(progress.counted(iter(items), "scan")) == items
+
+
+def test_walk_folders_are_the_folders_of_its_files(tmp_path):
+    from medmat_builder.layouts.file_index import FolderWalk
+
+    for rel in ["r.png", "a/x.png", "a/b/.DS_Store", "a/b/c/y.png", "__MACOSX/a/z.png", "e/.hidden", "Ü/ü.png"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    for stat in (False, True):
+        walk = FolderWalk(tmp_path, stat)
+        assert walk.folders == {p.rpartition("/")[0] for p in walk.files} == {"", "a", "a/b/c", "Ü"}

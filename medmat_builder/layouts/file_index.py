@@ -50,6 +50,7 @@ class FolderWalk:
     """One walk of a folder (one ``os.scandir`` a folder, links to folders never followed).
 
     ``files``: every file, sorted, junk (:func:`~medmat_builder.layouts.patterns.is_junk`) left out;
+    ``folders`` the folders holding them (``""``: the folder itself);
     ``file_links`` those of them that are links; ``folder_links`` the links to folders (outside junk
     folders), in walk order. With ``stat``, ``rows`` also lists every entry below the folder, junk
     included, that is a file, a link or anything but a plain folder, as ``path NUL size NUL mtime_ns``
@@ -60,6 +61,7 @@ class FolderWalk:
         self.files: list[str] = []
         self.file_links: set[str] = set()
         self.folder_links: list[str] = []
+        self.folders: set[str] = set()
         self.rows: list[bytes] | None = [] if stat else None
         self._walk(os.fspath(root))
 
@@ -77,6 +79,7 @@ class FolderWalk:
             subdirs = []
             # per entry the work is inlined (no calls but the DirEntry's own): 100,000s of files a folder tree
             prefix_b = prefix.encode("utf-8", "surrogateescape")
+            before = len(files)
             for entry in entries:
                 name = entry.name
                 try:
@@ -107,6 +110,8 @@ class FolderWalk:
                     files.append(path)
                     if entry.is_symlink():
                         file_links.add(path)
+            if len(files) > before:
+                self.folders.add(prefix[:-1])
             stack.extend(reversed(subdirs))
         files.sort()
 
@@ -172,6 +177,7 @@ class FileIndex:
         walk = folder_walk(self.root)
         self.folder_links += walk.folder_links
         self.file_links |= walk.file_links
+        self._folders = walk.folders
         return walk.files
 
     def plain_file(self, relpath: str) -> bool:
@@ -186,7 +192,8 @@ class FileIndex:
     @cached_property
     def copy_folders(self) -> dict[str, str]:
         """Folder of a second copy -> the folder kept in its place (both relative to the root)."""
-        return _find_copies(self.root, self.all_files, self.prefer)
+        files = self.all_files
+        return _find_copies(self.root, files, self.prefer, getattr(self, "_folders", None))
 
     @cached_property
     def copies(self) -> dict[str, str]:
@@ -283,10 +290,12 @@ def _copy_folder_of(path: str, folders: dict[str, str]) -> str | None:
     return None
 
 
-def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) -> dict[str, str]:
-    """Find folders that repeat another folder of the same name (see :class:`FileIndex`)."""
+def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern],
+                 folders: set[str] | None = None) -> dict[str, str]:
+    """Find folders that repeat another folder of the same name (see :class:`FileIndex`); ``folders``: those holding
+    ``files``, where the walk gave them."""
     # Names-only Merkle signature of every folder: cheap, no stat; candidates are then confirmed.
-    if not _repeated_folder_names(files):  # no two folders share a name: no copy (the usual case, no signatures)
+    if not _repeated_folder_names(files, folders):  # no two folders share a name: no copy (the usual case, no signatures)
         return {}
     own: dict[str, list[str]] = defaultdict(list)
     subdirs: dict[str, set[str]] = defaultdict(set)
@@ -334,9 +343,9 @@ def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) ->
     return decided
 
 
-def _repeated_folder_names(files: list[str]) -> bool:
+def _repeated_folder_names(files: list[str], folders: set[str] | None = None) -> bool:
     """Do two different folders holding files (or folders with files) have the same name?"""
-    folders = {p.rpartition("/")[0] for p in files}
+    folders = {p.rpartition("/")[0] for p in files} if folders is None else set(folders)
     todo = list(folders)
     while todo:  # add every ancestor
         parent = todo.pop().rpartition("/")[0]
