@@ -170,3 +170,28 @@ def test_walk_folders_are_the_folders_of_its_files(tmp_path):
     for stat in (False, True):
         walk = FolderWalk(tmp_path, stat)
         assert walk.folders == {p.rpartition("/")[0] for p in walk.files} == {"", "a", "a/b/c", "Ü"}
+
+
+def test_the_collector_is_paused_during_a_scan_only(tmp_path, mini_registry):
+    import gc
+
+    from medmat_builder.build.scan import scan_candidates
+    from medmat_builder.report import ConfigReport
+
+    subset, source = mini_registry.subset("subset_01"), mini_registry.source("toy_folders")
+    seen = []
+
+    def scan(src, root):
+        seen.append(gc.isenabled())
+        raise RuntimeError("layout failed")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        scan_candidates(subset, [(source, tmp_path)], ConfigReport(config=subset.name), scan=scan)
+    assert seen == [False] and gc.isenabled()  # paused inside, back on after an error too
+    gc.disable()
+    try:
+        assert scan_candidates(subset, [(source, tmp_path)], ConfigReport(config=subset.name), scan=lambda s, r: []) == []
+        assert not gc.isenabled()  # a caller's own pause is left as it was
+    finally:
+        gc.enable()

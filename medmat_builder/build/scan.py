@@ -8,7 +8,9 @@ of each source folder are accounted for too (:mod:`~medmat_builder.build.file_le
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from medmat_builder.build import progress
@@ -41,8 +43,23 @@ def scan_candidates(
     Raw labels outside the clusters raise :class:`~medmat_builder.build.labels.UnknownLabelError`
     unless ``lenient``. ``siblings`` maps a source key to the other entries that share its folder.
     """
-    with shared_indexes():  # the layout, the file ledger and the link checks walk each folder once
+    with shared_indexes(), _collector_paused():  # the layout, the file ledger and the link checks walk each folder once
         return _scan_candidates(subset, sources, report, lenient, scan or _layout_scan, siblings or {})
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: a scan makes 100,000s of records and candidates that all stay
+    alive, which it would otherwise walk through again and again (a quarter of the scan's time at 100k files).
+    Collection resumes as usual afterwards."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _layout_scan(source: Source, root: Path) -> Iterable[RawRecord]:
