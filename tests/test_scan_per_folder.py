@@ -195,3 +195,11 @@ def test_the_collector_is_paused_during_a_scan_only(tmp_path, mini_registry):
         assert not gc.isenabled()  # a caller's own pause is left as it was
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("suffixes", [(".csv", ".json", ".txt"), (".CSV",), (".nii.gz", ".csv"), ("csv",)])
+def test_table_suffixes_are_endswith_of_the_lowered_path(suffixes):
+    from medmat_builder.build.file_ledger import _ending_with
+
+    paths = _tricky_paths() + ["a/b.CSV", "a/.csv", "..csv", "x.nii.GZ", "csv", "a.csv/b", "b.json\n", "t.Txt", "ßcsv"]
+    assert _ending_with(paths, suffixes) == [p for p in paths if p.lower().endswith(suffixes)]

@@ -97,8 +97,8 @@ def _unmatched_tables(source: Source, index, ledger: SourceLedger, siblings: Seq
     readers = [*_table_patterns(source), *(p for sib in siblings for p in _table_patterns(sib))]
     extensions = TABLE_EXTENSIONS + ((".txt",) if any(p.lower().endswith(".txt") for p in own) else ())
     warnings = []
-    for path in index.files:
-        if not path.lower().endswith(extensions) or any(p.match(path) is not None for p in readers):
+    for path in _ending_with(index.files, extensions):
+        if any(p.match(path) is not None for p in readers):
             continue
         miss = closest_pattern(path, own)
         entry = TableMiss(path=safe_ref(path), closest_pattern=miss.pattern if miss else None,
@@ -109,3 +109,23 @@ def _unmatched_tables(source: Source, index, ledger: SourceLedger, siblings: Seq
             warnings.append(f"source {source.key}: table {path!r} matches no pattern of its layout; closest is "
                             f"{miss.pattern!r} ({miss.hint})")
     return warnings
+
+
+def _ending_with(paths: list[str], suffixes: tuple[str, ...]) -> list[str]:
+    """``[p for p in paths if p.lower().endswith(suffixes)]``; for suffixes such as ``.csv`` (one dot, leading) the
+    text from a path's last dot decides, once per distinct text (100,000s of image files, a few tables)."""
+    if not all(s[:1] == "." and s.count(".") == 1 and s == s.lower() for s in suffixes):
+        return [p for p in paths if p.lower().endswith(suffixes)]
+    wanted, known, out = frozenset(suffixes), {}, []
+    for path in paths:
+        dot = path.rfind(".")
+        if dot < 0:
+            continue
+        tail = path[dot:]
+        try:
+            ok = known[tail]
+        except KeyError:
+            ok = known[tail] = tail.lower() in wanted
+        if ok:
+            out.append(path)
+    return out

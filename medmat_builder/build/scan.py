@@ -73,18 +73,17 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
     for source, root in sources:
         ledger = report.ledger(source.key)
         src_unknown: dict[str, list[str]] = {}
-        claimed: set[str] = set()
         known: dict[tuple[str, ...], tuple[tuple[str, ...], str | None]] = {}  # raw labels -> map_labels, when usable
         tree = RawTree(root)
         index = FileIndex.of(root)
         plain = index.plain_files  # files found by the walk that are no links: they cannot lead out of the folder
         resolver = GroupResolver(source, root)
         records = list(progress.counted(scan(source, root), "scan"))
+        claimed = {rec.image for rec in records}  # and the masks, below
         ids = image_ids(source.key, [rec.image for rec in records])  # None: image_id itself decides
         id_prefix = f"{subset.name}-"
         for rec, iid in zip(records, ids):
             image, mask = rec.image, rec.mask
-            claimed.add(image)
             if mask:
                 claimed.update(mask.split(MASK_SEPARATOR))
             if rec.drop_reason:
