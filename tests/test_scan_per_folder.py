@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import sys
 from dataclasses import FrozenInstanceError
 from types import SimpleNamespace
 
@@ -47,9 +48,11 @@ PATTERNS = ["{label}/*", "{split}/{label}/*.jpeg", "{label}_*.png", "**/*.png", 
             "{split:train|test}/{label}/*", "images/{id}.png", "{x}/{x}/*", "a+b/(c)/*.PNG", "Ü/{l}/*", "**/{label}/*",
             "{label}/**/*.png", "{g:[^/]+/[^/]+}/*.png", "{g:.*$}/x.png", "{g:.*(?=/x)}/x.png", "*.*", "{id}.*", "*",
             "[a]/{k}.tif", "{label}/{id}", "a/{id:\\d+}.png", "{x}/{x}_*.png", "Top/*/{label}/*"]
+#: atomic groups and possessive quantifiers (Python 3.11): they keep what they consumed past the folder's end
+ATOMIC = ["{a:(?>.*)}/x.png", "{a:.*+}/x.png", "{a:[^/]++}/*.png"] if sys.version_info >= (3, 11) else []
 
 
-@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("pattern", PATTERNS + ATOMIC)
 @pytest.mark.parametrize("extensions", [None, IMAGE_EXTENSIONS, (".png",)])
 def test_folder_matcher_finds_what_the_whole_pattern_finds(pattern, extensions):
     files = _tricky_paths()
@@ -59,7 +62,7 @@ def test_folder_matcher_finds_what_the_whole_pattern_finds(pattern, extensions):
 
 
 @pytest.mark.parametrize("pattern", ["{label}/**/*.png", "a/{id:\\d+}.png", "{g:.*$}/x.png", "{g:.*(?=/x)}/x.png",
-                                     "{x}/{x}_*.png", "{g:a\\Z}/x.png"])
+                                     "{x}/{x}_*.png", "{g:a\\Z}/x.png", *ATOMIC])
 def test_patterns_whose_parts_cannot_be_told_apart_match_whole_paths(pattern):
     assert PathPattern(pattern).folder_matcher is None
 

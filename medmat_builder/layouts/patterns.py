@@ -93,8 +93,9 @@ _TRAILING_EXT = re.compile(r"\.([A-Za-z0-9]+)$")
 #: Token kinds of a compiled pattern that never match a ``/`` (``*`` and ``{name}`` stay in one segment).
 _IN_SEGMENT = frozenset({"literal", "star", "capture"})
 #: What a custom ``{name:REGEX}`` must not hold for its folder part to be matched apart from the file name: it
-#: could look past the end of the folder (``$``, ``\\Z``, lookaheads) or depend on another group (conditionals).
-_LOOKS_AHEAD = ("$", "\\Z", "(?=", "(?!", "(?(")
+#: could look past the end of the folder (``$``, ``\\Z``, lookaheads), depend on another group (conditionals) or
+#: keep what it consumed past the folder's end (atomic groups, possessive quantifiers).
+_NOT_APART = ("$", "\\Z", "(?=", "(?!", "(?(", "(?>", "*+", "++", "?+", "}+")
 
 
 def _pattern_tokens(pattern: str, extensions: Sequence[str] | None) -> tuple[list[tuple[str, str]], str]:
@@ -176,7 +177,7 @@ def _folder_matcher(pattern: str, extensions: Sequence[str] | None) -> FolderMat
         name = name[1:]
     if any(kind not in _IN_SEGMENT for kind, _ in name) or "/" in tail:
         return None
-    if folder is not None and any(kind == "custom" and any(x in rx for x in _LOOKS_AHEAD) for kind, rx in folder):
+    if folder is not None and any(kind == "custom" and any(x in rx for x in _NOT_APART) for kind, rx in folder):
         return None
     folder_rx = (re.compile(r"(?:^|/)" + "".join(rx for _, rx in folder) + r"\Z", re.IGNORECASE)
                  if folder is not None else None)
