@@ -86,17 +86,12 @@ class FolderWalk:
                     is_dir = entry.is_dir()
                 except OSError:
                     is_dir = False
-                if is_dir:
+                if is_dir and not entry.is_symlink():
                     in_junk = junk or name.lower() in JUNK_DIRS
-                    if entry.is_symlink():  # a link to a folder: listed, never followed
-                        if rows is not None:
-                            _add_row(rows, entry, prefix + name)
-                        if not in_junk:
-                            self.folder_links.append(prefix + name)
-                    elif rows is not None or not in_junk:  # junk folders are walked only for the listing
+                    if rows is not None or not in_junk:  # junk folders are walked only for the listing
                         subdirs.append((entry.path, prefix + name + "/", in_junk))
                     continue
-                if rows is not None:  # _add_row, inlined
+                if rows is not None:  # a file, a link or anything but a plain folder: a row of the listing
                     try:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:  # gone since the folder was listed
@@ -104,8 +99,11 @@ class FolderWalk:
                     else:
                         rows.append(b"%s%s\0%d\0%d" % (prefix_b, name.encode("utf-8", "surrogateescape"),
                                                        st.st_size, st.st_mtime_ns))
-                # _junk_name, inlined: no dot file, no junk name (all of them 9 or 11 characters long)
-                if not junk and name[:1] != "." and not (len(name) in _JUNK_NAME_LENGTHS and name.lower() in junk_names):
+                if is_dir:  # a link to a folder: listed, never followed
+                    if not (junk or name.lower() in JUNK_DIRS):
+                        self.folder_links.append(prefix + name)
+                # no junk: no dot file, no junk name (a cheap length test first)
+                elif not junk and name[:1] != "." and not (len(name) in _JUNK_NAME_LENGTHS and name.lower() in junk_names):
                     path = prefix + name
                     files.append(path)
                     if entry.is_symlink():
@@ -114,14 +112,6 @@ class FolderWalk:
                 self.folders.add(prefix[:-1])
             stack.extend(reversed(subdirs))
         files.sort()
-
-
-def _add_row(rows: list[bytes], entry: os.DirEntry, path: str) -> None:
-    try:
-        st = entry.stat(follow_symlinks=False)
-    except OSError:  # gone since the folder was listed
-        return
-    rows.append(b"%s\0%d\0%d" % (path.encode("utf-8", "surrogateescape"), st.st_size, st.st_mtime_ns))
 
 
 #: The lengths of the names in :data:`JUNK_NAMES` (a cheap test before lowering a name).
