@@ -126,7 +126,7 @@ def file_records(source: str, paths: Iterable[str], labels: tuple[str, ...], spl
     template = RawRecord(source, "", "", labels, split=split, drop_reason=drop_reason, detail=detail).__dict__
     new, set_attr, out = object.__new__, object.__setattr__, []
     for path in paths:
-        attrs = template.copy()  # a copy of an instance's attributes shares its keys: no more memory per record
+        attrs = template.copy()  # shares the keys of the template (about 64 bytes a record more than __init__)
         attrs["ref"] = attrs["image"] = path
         rec = new(RawRecord)
         set_attr(rec, "__dict__", attrs)
