@@ -1,7 +1,7 @@
 """The scan's per-folder and one-call shortcuts give exactly what the per-file way gives.
 
-Patterns are matched once per folder (:class:`~medmat_builder.layouts.patterns.FolderMatcher`), records of
-one folder are made together (:func:`~medmat_builder.records.file_records`), image ids in one call
+Patterns are matched once per folder (:class:`~medmat_builder.layouts.patterns.FolderMatcher`), the records of
+one folder share their labels and split, image ids come in one call
 (:func:`~medmat_builder.images.hashes.image_ids`) and extensions tested in one call
 (:func:`~medmat_builder.layouts.patterns.with_extension`); each is checked here against the per-file way
 on tricky paths: junk names, nested copies, unicode, regex characters, upper-case extensions, newlines.
@@ -10,9 +10,7 @@ on tricky paths: junk names, nested copies, unicode, regex characters, upper-cas
 from __future__ import annotations
 
 import itertools
-import pickle
 import sys
-from dataclasses import FrozenInstanceError
 from types import SimpleNamespace
 
 import pytest
@@ -29,7 +27,7 @@ from medmat_builder.layouts.patterns import (
     extension_of,
     with_extension,
 )
-from medmat_builder.records import RawRecord, file_records
+from medmat_builder.records import RawRecord
 
 SEGMENTS = ["a", "A", "train", "TEST", "val", "Ü", "ü", "a+b", "(c)", "[a]", "x.y", "a b", "x\n", "images", "k.png", ""]
 NAMES = ["x.png", "X.PNG", "a_1.png", "b.jpeg", "c.JPG", "noext", ".png", "..png", "x.png\n", "x.jpg.png", "ü_ß.png",
@@ -94,18 +92,6 @@ def test_image_ids_are_image_id_and_leave_the_other_paths_to_it():
     assert image_id("src", "a\\b.png") == image_id("src", "a/b.png")  # what a None leaves to image_id
     with pytest.raises(UndecodableNameError):
         image_id("src", paths[7])
-
-
-def test_file_records_are_the_records_made_one_by_one():
-    paths = ["n/a.png", "n/b.png", "ü/c.png"]
-    fast = file_records("src", paths, ("Normal",), "test", "unused_split", "why")
-    slow = [RawRecord("src", p, p, ("Normal",), split="test", drop_reason="unused_split", detail="why") for p in paths]
-    assert fast == slow and [hash(r) for r in fast] == [hash(r) for r in slow]
-    assert [repr(r) for r in fast] == [repr(r) for r in slow] and pickle.loads(pickle.dumps(fast)) == slow
-    assert [vars(r) for r in fast] == [vars(r) for r in slow]
-    with pytest.raises(FrozenInstanceError):
-        fast[0].image = "other.png"  # type: ignore[misc]
-    assert fast[1].image == "n/b.png" and fast[0].boxes == () and fast[0].group is None
 
 
 def _long_way(layout: FoldersLayout, root) -> list[RawRecord]:

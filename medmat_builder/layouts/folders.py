@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 from medmat_builder.layouts.base import LayoutBase, ScanSource
 from medmat_builder.layouts.patterns import PathPattern, RelativePattern
 from medmat_builder.layouts.split_lists import listed_split, read_split_lists, write_split_lists
-from medmat_builder.records import FakeSample, RawRecord, file_records
+from medmat_builder.records import FakeSample, RawRecord
 
 
 class FoldersLayout(LayoutBase):
@@ -64,7 +64,9 @@ class FoldersLayout(LayoutBase):
         if not self.split_lists:  # the split comes from the path: the files of one folder share one record shape
             for groups, paths in _runs(images):
                 split, reason, detail = split_for(groups.get("split"))
-                yield from file_records(key, paths, labels_for(groups["label"]), split, reason, detail)  # type: ignore[arg-type]
+                labels = labels_for(groups["label"])
+                for path in paths:
+                    yield RawRecord(key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
             return
         for path, groups in images:
             labels = labels_for(groups["label"])
