@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medmat_builder.layouts.misses import TABLE_EXTENSIONS, closest_pattern
-from medmat_builder.layouts.patterns import PathPattern, accepts_image
+from medmat_builder.layouts.patterns import PathPattern, accepted_extensions, with_extension
 from medmat_builder.registry import Source
 from medmat_builder.report import EXAMPLES_PER_REASON, FolderMiss, SourceLedger, TableMiss, safe_ref
 
@@ -40,26 +40,29 @@ def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceL
     unread = ledger.unread_images
     folders: Counter[str] = Counter()
     first_in: dict[str, str] = {}
-    read = 0
-    for path in index.all_files:
-        if not accepts_image(path):
-            continue
-        if path in claimed:
-            read += 1
-            continue
-        unread.count += 1
+    images = index.memo.get(("image files",))  # the same for every config that reads the folder
+    if images is None:
+        images = index.memo[("image files",)] = with_extension(index.all_files, accepted_extensions())
+    unclaimed = [path for path in images if path not in claimed]
+    read = len(images) - len(unclaimed)
+    nested = excluded_n = other = 0  # counted here, added to the ledger (a pydantic model) once
+    for path in unclaimed:
         if path in copies:
-            unread.nested_copies += 1
+            nested += 1
         elif path in by_extension or any(p.match(path) is not None for p in excluded):
-            unread.excluded += 1
+            excluded_n += 1
         elif any(p.match(path) is not None for p in theirs):
-            unread.other_entries += 1
+            other += 1
         else:
             if len(unread.examples) < EXAMPLES_PER_REASON:
                 unread.examples.append(safe_ref(path))
             folder = path.rpartition("/")[0]
             folders[folder] += 1
             first_in.setdefault(folder, path)
+    unread.count += len(unclaimed)
+    unread.nested_copies += nested
+    unread.excluded += excluded_n
+    unread.other_entries += other
     ledger.read_images += read  # once, not per file (the ledger is a pydantic model)
     unread.copy_folders = sorted(index.copy_folders.items())[:LISTED]
     own = [p.pattern for p in layout.read_patterns]
@@ -94,8 +97,8 @@ def _unmatched_tables(source: Source, index, ledger: SourceLedger, siblings: Seq
     readers = [*_table_patterns(source), *(p for sib in siblings for p in _table_patterns(sib))]
     extensions = TABLE_EXTENSIONS + ((".txt",) if any(p.lower().endswith(".txt") for p in own) else ())
     warnings = []
-    for path in index.files:
-        if not path.lower().endswith(extensions) or any(p.match(path) is not None for p in readers):
+    for path in _ending_with(index.files, extensions):
+        if any(p.match(path) is not None for p in readers):
             continue
         miss = closest_pattern(path, own)
         entry = TableMiss(path=safe_ref(path), closest_pattern=miss.pattern if miss else None,
@@ -106,3 +109,23 @@ def _unmatched_tables(source: Source, index, ledger: SourceLedger, siblings: Seq
             warnings.append(f"source {source.key}: table {path!r} matches no pattern of its layout; closest is "
                             f"{miss.pattern!r} ({miss.hint})")
     return warnings
+
+
+def _ending_with(paths: list[str], suffixes: tuple[str, ...]) -> list[str]:
+    """``[p for p in paths if p.lower().endswith(suffixes)]``; for suffixes such as ``.csv`` (one dot, leading) the
+    text from a path's last dot decides, once per distinct text (100,000s of image files, a few tables)."""
+    if not all(s[:1] == "." and s.count(".") == 1 and s == s.lower() for s in suffixes):
+        return [p for p in paths if p.lower().endswith(suffixes)]
+    wanted, known, out = frozenset(suffixes), {}, []
+    for path in paths:
+        dot = path.rfind(".")
+        if dot < 0:
+            continue
+        tail = path[dot:]
+        try:
+            ok = known[tail]
+        except KeyError:
+            ok = known[tail] = tail.lower() in wanted
+        if ok:
+            out.append(path)
+    return out

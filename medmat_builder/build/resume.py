@@ -44,9 +44,11 @@ def folder_listing(folder: Path) -> str:
 
     The rows come from the folder's walk (:func:`~medmat_builder.layouts.file_index.folder_walk`), which a
     build's scans then reuse, so each source folder is listed once per build."""
+    rows = sorted(folder_walk(folder, stat=True).rows or ())
     h = hashlib.sha256()
-    for row in sorted(folder_walk(folder, stat=True).rows or ()):
-        h.update(row + b"\n")
+    if rows:  # every row followed by a newline, hashed in one update
+        h.update(b"\n".join(rows))
+        h.update(b"\n")
     return h.hexdigest()
 
 

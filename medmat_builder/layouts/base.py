@@ -35,6 +35,7 @@ from medmat_builder.layouts.patterns import (
     names_a_file,
     normalize_extensions,
     prefer_declared_extension,
+    with_extension,
 )
 from medmat_builder.records import FakeSample, RawRecord, Split
 
@@ -210,7 +211,7 @@ class LayoutBase(BaseModel):
         if found is None:
             accepted = self._accepted  # (worked out once, not per file)
             found = index.memo[key] = list(prefer_declared_extension(
-                [(p, g) for p, g in index.matches(ipat, excl) if extension_of(p) in accepted], own))
+                with_extension(index.matches(ipat, excl), accepted, pairs=True), own))
         return found
 
     def images_by_key(self, index: FileIndex, key: Callable[[dict[str, str]], str],
@@ -234,8 +235,11 @@ class LayoutBase(BaseModel):
         if not pattern:
             return set()
         wide = compiled_pattern(pattern, IMAGE_EXTENSIONS)
-        taken = {p for p, _ in self._images(index, pattern)}
-        return {p for p, _ in index.matches(wide, self.exclude_patterns) if p not in taken and accepts_image(p)}
+        images, matches = self._images(index, pattern), index.matches(wide, self.exclude_patterns)
+        if len(images) == len(matches) and self.image_pattern(pattern).regex.pattern == wide.regex.pattern:
+            return set()  # the images are a part of the same matches, so all of them: none left out
+        taken = {p for p, _ in images}
+        return {p for p, _ in matches if p not in taken and accepts_image(p)}
 
     @cached_property
     def exclude_patterns(self) -> list[PathPattern]:

@@ -50,6 +50,7 @@ class FolderWalk:
     """One walk of a folder (one ``os.scandir`` a folder, links to folders never followed).
 
     ``files``: every file, sorted, junk (:func:`~medmat_builder.layouts.patterns.is_junk`) left out;
+    ``folders`` the folders holding them (``""``: the folder itself);
     ``file_links`` those of them that are links; ``folder_links`` the links to folders (outside junk
     folders), in walk order. With ``stat``, ``rows`` also lists every entry below the folder, junk
     included, that is a file, a link or anything but a plain folder, as ``path NUL size NUL mtime_ns``
@@ -60,11 +61,13 @@ class FolderWalk:
         self.files: list[str] = []
         self.file_links: set[str] = set()
         self.folder_links: list[str] = []
+        self.folders: set[str] = set()
         self.rows: list[bytes] | None = [] if stat else None
         self._walk(os.fspath(root))
 
     def _walk(self, root: str) -> None:
-        files, rows = self.files, self.rows
+        files, rows, file_links = self.files, self.rows, self.file_links
+        junk_names = JUNK_NAMES
         stack = [(root, "", False)]
         while stack:  # depth first, folders in listing order, as os.walk(followlinks=False)
             dirpath, prefix, junk = stack.pop()
@@ -74,44 +77,45 @@ class FolderWalk:
             except OSError:
                 continue
             subdirs = []
+            # per entry the work is inlined (no calls but the DirEntry's own): 100,000s of files a folder tree
+            prefix_b = prefix.encode("utf-8", "surrogateescape")
+            before = len(files)
             for entry in entries:
                 name = entry.name
                 try:
                     is_dir = entry.is_dir()
                 except OSError:
                     is_dir = False
-                if is_dir:
+                if is_dir and not entry.is_symlink():
                     in_junk = junk or name.lower() in JUNK_DIRS
-                    if entry.is_symlink():  # a link to a folder: listed, never followed
-                        if rows is not None:
-                            _add_row(rows, entry, prefix + name)
-                        if not in_junk:
-                            self.folder_links.append(prefix + name)
-                    elif rows is not None or not in_junk:  # junk folders are walked only for the listing
+                    if rows is not None or not in_junk:  # junk folders are walked only for the listing
                         subdirs.append((entry.path, prefix + name + "/", in_junk))
                     continue
-                path = prefix + name
-                if rows is not None:
-                    _add_row(rows, entry, path)
-                if not junk and not _junk_name(name):
+                if rows is not None:  # a file, a link or anything but a plain folder: a row of the listing
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:  # gone since the folder was listed
+                        pass
+                    else:
+                        rows.append(b"%s%s\0%d\0%d" % (prefix_b, name.encode("utf-8", "surrogateescape"),
+                                                       st.st_size, st.st_mtime_ns))
+                if is_dir:  # a link to a folder: listed, never followed
+                    if not (junk or name.lower() in JUNK_DIRS):
+                        self.folder_links.append(prefix + name)
+                # no junk: no dot file, no junk name (a cheap length test first)
+                elif not junk and name[:1] != "." and not (len(name) in _JUNK_NAME_LENGTHS and name.lower() in junk_names):
+                    path = prefix + name
                     files.append(path)
                     if entry.is_symlink():
-                        self.file_links.add(path)
+                        file_links.add(path)
+            if len(files) > before:
+                self.folders.add(prefix[:-1])
             stack.extend(reversed(subdirs))
         files.sort()
 
 
-def _add_row(rows: list[bytes], entry: os.DirEntry, path: str) -> None:
-    try:
-        st = entry.stat(follow_symlinks=False)
-    except OSError:  # gone since the folder was listed
-        return
-    rows.append(b"%s\0%d\0%d" % (path.encode("utf-8", "surrogateescape"), st.st_size, st.st_mtime_ns))
-
-
-def _junk_name(name: str) -> bool:
-    """:func:`~medmat_builder.layouts.patterns.is_junk` of a file name in a folder that is no junk folder."""
-    return name.startswith(".") or name.lower() in JUNK_NAMES
+#: The lengths of the names in :data:`JUNK_NAMES` (a cheap test before lowering a name).
+_JUNK_NAME_LENGTHS = frozenset(len(n) for n in JUNK_NAMES)
 
 
 def folder_walk(root: str | Path, stat: bool = False) -> FolderWalk:
@@ -163,20 +167,23 @@ class FileIndex:
         walk = folder_walk(self.root)
         self.folder_links += walk.folder_links
         self.file_links |= walk.file_links
+        self._folders = walk.folders
         return walk.files
 
     def plain_file(self, relpath: str) -> bool:
         """Is ``relpath`` a file the walk found that is no link (so it cannot lead out of the folder)?"""
-        return relpath in self._plain_files
+        return relpath in self.plain_files
 
     @cached_property
-    def _plain_files(self) -> frozenset[str]:
+    def plain_files(self) -> frozenset[str]:
+        """The files the walk found that are no links (see :meth:`plain_file`)."""
         return frozenset(self.all_files).difference(self.file_links)
 
     @cached_property
     def copy_folders(self) -> dict[str, str]:
         """Folder of a second copy -> the folder kept in its place (both relative to the root)."""
-        return _find_copies(self.root, self.all_files, self.prefer)
+        files = self.all_files
+        return _find_copies(self.root, files, self.prefer, getattr(self, "_folders", None))
 
     @cached_property
     def copies(self) -> dict[str, str]:
@@ -206,11 +213,54 @@ class FileIndex:
         key = (pattern.regex.pattern, *(r.pattern for r in excl))
         found = self._matches.get(key)
         if found is None:
-            found = self._matches[key] = _matches(self.files, pattern.regex, excl)
+            found = self._matches[key] = _matches(self.files, pattern, excl)
         return found
 
 
-def _matches(files: list[str], regex: re.Pattern[str], excl: list[re.Pattern[str]]) -> list[tuple[str, dict[str, str]]]:
+def _matches(files: list[str], pattern: PathPattern, excl: list[re.Pattern[str]]) -> list[tuple[str, dict[str, str]]]:
+    """``(path, captures)`` of the files ``pattern`` finds and no regex of ``excl`` does.
+
+    Where the pattern splits into a folder part and a file-name part (:attr:`PathPattern.folder_matcher`),
+    the folder part is matched once per folder, and the files of one folder whose names capture nothing
+    share one captures dict; else every path is matched whole."""
+    split = pattern.folder_matcher
+    if split is None:
+        return _whole_matches(files, pattern.regex, excl)
+    folder_search, name_match, any_name = split.folder.search if split.folder else None, split.name.match, split.any_name
+    merge = split.name_captures
+    out: list[tuple[str, dict[str, str]]] = []
+    seen: dict[str, dict[str, str] | None] = {}
+    last: str | None = None
+    caps: dict[str, str] | None = None
+    for path in files:
+        folder, slash, name = path.rpartition("/")
+        if folder != last or not slash:  # files of one folder mostly come in a run (sorted paths)
+            last = folder
+            if folder_search is None:
+                caps = {}
+            elif not slash:  # a file at the root: the pattern needs a folder
+                caps, last = None, None
+            elif folder in seen:
+                caps = seen[folder]
+            else:
+                m = folder_search(folder)
+                caps = seen[folder] = None if m is None else m.groupdict()
+        if caps is None:
+            continue
+        if any_name:
+            groups = caps
+        else:
+            m = name_match(name)
+            if m is None:
+                continue
+            groups = {**caps, **m.groupdict()} if merge else caps
+        if excl and any(r.search(path) is not None for r in excl):
+            continue
+        out.append((path, groups))
+    return out
+
+
+def _whole_matches(files: list[str], regex: re.Pattern[str], excl: list[re.Pattern[str]]) -> list[tuple[str, dict[str, str]]]:
     """``(path, captures)`` of the files ``regex`` finds and no regex of ``excl`` does."""
     search, out = regex.search, []
     for path in files:
@@ -230,9 +280,13 @@ def _copy_folder_of(path: str, folders: dict[str, str]) -> str | None:
     return None
 
 
-def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) -> dict[str, str]:
-    """Find folders that repeat another folder of the same name (see :class:`FileIndex`)."""
+def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern],
+                 folders: set[str] | None = None) -> dict[str, str]:
+    """Find folders that repeat another folder of the same name (see :class:`FileIndex`); ``folders``: those holding
+    ``files``, where the walk gave them."""
     # Names-only Merkle signature of every folder: cheap, no stat; candidates are then confirmed.
+    if not _repeated_folder_names(files, folders):  # no two folders share a name: no copy (the usual case, no signatures)
+        return {}
     own: dict[str, list[str]] = defaultdict(list)
     subdirs: dict[str, set[str]] = defaultdict(set)
     for path in files:
@@ -277,6 +331,20 @@ def _find_copies(root: Path, files: list[str], prefer: Sequence[PathPattern]) ->
                         decided[f] = keep
             members = [f for f in rest if f not in twins]
     return decided
+
+
+def _repeated_folder_names(files: list[str], folders: set[str] | None = None) -> bool:
+    """Do two different folders holding files (or folders with files) have the same name?"""
+    folders = {p.rpartition("/")[0] for p in files} if folders is None else set(folders)
+    todo = list(folders)
+    while todo:  # add every ancestor
+        parent = todo.pop().rpartition("/")[0]
+        if parent not in folders:
+            folders.add(parent)
+            todo.append(parent)
+    folders.discard("")
+    names = [f.rpartition("/")[2] for f in folders]
+    return len(set(names)) < len(names)
 
 
 class _FilesUnder:

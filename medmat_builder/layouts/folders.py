@@ -14,7 +14,7 @@ train unless ``split_map`` says otherwise; official split lists (``split_lists``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -46,18 +46,33 @@ class FoldersLayout(LayoutBase):
         key, sep = source.key, self.label_separator
         labels_of: dict[str, tuple[str, ...]] = {}  # raw label -> labels, and raw split -> resolved, worked out once
         split_of: dict[str | None, tuple[str | None, str | None, str | None]] = {}
-        for path, groups in self.matching_images(index, self.images):
-            raw_label = groups["label"]
+
+        def labels_for(raw_label: str) -> tuple[str, ...]:
             labels = labels_of.get(raw_label)
             if labels is None:
                 labels = labels_of[raw_label] = (
                     tuple(x.strip() for x in raw_label.split(sep) if x.strip()) if sep else (raw_label,))
+            return labels
+
+        def split_for(raw_split: str | None) -> tuple[str | None, str | None, str | None]:
+            resolved = split_of.get(raw_split)
+            if resolved is None:
+                resolved = split_of[raw_split] = self.resolve_split(raw_split)
+            return resolved
+
+        images = self.matching_images(index, self.images)
+        if not self.split_lists:  # the split comes from the path: the files of one folder share one record shape
+            for groups, paths in _runs(images):
+                split, reason, detail = split_for(groups.get("split"))
+                labels = labels_for(groups["label"])
+                for path in paths:
+                    yield RawRecord(key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
+            return
+        for path, groups in images:
+            labels = labels_for(groups["label"])
             raw_split, reason, detail = listed_split(self, listed.for_path(path), groups.get("split"))
             if reason is None:
-                resolved = split_of.get(raw_split)
-                if resolved is None:
-                    resolved = split_of[raw_split] = self.resolve_split(raw_split)
-                split, reason, detail = resolved
+                split, reason, detail = split_for(raw_split)
             else:
                 split = None
             yield RawRecord(key, path, path, labels, split=split, drop_reason=reason, detail=detail)  # type: ignore[arg-type]
@@ -78,3 +93,18 @@ class FoldersLayout(LayoutBase):
         if self.split_lists:
             write_split_lists(self, root, listed)
         return written
+
+
+def _runs(matches: Iterable[tuple[str, dict[str, str]]]) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """The paths of ``matches`` in runs that share one captures dict (the files of one folder, see
+    :meth:`~medmat_builder.layouts.file_index.FileIndex.matches`), in order."""
+    run: list[str] = []
+    caps: dict[str, str] | None = None
+    for path, groups in matches:
+        if groups is not caps:
+            if run:
+                yield caps, run  # type: ignore[misc]
+            run, caps = [], groups
+        run.append(path)
+    if run:
+        yield caps, run  # type: ignore[misc]
