@@ -43,15 +43,15 @@ def scan_candidates(
     Raw labels outside the clusters raise :class:`~medmat_builder.build.labels.UnknownLabelError`
     unless ``lenient``. ``siblings`` maps a source key to the other entries that share its folder.
     """
-    with shared_indexes(), _collector_paused():  # the layout, the file ledger and the link checks walk each folder once
+    with shared_indexes(), collector_paused():  # the layout, the file ledger and the link checks walk each folder once
         return _scan_candidates(subset, sources, report, lenient, scan or _layout_scan, siblings or {})
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector: a scan makes 100,000s of records and candidates that all stay
     alive, which it would otherwise walk through again and again (a quarter of the scan's time at 100k files).
-    Collection resumes as usual afterwards."""
+    Collection resumes as usual afterwards; re-entrant (an inner pause leaves an outer one in place)."""
     if not gc.isenabled():
         yield
         return

@@ -43,7 +43,7 @@ from medmat_builder.build.groups import subject_pseudonym
 from medmat_builder.build.labels import assign_balance_keys
 from medmat_builder.build.loader import Loader
 from medmat_builder.build.quotas import quotas_for_test, quotas_for_train
-from medmat_builder.build.scan import Scan, scan_candidates
+from medmat_builder.build.scan import Scan, collector_paused, scan_candidates
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.splitting import seeded_hexdigests, split_candidates
 from medmat_builder.build.spool import Spool
@@ -75,13 +75,14 @@ def select_subset(
 
     ``siblings`` maps a source key to the other entries that share its folder (for the unread-files count).
     """
-    candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings)
-    assign_balance_keys(candidates, subset)
-    orders = seeded_hexdigests(f"{settings.seed}:order:", [c.id for c in candidates])  # seeded_key(seed, "order", id)
-    for c, order in zip(candidates, orders):
-        c.order = order
-    candidates = split_candidates(candidates, settings.seed, settings.test_fraction, subset.kind, report)
-    unique = _drop_listed_twice(candidates, report)
+    with collector_paused():  # 100,000s of candidates stay alive until the fill: no collector passes over them
+        candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings)
+        assign_balance_keys(candidates, subset)
+        orders = seeded_hexdigests(f"{settings.seed}:order:", [c.id for c in candidates])  # seeded_key(seed, "order", id)
+        for c, order in zip(candidates, orders):
+            c.order = order
+        candidates = split_candidates(candidates, settings.seed, settings.test_fraction, subset.kind, report)
+        unique = _drop_listed_twice(candidates, report)
 
     buckets: dict[str, dict[str, list[Candidate]]] = {"train": defaultdict(list), "test": defaultdict(list)}
     for c in unique:
