@@ -82,3 +82,24 @@ def test_quick_leakage_guard_bench_prints_both_guards(tmp_path):
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "guard |" not in line]
     assert [r[0].strip() for r in rows] == ["before (decode)", "after (stored bytes)", "after (image_hash column)"]
     assert all(r[1].strip() == "60" and r[-1].strip() == "5" for r in rows)  # every guard drops the 5 planted copies
+
+
+def test_quick_serial_bench_measures_each_phase_against_a_baseline(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "serial_bench.py"), "--quick", "--data-dir", str(tmp_path / "cache"),
+         "--baseline", str(REPO), "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [r["phase"] for r in result["rows"]] == ["walk", "scan", "split", "total", "gc"]
+    assert all({"baseline", "this checkout", "baseline / this"} <= set(r) for r in result["rows"])
+    assert result["same"] is True
+    assert "same candidates and splits in every run: yes" in proc.stdout
+
+
+def test_serial_bench_refuses_a_baseline_that_is_no_checkout(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "serial_bench.py"), "--baseline", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "is not a medmat checkout" in proc.stderr
