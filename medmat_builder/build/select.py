@@ -75,6 +75,9 @@ def select_subset(
 
     ``siblings`` maps a source key to the other entries that share its folder (for the unread-files count).
     """
+    # plain paths: the builder's module is patched by ``datasets`` for streaming, so a root made there is an
+    # ``xPath``, whose ``/`` costs about 0.1 ms (once per opened image)
+    sources = [(src, Path(root)) for src, root in sources]
     with collector_paused():  # 100,000s of candidates stay alive until the fill: no collector passes over them
         candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings)
         assign_balance_keys(candidates, subset)
