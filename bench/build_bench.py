@@ -35,7 +35,8 @@ What is measured (one table, every figure from the same run):
 * **CPU s** is user + system time of the contender and its reaped pool workers: on a shared machine it
   moves less than the wall time, and the medmat-minus-decode-floor CPU is the work done beyond decoding;
 * on the main N the build runs twice, ``--num-proc 1`` and the default (the machine's cores), one config:
-  the speed-up, and a check that both exports are byte-identical;
+  the speed-up, and a check that both exports are byte-identical; ``--repeat K`` runs the builds and the
+  decode floor K times, interleaved, and reports each by its median run;
 * the full offline demo build (all configs of ``sources.yaml``);
 * the table has the targets of issue 21 with a "met" column and, where one is not met, what bounds it.
 """
@@ -375,6 +376,11 @@ def _pss(proc) -> int:
         return proc.memory_info().rss
 
 
+def median_run(measures: list[Measure]) -> Measure:
+    """The run with the median wall time (the upper middle one of an even count)."""
+    return sorted(measures, key=lambda m: m.wall)[len(measures) // 2]
+
+
 class ContenderError(RuntimeError):
     pass
 
@@ -529,22 +535,34 @@ def bench_size(n: int, args, work: Path, registry1: Path, imagefolder: bool, mai
     def prepare() -> None:
         prepare_cache(args.cache, src, kept, work)
 
-    meds: dict[int, Measure] = {}
-    for p in procs:
-        print(f"[bench] N={n}: medmat build --num-proc {p} ({args.cache} cache)", file=sys.stderr)
-        meds[p] = run_contender({"kind": "medmat", "registry": str(registry1), "configs": ["subset_01"],
-                                 "raw": str(raw), "out": str(work / f"medmat_{n}_{p}"), "num_proc": p}, prepare)
-        if export_ids(work / f"medmat_{n}_{p}", "subset_01") != prime_ids:
-            raise RuntimeError(f"the --num-proc {p} build kept other images than the prime build: not deterministic")
+    # ``--repeat K``: the builds and the decode floor run K times, interleaved (every build, then the decode
+    # floor, K rounds), and each is reported by its median run (by wall): this VM's CPU speed drifts by
+    # 10-15 % from minute to minute, and interleaving spreads that drift over every contender.
+    runs: dict[str, list[Measure]] = {}
+    for rep in range(args.repeat):
+        tag = f" (run {rep + 1} of {args.repeat})" if args.repeat > 1 else ""
+        for p in procs:
+            print(f"[bench] N={n}: medmat build --num-proc {p} ({args.cache} cache){tag}", file=sys.stderr)
+            out = work / (f"medmat_{n}_{p}" if rep == 0 else f"medmat_{n}_{p}_run{rep}")  # a fresh --out: no resume
+            runs.setdefault(f"medmat --num-proc {p}", []).append(run_contender(
+                {"kind": "medmat", "registry": str(registry1), "configs": ["subset_01"], "raw": str(raw),
+                 "out": str(out), "num_proc": p}, prepare))
+            if export_ids(out, "subset_01") != prime_ids:
+                raise RuntimeError(f"the --num-proc {p} build kept other images than the prime build: not deterministic")
+            if rep:
+                shutil.rmtree(out)
+        print(f"[bench] N={n}: decode floor ({args.cache} cache){tag}", file=sys.stderr)
+        runs.setdefault("decode floor", []).append(run_contender({"kind": "decode_floor", "files": kept}, prepare))
+    meds = {p: median_run(runs[f"medmat --num-proc {p}"]) for p in procs}
+    decode = median_run(runs["decode floor"])
     med = meds[args.num_proc]
-    print(f"[bench] N={n}: I/O, copy and decode floors ({args.cache} cache)", file=sys.stderr)
+    print(f"[bench] N={n}: I/O and copy floors ({args.cache} cache)", file=sys.stderr)
     floor = run_contender({"kind": "floor", "files": kept}, prepare)
     if args.cache == "cold" and floor.read_bytes < 0.9 * kept_bytes:
         print(f"[bench] WARNING: the floor read {floor.read_bytes / MB:.0f} MB from disk for {kept_bytes / MB:.0f} MB "
               "of kept files: posix_fadvise(DONTNEED) did not evict them here, so 'cold' is partly warm",
               file=sys.stderr)
     copy = run_contender({"kind": "copy_floor", "files": kept, "out": str(work / f"copy_{n}.parquet")}, prepare)
-    decode = run_contender({"kind": "decode_floor", "files": kept}, prepare)
     cold_read = med.read_bytes if args.cache == "cold" else prime.read_bytes  # warm: the build reads nothing
     N = str(n)
     rows = [
@@ -562,6 +580,9 @@ def bench_size(n: int, args, work: Path, registry1: Path, imagefolder: bool, mai
             f"{decode.wall:.2f} ({decode.cpu:.1f})"),
         _split_row("decode floor", N, decode),
     ]
+    if args.repeat > 1:
+        rows.append(Row("runs, interleaved (seconds of wall each; the median run is reported)", N, "; ".join(
+            f"{name}: " + " / ".join(f"{m.wall:.2f}" for m in ms) for name, ms in runs.items())))
     for p, m in meds.items():
         rows.append(Row(f"medmat --num-proc {p}: wall s (CPU s; load average at end)", N,
                         f"{m.wall:.2f} ({m.cpu:.1f}; {m.load:.1f})"))
@@ -679,9 +700,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the synthetic images are generated once and reused (outside the repo)")
     p.add_argument("--gen-workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes that generate the synthetic images")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the builds and the decode floor this many times, interleaved, and report each by its "
+                        "median run (default 1; 3 evens out this VM's drifting CPU speed)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error(f"--repeat must be at least 1 (got {args.repeat})")
     if args.quick:
         args.n, args.sizes = 300, ""
         args.demo_configs = args.demo_configs or 3

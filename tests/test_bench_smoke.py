@@ -1,4 +1,4 @@
-"""Smoke test of bench/build_bench.py: a --quick run produces every row of the table (no timing checks)."""
+"""Smoke tests of the benches: a --quick run produces every row of the table (no timing checks)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,22 @@ def test_quick_bench_prints_the_full_table(tmp_path):
     out = tmp_path / "rows.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "build_bench.py"), "--quick", "--data-dir", str(tmp_path / "cache"),
-         "--json", str(out), "--num-proc", "2"],
+         "--json", str(out), "--num-proc", "2", "--repeat", "3"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(out.read_text())
+    # --repeat 3: the builds and the decode floor ran three times, interleaved, each reported by its median run
+    assert proc.stderr.count("medmat build --num-proc 1 (cold cache) (run ") == 3
+    assert "decode floor (cold cache) (run 3 of 3)" in proc.stderr
+    by_name = {r["measure"]: r for r in rows}
+    runs = dict(part.split(": ") for part in
+                by_name["runs, interleaved (seconds of wall each; the median run is reported)"]["value"].split("; "))
+    assert set(runs) == {"medmat --num-proc 1", "medmat --num-proc 2", "decode floor"}
+    for name, row in (("medmat --num-proc 1", "medmat --num-proc 1: wall s (CPU s; load average at end)"),
+                      ("decode floor", "decode floor: wall s (CPU s) (read + decode kept files once, 1 process)")):
+        walls = sorted(float(w) for w in runs[name].split(" / "))
+        assert len(walls) == 3 and float(by_name[row]["value"].split()[0]) == walls[1]
     measures = [r["measure"] for r in rows]
     for expected in (
         "raw images (MB)",
@@ -62,6 +73,12 @@ def test_quick_bench_prints_the_full_table(tmp_path):
     for r in rows:
         if "wall s" in r["measure"] and r["n"] != "demo":
             assert float(r["value"].split()[0].rstrip(";")) >= 0
+
+
+def test_bench_refuses_a_repeat_below_one():
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "build_bench.py"), "--repeat", "0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--repeat must be at least 1 (got 0)" in proc.stderr
 
 
 def test_quick_scan_bench_measures_both_trees(tmp_path):
