@@ -8,6 +8,8 @@ Python files). ``medmat build`` stores the fingerprint of every config it wrote 
 ``OUT/.medmat/inputs.json`` once the export is committed; a config whose fingerprint is stored, whose
 folder holds exactly the rows the build report gives, is kept as it is (``--force`` rebuilds it).
 A changed raw file or registry entry changes only the fingerprints of the configs that read it.
+With worker processes the folder listings may be taken in a process of their own while the build
+scans (:class:`ListingsAside`); the fingerprints are the same.
 """
 
 from __future__ import annotations
