@@ -89,19 +89,15 @@ def _select(subset: Subset, sources: list[tuple[Source, Path]], settings: BuildS
     with collector_paused():  # 100,000s of candidates stay alive until the fill: no collector passes over them
         candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings)
         assign_balance_keys(candidates, subset)
-        orders = seeded_hexdigests(f"{settings.seed}:order:", [c.id for c in candidates])  # seeded_key(seed, "order", id)
+        ids = [c.id for c in candidates]
+        orders = seeded_hexdigests(f"{settings.seed}:order:", ids)  # seeded_key(seed, "order", id)
         for c, order in zip(candidates, orders):
             c.order = order
         candidates = split_candidates(candidates, settings.seed, settings.test_fraction, subset.kind, report)
-        unique = _drop_listed_twice(candidates, report)
+        # ids all different (the split only drops some): nothing listed twice, and no two orders alike
+        unique = candidates if len(set(ids)) == len(ids) else _drop_listed_twice(candidates, report)
+        buckets = _buckets(unique)
         freeze()
-
-    buckets: dict[str, dict[str, list[Candidate]]] = {"train": defaultdict(list), "test": defaultdict(list)}
-    for c in unique:
-        buckets[c.split][c.key].append(c)
-    for split in buckets:
-        for group in buckets[split].values():
-            group.sort(key=_ORDER)
 
     loader = Loader(settings.num_proc)
     seen = SeenImages(settings.near_duplicates, conflicts=subset.is_classification)
@@ -128,6 +124,23 @@ def _select(subset: Subset, sources: list[tuple[Source, Path]], settings: BuildS
     if problem:
         raise EmptySplitError(problem, report)
     return selection
+
+
+def _buckets(candidates: list[Candidate]) -> dict[str, dict[str, list[Candidate]]]:
+    """The candidates by split and balancing key, each list in the seeded order; the keys of a split in the order
+    of their first candidate (as met going through the candidates sorted by order): what the fills work on."""
+    buckets: dict[str, dict[str, list[Candidate]]] = {"train": defaultdict(list), "test": defaultdict(list)}
+    for c in candidates:
+        buckets[c.split][c.key].append(c)
+    for split, groups in buckets.items():
+        for group in groups.values():
+            group.sort(key=_ORDER)
+        buckets[split] = defaultdict(list, sorted(groups.items(), key=_first_order))
+    return buckets
+
+
+def _first_order(item: tuple[str, list[Candidate]]) -> str:
+    return item[1][0].order
 
 
 def _drop_listed_twice(candidates: list[Candidate], report: ConfigReport) -> list[Candidate]:
