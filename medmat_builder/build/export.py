@@ -57,7 +57,7 @@ from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
 from medmat_builder.build.loader import Aside, shutdown_pools
 from medmat_builder.build.parquet import write_split
-from medmat_builder.build.resume import Fingerprints, LazyFingerprints, ListingsAside, complete, config_fingerprint
+from medmat_builder.build.resume import Fingerprints, complete, input_fingerprints
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.signals import deferred, interruptible, pause_point
@@ -371,18 +371,13 @@ def _only(registry: Registry, name: str, present: dict[str, tuple[str, ...]]) ->
 def _unchanged(owned: safe_paths.OwnedFolder, out: Path, registry: Registry, names: Sequence[str], raw: Path,
                settings: BuildSettings, present: dict[str, tuple[str, ...]], old: BuildReport | None,
                force: bool) -> tuple[Fingerprints, Mapping[str, str], list[str]]:
-    """The stored fingerprints, the inputs fingerprint of each config of ``names`` and those to keep as they
-    are: complete output, same fingerprint (none with ``force``). A fingerprint is worked out when first
-    read; with worker processes, when some config is built anyway, the folder listings are taken in a
-    process of their own meanwhile (the scan goes on), else here, before any work."""
+    """The stored fingerprints, the inputs fingerprint of each config of ``names`` (worked out when first read,
+    see :func:`~medmat_builder.build.resume.input_fingerprints`) and those to keep as they are: complete output,
+    same fingerprint (none with ``force``)."""
     fingerprints = Fingerprints(owned.state)
     names = [name for name in names if present[name]]
-    later = force or old is None or any(name not in old.configs for name in names)
-    listings: dict[Path, str] = {}
-    if settings.num_proc > 1 and later:
-        listings = ListingsAside(raw / registry.source(k).folder for n in names for k in present[n])
-    prints = LazyFingerprints(names, lambda name: config_fingerprint(registry, name, raw, settings,
-                                                                     _only(registry, name, present), listings))
+    aside = settings.num_proc > 1 and (force or old is None or any(name not in old.configs for name in names))
+    prints = input_fingerprints(registry, names, raw, settings, lambda name: _only(registry, name, present), aside)
     fresh: list[str] = []
     for name in prints:
         if force or old is None or name not in old.configs or not fingerprints.matches(name, prints[name]):

@@ -19,7 +19,7 @@ import json
 import multiprocessing
 import os
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -93,8 +93,9 @@ class ListingsAside(dict):
         self._waiting = list(dict.fromkeys(Path(f) for f in folders))
         ctx = multiprocessing.get_context()
         self._conn, child = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_listings_main, args=(child, [os.fspath(f) for f in self._waiting], os.getpid()),
-                                 daemon=True, name="medmat-listings")
+        folders_text = [os.fspath(f) for f in self._waiting]
+        self._proc = ctx.Process(target=_listings_main, args=(child, folders_text, os.getpid()), daemon=True,
+                                 name="medmat-listings")
         self._proc.start()
         child.close()
         weakref.finalize(self, _stop, self._proc, self._conn)
@@ -123,6 +124,10 @@ def _listings_main(conn, folders: list[str], parent: int) -> None:
     from medmat_builder.build.signals import worker_init
 
     worker_init(parent)  # dies with the build, leaves signals and the lock to it
+    try:
+        os.nice(10)  # the core the scan leaves idle, not the scan's own (the listings are read at the end)
+    except OSError:
+        pass
     for folder in folders:
         try:
             listing: str | None = folder_listing(Path(folder))
@@ -160,6 +165,19 @@ class LazyFingerprints(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+def input_fingerprints(registry: Registry, names: Sequence[str], raw: Path, settings: BuildSettings,
+                       only: Callable[[str], tuple[str, ...] | None], aside: bool) -> LazyFingerprints:
+    """The inputs fingerprint of each config of ``names`` (``only(name)``: its sources present, None for all),
+    each worked out when first read. With ``aside`` (worker processes, and a config that the build makes
+    anyway: its fingerprint is read at the end) the folder listings are taken meanwhile in a process of
+    their own (:class:`ListingsAside`); else each when first needed, here."""
+    listings: dict[Path, str] = {}
+    if aside:
+        listings = ListingsAside(raw / registry.source(key).folder for name in names
+                                 for key in (only(name) or registry.subset(name).sources))
+    return LazyFingerprints(names, lambda name: config_fingerprint(registry, name, raw, settings, only(name), listings))
 
 
 class Fingerprints:
