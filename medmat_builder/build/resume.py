@@ -168,16 +168,19 @@ class LazyFingerprints(Mapping[str, str]):
 
 
 def input_fingerprints(registry: Registry, names: Sequence[str], raw: Path, settings: BuildSettings,
-                       only: Callable[[str], tuple[str, ...] | None], aside: bool) -> LazyFingerprints:
-    """The inputs fingerprint of each config of ``names`` (``only(name)``: its sources present, None for all),
-    each worked out when first read. With ``aside`` (worker processes, and a config that the build makes
-    anyway: its fingerprint is read at the end) the folder listings are taken meanwhile in a process of
-    their own (:class:`ListingsAside`); else each when first needed, here."""
-    listings: dict[Path, str] = {}
-    if aside:
-        listings = ListingsAside(raw / registry.source(key).folder for name in names
-                                 for key in (only(name) or registry.subset(name).sources))
-    return LazyFingerprints(names, lambda name: config_fingerprint(registry, name, raw, settings, only(name), listings))
+                       only: Callable[[str], tuple[str, ...] | None], aside: bool) -> Mapping[str, str]:
+    """The inputs fingerprint of each config of ``names`` (``only(name)``: its sources present, None for all).
+    With ``aside`` (worker processes, and a config that the build makes anyway: its fingerprint is read at
+    the end) each is worked out when first read, and the folder listings are taken meanwhile in a process
+    of their own (:class:`ListingsAside`); else all of them now, before any work (the scans then reuse the
+    listings' walks)."""
+    if not aside:
+        listings: dict[Path, str] = {}
+        return {name: config_fingerprint(registry, name, raw, settings, only(name), listings) for name in names}
+    aside_listings = ListingsAside(raw / registry.source(key).folder for name in names
+                                   for key in (only(name) or registry.subset(name).sources))
+    return LazyFingerprints(names, lambda name: config_fingerprint(registry, name, raw, settings, only(name),
+                                                                   aside_listings))
 
 
 class Fingerprints:
