@@ -17,6 +17,13 @@ after the other, while the other cores idle, so its CPU time bounds the build's 
 
 Every figure is CPU seconds of a fresh subprocess, the best of ``--repeat`` runs, baseline and this
 checkout alternating. A digest of every candidate's id, split and subject shows both gave the same result.
+
+With ``--build`` it times whole builds of the config instead (``--num-proc``, default 2, in a fresh
+subprocess each): the wall and the main process's CPU from the start of ``build`` to the first decoded
+image (what the serial part costs a build) and to its end, and the CPU of its worker processes; the
+sha256 of every exported file shows both checkouts wrote the same bytes::
+
+    python bench/serial_bench.py --build --baseline /path/to/old/checkout
 """
 
 from __future__ import annotations
@@ -87,10 +94,56 @@ def _measure(repo: Path, n: int, data_dir: Path) -> dict:
             "candidates": len(candidates), "digest": digest.hexdigest()[:16]}
 
 
-def _run(repo: Path, n: int, data_dir: Path) -> dict:
-    """:func:`_measure` in a fresh interpreter (nothing imported or cached from an earlier run)."""
+BUILD_ROWS = ("first result: wall", "first result: main CPU", "build: wall", "build: main CPU", "workers: CPU")
+
+
+def _measure_build(repo: Path, n: int, data_dir: Path, num_proc: int) -> dict:
+    """One build of the N tree with ``repo``'s medmat: wall and main-process CPU seconds to the first decoded
+    image and to the end, the worker processes' CPU, and a digest of every exported file."""
+    import hashlib
+    import resource
+
+    sys.path[:0] = [str(repo), str(REPO / "bench")]
+    import build_bench
+    from medmat_builder.build import BuildSettings, build
+    from medmat_builder.build import loader
+    from medmat_builder.registry import load_registry
+
+    raw = build_bench.ensure_tree(data_dir, n, min(2, os.cpu_count() or 1))
+    first: list[tuple[float, float]] = []
+    imap = loader.Loader._imap
+
+    def timed_imap(self, jobs, spool):
+        for res in imap(self, jobs, spool):
+            if not first:
+                first.append((time.perf_counter(), time.process_time()))
+            yield res
+
+    loader.Loader._imap = timed_imap
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = load_registry(build_bench.write_registry(Path(tmp) / "registry.yaml", 1))
+        out = Path(tmp) / "out"
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0, c0 = time.perf_counter(), time.process_time()
+        build(["subset_01"], raw, out, BuildSettings(num_proc=num_proc), registry=registry)
+        t1, c1 = time.perf_counter(), time.process_time()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        digest = hashlib.sha256()
+        for path in sorted(p for p in out.rglob("*") if p.is_file() and ".medmat" not in p.relative_to(out).parts):
+            digest.update(f"{path.relative_to(out).as_posix()}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+    workers = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    return {"first result: wall": first[0][0] - t0, "first result: main CPU": first[0][1] - c0,
+            "build: wall": t1 - t0, "build: main CPU": c1 - c0, "workers: CPU": workers,
+            "digest": digest.hexdigest()[:16]}
+
+
+def _run(repo: Path, n: int, data_dir: Path, num_proc: int | None = None) -> dict:
+    """:func:`_measure` (with ``num_proc``: :func:`_measure_build`) in a fresh interpreter (nothing imported or
+    cached from an earlier run)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_worker", str(repo), "--n", str(n),
            "--data-dir", str(data_dir)]
+    if num_proc is not None:
+        cmd += ["--build", "--num-proc", str(num_proc)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
     if proc.returncode != 0:
         raise SystemExit(f"serial_bench: the run with {repo} failed:\n{proc.stderr[-3000:]}")
@@ -107,10 +160,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="where build_bench.py's synthetic images are generated once and reused")
     ap.add_argument("--quick", action="store_true", help="smoke run: N = 300, one repeat")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--build", action="store_true",
+                    help="time whole builds: to the first decoded image and to the end (see the module docstring)")
+    ap.add_argument("--num-proc", type=int, default=2, help="with --build: the build's --num-proc (default 2)")
     ap.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._worker:
-        print(json.dumps(_measure(Path(args._worker), args.n, args.data_dir)))
+        repo = Path(args._worker)
+        result = (_measure_build(repo, args.n, args.data_dir, args.num_proc) if args.build
+                  else _measure(repo, args.n, args.data_dir))
+        print(json.dumps(result))
         return
     if args.quick:
         args.n, args.repeat = 300, 1
@@ -123,12 +182,14 @@ def main(argv: list[str] | None = None) -> None:
     for i in range(max(args.repeat, 1)):
         for name, repo in repos.items():
             print(f"[serial_bench] N={args.n}: {name}, run {i + 1}", file=sys.stderr)
-            runs[name].append(_run(repo, args.n, args.data_dir))
-    best = {name: {p: min(r[p] for r in rs) for p in PHASES} for name, rs in runs.items()}
+            runs[name].append(_run(repo, args.n, args.data_dir, args.num_proc if args.build else None))
+    measured = BUILD_ROWS if args.build else PHASES
+    best = {name: {p: min(r[p] for r in rs) for p in measured} for name, rs in runs.items()}
     for b in best.values():
-        b["total"] = b["walk"] + b["scan"] + b["split"]
+        if not args.build:
+            b["total"] = b["walk"] + b["scan"] + b["split"]
     rows = []
-    for phase in (*PHASES[:3], "total", "gc"):
+    for phase in BUILD_ROWS if args.build else (*PHASES[:3], "total", "gc"):
         row = {"phase": phase, **{name: round(best[name][phase], 3) for name in repos}}
         if "baseline" in repos:
             row["baseline / this"] = round(best["baseline"][phase] / max(best["this checkout"][phase], 1e-9), 2)
@@ -136,17 +197,22 @@ def main(argv: list[str] | None = None) -> None:
     digests = {name: {r["digest"] for r in rs} for name, rs in runs.items()}
     same = len(set().union(*digests.values())) == 1
     cols = list(rows[0])
-    print(f"CPU seconds, best of {args.repeat}, N = {args.n:,} raw images "
-          f"({runs['this checkout'][0]['candidates']:,} candidates); load average {os.getloadavg()[0]:.1f}")
+    if args.build:
+        print(f"Seconds, best of {args.repeat}, one build with --num-proc {args.num_proc}, N = {args.n:,} raw images; "
+              f"load average {os.getloadavg()[0]:.1f}")
+    else:
+        print(f"CPU seconds, best of {args.repeat}, N = {args.n:,} raw images "
+              f"({runs['this checkout'][0]['candidates']:,} candidates); load average {os.getloadavg()[0]:.1f}")
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for row in rows:
         print("| " + " | ".join(str(row[c]) for c in cols) + " |")
-    print(f"same candidates and splits in every run: {'yes' if same else 'NO'}")
+    what = "exported bytes" if args.build else "candidates and splits"
+    print(f"same {what} in every run: {'yes' if same else 'NO'}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "same": same}, indent=1))
     if not same:
-        raise SystemExit("serial_bench: the runs gave different candidates or splits")
+        raise SystemExit(f"serial_bench: the runs gave different {what}")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,25 @@ def test_quick_serial_bench_measures_each_phase_against_a_baseline(tmp_path):
     assert "same candidates and splits in every run: yes" in proc.stdout
 
 
+def test_quick_serial_bench_times_whole_builds_to_the_first_decoded_image(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "serial_bench.py"), "--quick", "--build", "--data-dir",
+         str(tmp_path / "cache"), "--baseline", str(REPO), "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = {r["phase"]: r for r in result["rows"]}
+    assert list(rows) == ["first result: wall", "first result: main CPU", "build: wall", "build: main CPU",
+                          "workers: CPU"]
+    for name in ("baseline", "this checkout"):
+        assert 0 < rows["first result: main CPU"][name] <= rows["build: main CPU"][name]
+        assert 0 < rows["first result: wall"][name] < rows["build: wall"][name]
+        assert rows["workers: CPU"][name] > 0  # --num-proc 2: images decoded in worker processes
+    assert result["same"] is True and "same exported bytes in every run: yes" in proc.stdout
+
+
 def test_serial_bench_refuses_a_baseline_that_is_no_checkout(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "serial_bench.py"), "--baseline", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)

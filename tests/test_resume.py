@@ -195,3 +195,33 @@ def test_progress_is_shown_by_default_on_a_terminal(tmp_path, mini_raw):
     for stage, unit in (("scan", "record"), ("decode", "image"), ("write", "row")):
         assert f"subset_02 {stage}" in text and f"{unit}/s" in text, text
     assert "subset_02  kept: train" in out and "\r" not in out  # the tables go to stdout, without bars
+
+
+def test_listings_taken_aside_are_those_taken_here(mini_raw, tmp_path):
+    """The folder listings a build takes in a process of its own (with workers) are those it would take itself,
+    in whatever order they are read, and a folder missing or added later is listed here."""
+    from medmat_builder.build.resume import ListingsAside, folder_listing
+
+    folders = sorted(p for p in mini_raw.iterdir() if p.is_dir())
+    gone = tmp_path / "no_such_folder"
+    aside = ListingsAside([*folders, gone, folders[0]])
+    for folder in [*reversed(folders), gone]:
+        assert folder in aside
+        assert aside[folder] == folder_listing(folder)
+    assert tmp_path not in aside
+    assert aside[tmp_path] == folder_listing(tmp_path)
+
+
+def test_inputs_fingerprints_do_not_depend_on_the_processes(tmp_path, mini_raw, mini_registry):
+    """With one process the listings are taken before any work, with two in a process of their own meanwhile:
+    the stored fingerprints are the same, and a rerun with the other count keeps every config."""
+    from medmat_builder.build import BuildSettings
+
+    stored = {}
+    for n in (1, 2):
+        out = tmp_path / f"out{n}"
+        build(CONFIGS, mini_raw, out, BuildSettings(num_proc=n), registry=mini_registry)
+        stored[n] = Fingerprints(out / ".medmat").configs
+    assert stored[1] == stored[2] and sorted(stored[1]) == CONFIGS
+    res = build(CONFIGS, mini_raw, tmp_path / "out1", BuildSettings(num_proc=2), registry=mini_registry)
+    assert res.unchanged == CONFIGS

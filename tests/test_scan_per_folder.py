@@ -192,3 +192,55 @@ def test_table_suffixes_are_endswith_of_the_lowered_path(suffixes):
 
     paths = _tricky_paths() + ["a/b.CSV", "a/.csv", "..csv", "x.nii.GZ", "csv", "a.csv/b", "b.json\n", "t.Txt", "ßcsv"]
     assert _ending_with(paths, suffixes) == [p for p in paths if p.lower().endswith(suffixes)]
+
+
+def test_what_a_build_keeps_alive_is_frozen_until_its_selection_ends(tmp_path, mini_registry):
+    """After the scan and split their objects are out of the collector's sight (``gc.freeze``) through the
+    fill, given back when the selection ends (an error too); someone else's freeze is left as it was."""
+    import gc
+
+    from medmat_builder.build.scan import kept_from_collector
+
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError):
+        with kept_from_collector() as freeze:
+            kept = [[i] for i in range(1000)]
+            freeze()
+            assert gc.get_freeze_count() >= len(kept)
+            raise RuntimeError("fill failed")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        theirs = gc.get_freeze_count()
+        with kept_from_collector() as freeze:
+            new = [[i] for i in range(1000)]
+            freeze()  # not theirs to freeze: these stay in sight
+        assert 0 < gc.get_freeze_count() <= theirs and gc.is_tracked(new)
+    finally:
+        gc.unfreeze()
+
+
+def test_a_selection_gives_back_what_it_froze(tmp_path, mini_raw, mini_registry, monkeypatch):
+    import gc
+
+    from medmat_builder.build import select
+    from medmat_builder.build.settings import BuildSettings
+    from medmat_builder.build.spool import Spool
+    from medmat_builder.report import ConfigReport
+
+    frozen = []
+    real_fill = select.Fill
+
+    def fill(*args, **kwargs):
+        frozen.append(gc.get_freeze_count())
+        return real_fill(*args, **kwargs)
+
+    monkeypatch.setattr(select, "Fill", fill)
+    subset = mini_registry.subset("subset_01")
+    sources = [(mini_registry.source(k), mini_raw / mini_registry.source(k).folder) for k in subset.sources]
+    spool = Spool()
+    try:
+        select.select_subset(subset, sources, BuildSettings(num_proc=1), ConfigReport(config=subset.name), spool)
+    finally:
+        spool.close()
+    assert frozen and all(n > 0 for n in frozen) and gc.get_freeze_count() == 0

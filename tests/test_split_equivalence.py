@@ -254,3 +254,23 @@ def test_drop_listed_twice_keeps_test_first_in_seeded_order():
         report = ConfigReport()
         assert [id(c) for c in _drop_listed_twice(cands, report)] == [id(c) for c in expect]
         assert sum(led.dropped.get("duplicate", 0) for led in report.sources.values()) == len(cands) - len(expect)
+
+
+def test_buckets_are_those_of_going_through_every_candidate_in_order():
+    """The fills' lists by split and key, built from the candidates as they come (ids all different), are those
+    built by going through all of them sorted by order: the same lists, and the keys in the same order."""
+    from medmat_builder.build.select import _buckets
+
+    for case in range(30):
+        rng = random.Random(case)
+        cands = _candidates(rng, rng.choice(["single-label", "multi-label", "detection"]))
+        for c in cands:
+            c.split = c.split if c.split in ("train", "test") else rng.choice(["train", "test"])
+            c.key = rng.choice(["a", "b", "c", "d", "e"]) if rng.random() < 0.7 else c.key
+            c.order = seeded_key(case, "order", c.id)
+        expect: dict[str, dict[str, list[int]]] = {"train": {}, "test": {}}
+        for c in sorted(cands, key=lambda c: c.order):
+            expect[c.split].setdefault(c.key, []).append(id(c))
+        got = _buckets(cands)
+        assert {s: {k: [id(c) for c in v] for k, v in g.items()} for s, g in got.items()} == expect
+        assert all(list(got[s]) == list(expect[s]) for s in expect)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +57,7 @@ from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
 from medmat_builder.build.loader import Aside, shutdown_pools
 from medmat_builder.build.parquet import write_split
-from medmat_builder.build.resume import Fingerprints, complete, config_fingerprint
+from medmat_builder.build.resume import Fingerprints, complete, input_fingerprints
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.signals import deferred, interruptible, pause_point
@@ -370,16 +370,17 @@ def _only(registry: Registry, name: str, present: dict[str, tuple[str, ...]]) ->
 
 def _unchanged(owned: safe_paths.OwnedFolder, out: Path, registry: Registry, names: Sequence[str], raw: Path,
                settings: BuildSettings, present: dict[str, tuple[str, ...]], old: BuildReport | None,
-               force: bool) -> tuple[Fingerprints, dict[str, str], list[str]]:
-    """The stored fingerprints, the inputs fingerprint of each config of ``names`` (taken before any work)
-    and those to keep as they are: complete output, same fingerprint (none with ``force``)."""
+               force: bool) -> tuple[Fingerprints, Mapping[str, str], list[str]]:
+    """The stored fingerprints, the inputs fingerprint of each config of ``names`` (worked out when first read,
+    see :func:`~medmat_builder.build.resume.input_fingerprints`) and those to keep as they are: complete output,
+    same fingerprint (none with ``force``)."""
     fingerprints = Fingerprints(owned.state)
-    listings: dict[Path, str] = {}
-    prints = {name: config_fingerprint(registry, name, raw, settings, _only(registry, name, present), listings)
-              for name in names if present[name]}
+    names = [name for name in names if present[name]]
+    aside = settings.num_proc > 1 and (force or old is None or any(name not in old.configs for name in names))
+    prints = input_fingerprints(registry, names, raw, settings, lambda name: _only(registry, name, present), aside)
     fresh: list[str] = []
-    for name, fp in prints.items():
-        if force or old is None or name not in old.configs or not fingerprints.matches(name, fp):
+    for name in prints:
+        if force or old is None or name not in old.configs or not fingerprints.matches(name, prints[name]):
             continue
         if complete(out / name, old.configs[name].num_examples.model_dump(), _rows_on_disk):
             fresh.append(name)

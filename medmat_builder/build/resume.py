@@ -8,14 +8,18 @@ Python files). ``medmat build`` stores the fingerprint of every config it wrote 
 ``OUT/.medmat/inputs.json`` once the export is committed; a config whose fingerprint is stored, whose
 folder holds exactly the rows the build report gives, is kept as it is (``--force`` rebuilds it).
 A changed raw file or registry entry changes only the fingerprints of the configs that read it.
+With worker processes the folder listings may be taken in a process of their own while the build
+scans (:class:`ListingsAside`); the fingerprints are the same.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,6 +80,107 @@ def config_fingerprint(registry: Registry, name: str, raw: Path, settings: Build
         "code": code_version(),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ListingsAside(dict):
+    """Folder -> :func:`folder_listing`, taken in one process of its own, started now, while the build goes on
+    (its scan walks the folders again without ``stat``, on the other core): a ``listings`` cache for
+    :func:`config_fingerprint`. Reading a folder's listing waits for it; one the process could not
+    take is taken here."""
+
+    def __init__(self, folders: Iterable[Path]):
+        super().__init__()
+        self._waiting = list(dict.fromkeys(Path(f) for f in folders))
+        ctx = multiprocessing.get_context()
+        self._conn, child = ctx.Pipe(duplex=False)
+        folders_text = [os.fspath(f) for f in self._waiting]
+        self._proc = ctx.Process(target=_listings_main, args=(child, folders_text, os.getpid()), daemon=True,
+                                 name="medmat-listings")
+        self._proc.start()
+        child.close()
+        weakref.finalize(self, _stop, self._proc, self._conn)
+
+    def __contains__(self, folder: object) -> bool:
+        return super().__contains__(folder) or folder in self._waiting
+
+    def __missing__(self, folder: Path) -> str:
+        while folder in self._waiting:
+            try:
+                path, listing = self._conn.recv()
+            except (EOFError, OSError):  # the process ended early: the rest here
+                self._waiting.clear()
+                break
+            self._waiting.remove(Path(path))
+            self[Path(path)] = listing if listing is not None else folder_listing(Path(path))
+        if not self._waiting:
+            _stop(self._proc, self._conn)
+        if not super().__contains__(folder):
+            self[folder] = folder_listing(folder)
+        return super().__getitem__(folder)
+
+
+def _listings_main(conn, folders: list[str], parent: int) -> None:
+    """The :class:`ListingsAside` process: each folder's listing (None: taken in the build instead), in order."""
+    from medmat_builder.build.signals import worker_init
+
+    worker_init(parent)  # dies with the build, leaves signals and the lock to it
+    try:
+        os.nice(10)  # the core the scan leaves idle, not the scan's own (the listings are read at the end)
+    except OSError:
+        pass
+    for folder in folders:
+        try:
+            listing: str | None = folder_listing(Path(folder))
+        except Exception:  # noqa: BLE001  (the build takes it again, and raises there if it must)
+            listing = None
+        conn.send((folder, listing))
+    conn.close()
+
+
+def _stop(proc, conn) -> None:
+    """End a :class:`ListingsAside` process (done or not) and close its pipe."""
+    conn.close()
+    if proc.is_alive():
+        proc.kill()
+    proc.join()
+
+
+class LazyFingerprints(Mapping[str, str]):
+    """Config name -> its inputs fingerprint (``fingerprint(name)``), each worked out when first read."""
+
+    def __init__(self, names: Iterable[str], fingerprint: Callable[[str], str]):
+        self._names = list(names)
+        self._fingerprint = fingerprint
+        self._done: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._done:
+            if name not in self._names:
+                raise KeyError(name)
+            self._done[name] = self._fingerprint(name)
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def input_fingerprints(registry: Registry, names: Sequence[str], raw: Path, settings: BuildSettings,
+                       only: Callable[[str], tuple[str, ...] | None], aside: bool) -> Mapping[str, str]:
+    """The inputs fingerprint of each config of ``names`` (``only(name)``: its sources present, None for all).
+    With ``aside`` (worker processes, and a config that the build makes anyway: its fingerprint is read at
+    the end) each is worked out when first read, and the folder listings are taken meanwhile in a process
+    of their own (:class:`ListingsAside`); else all of them now, before any work (the scans then reuse the
+    listings' walks)."""
+    if not aside:
+        listings: dict[Path, str] = {}
+        return {name: config_fingerprint(registry, name, raw, settings, only(name), listings) for name in names}
+    aside_listings = ListingsAside(raw / registry.source(key).folder for name in names
+                                   for key in (only(name) or registry.subset(name).sources))
+    return LazyFingerprints(names, lambda name: config_fingerprint(registry, name, raw, settings, only(name),
+                                                                   aside_listings))
 
 
 class Fingerprints:

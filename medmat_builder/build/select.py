@@ -31,7 +31,7 @@ builder reads them back. The leakage audit of the selection goes into the report
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from medmat_builder.build.groups import subject_pseudonym
 from medmat_builder.build.labels import assign_balance_keys
 from medmat_builder.build.loader import Loader
 from medmat_builder.build.quotas import quotas_for_test, quotas_for_train
-from medmat_builder.build.scan import Scan, collector_paused, scan_candidates
+from medmat_builder.build.scan import Scan, collector_paused, kept_from_collector, scan_candidates
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.splitting import seeded_hexdigests, split_candidates
 from medmat_builder.build.spool import Spool
@@ -78,21 +78,26 @@ def select_subset(
     # plain paths: the builder's module is patched by ``datasets`` for streaming, so a root made there is an
     # ``xPath``, whose ``/`` costs about 0.1 ms (once per opened image)
     sources = [(src, Path(root)) for src, root in sources]
+    with kept_from_collector() as freeze:
+        return _select(subset, sources, settings, report, spool, scan, siblings, freeze)
+
+
+def _select(subset: Subset, sources: list[tuple[Source, Path]], settings: BuildSettings, report: ConfigReport,
+            spool: Spool, scan: Scan | None, siblings: Mapping[str, Sequence[Source]] | None,
+            freeze: Callable[[], None]) -> Selection:
+    """:func:`select_subset`; ``freeze`` keeps what is alive after the split from the collector (until the end)."""
     with collector_paused():  # 100,000s of candidates stay alive until the fill: no collector passes over them
         candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings)
         assign_balance_keys(candidates, subset)
-        orders = seeded_hexdigests(f"{settings.seed}:order:", [c.id for c in candidates])  # seeded_key(seed, "order", id)
+        ids = [c.id for c in candidates]
+        orders = seeded_hexdigests(f"{settings.seed}:order:", ids)  # seeded_key(seed, "order", id)
         for c, order in zip(candidates, orders):
             c.order = order
         candidates = split_candidates(candidates, settings.seed, settings.test_fraction, subset.kind, report)
-        unique = _drop_listed_twice(candidates, report)
-
-    buckets: dict[str, dict[str, list[Candidate]]] = {"train": defaultdict(list), "test": defaultdict(list)}
-    for c in unique:
-        buckets[c.split][c.key].append(c)
-    for split in buckets:
-        for group in buckets[split].values():
-            group.sort(key=_ORDER)
+        # ids all different (the split only drops some): nothing listed twice, and no two orders alike
+        unique = candidates if len(set(ids)) == len(ids) else _drop_listed_twice(candidates, report)
+        buckets = _buckets(unique)
+        freeze()
 
     loader = Loader(settings.num_proc)
     seen = SeenImages(settings.near_duplicates, conflicts=subset.is_classification)
@@ -119,6 +124,23 @@ def select_subset(
     if problem:
         raise EmptySplitError(problem, report)
     return selection
+
+
+def _buckets(candidates: list[Candidate]) -> dict[str, dict[str, list[Candidate]]]:
+    """The candidates by split and balancing key, each list in the seeded order; the keys of a split in the order
+    of their first candidate (as met going through the candidates sorted by order): what the fills work on."""
+    buckets: dict[str, dict[str, list[Candidate]]] = {"train": defaultdict(list), "test": defaultdict(list)}
+    for c in candidates:
+        buckets[c.split][c.key].append(c)
+    for split, groups in buckets.items():
+        for group in groups.values():
+            group.sort(key=_ORDER)
+        buckets[split] = defaultdict(list, sorted(groups.items(), key=_first_order))
+    return buckets
+
+
+def _first_order(item: tuple[str, list[Candidate]]) -> str:
+    return item[1][0].order
 
 
 def _drop_listed_twice(candidates: list[Candidate], report: ConfigReport) -> list[Candidate]:

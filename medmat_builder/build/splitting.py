@@ -158,13 +158,19 @@ def _fill_one_image_subjects(free: Sequence[Splittable], strata: list[str], dige
     """The greedy fill when every subject is one image in one stratum: per stratum, the first
     ``round(fraction * n)`` images in the seeded order go to test, the others to train."""
     left = {s: int(round(n * fraction)) for s, n in Counter(strata).items()}
+    remaining = sum(left.values())
+    for item in free:
+        item.split = "train"
+    if not remaining:
+        return
     for i in sorted(range(len(free)), key=digests.__getitem__):
         s = strata[i]
         if left[s] > 0:
             left[s] -= 1
             free[i].split = "test"
-        else:
-            free[i].split = "train"
+            remaining -= 1
+            if not remaining:  # every target met: the rest stay in train (a tenth of the way, at random)
+                return
 
 
 def _weighted_closer(counts: dict[str, int], in_test: dict[str, int], target: dict[str, int],
