@@ -57,12 +57,11 @@ class Fill:
                 ahead.close()
 
     def _jobs(self, key: str) -> Iterator[LoadJob]:
-        """The load jobs of ``key``'s candidates from the first not yet taken (made as they are submitted)."""
+        """The load jobs of ``key``'s candidates from the first not yet taken (each made when submitted)."""
         detection = not self.subset.is_classification
-        for c in self.queues[key][self.pos[key]:]:
-            root = str(c.root)
-            # the same file as ``c.root / c.record.image`` (``os.path.join`` skips pathlib's parsing per image)
-            yield LoadJob(os.path.join(root, c.record.image), root, c.record, detection)
+        # the same file as ``c.root / c.record.image``; ``os.path.join`` skips pathlib's parsing per image
+        return (LoadJob(os.path.join(str(c.root), c.record.image), str(c.root), c.record, detection)
+                for c in self.queues[key][self.pos[key]:])
 
     def _top_up(self, key: str, results: Generator[LoadResult, None, None]) -> None:
         detection = not self.subset.is_classification
