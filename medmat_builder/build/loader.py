@@ -205,8 +205,9 @@ class Lookahead:
 
     def _submit(self) -> None:
         """Fill the window: the current queue up to what its consumer may still take, then the next ones."""
-        room = self.loader.window - (sum(self._sent) - sum(self._taken))
-        for q in range(self._current, len(self._jobs)):
+        queues = range(self._current, len(self._jobs))  # earlier queues are done with (jobs left there are dropped)
+        room = self.loader.window - sum(self._sent[q] - self._taken[q] for q in queues)
+        for q in queues:
             if room < BATCH:
                 return
             ahead = self._sent[q] - self._taken[q]
