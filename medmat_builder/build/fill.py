@@ -8,11 +8,13 @@ label conflict found in a later image); :meth:`Fill.run` then tops its key up ag
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Generator, Iterator
 
 from medmat_builder.build.candidates import Candidate, Selected
 from medmat_builder.build.dedup import KeptImage, SeenImages
-from medmat_builder.build.loader import Loader, LoadJob
+from medmat_builder.build.loader import Loader, LoadJob, LoadResult, Lookahead
 from medmat_builder.build.spool import Spool
 from medmat_builder.records import Box
 from medmat_builder.registry import Subset
@@ -44,14 +46,26 @@ class Fill:
 
     def run(self) -> None:
         while keys := [k for k in sorted(self.queues) if self._open(k)]:
-            for key in keys:
-                self._top_up(key)
+            # one stream for the round's keys, taken key by key: images are decoded ahead across a key's end
+            # (as many of a key as its quota still needs, then the next key's), not past its quota
+            ahead = Lookahead(self.loader, [self._jobs(key) for key in keys],
+                              lambda i: self.need[keys[i]] - len(self.kept[keys[i]]), self.spool.ref)
+            try:
+                for i, key in enumerate(keys):
+                    self._top_up(key, ahead.take(i))
+            finally:
+                ahead.close()
 
-    def _top_up(self, key: str) -> None:
+    def _jobs(self, key: str) -> Iterator[LoadJob]:
+        """The load jobs of ``key``'s candidates from the first not yet taken (each made when submitted)."""
+        detection = not self.subset.is_classification
+        # the same file as ``c.root / c.record.image``; ``os.path.join`` skips pathlib's parsing per image
+        return (LoadJob(os.path.join(str(c.root), c.record.image), str(c.root), c.record, detection)
+                for c in self.queues[key][self.pos[key]:])
+
+    def _top_up(self, key: str, results: Generator[LoadResult, None, None]) -> None:
         detection = not self.subset.is_classification
         queue, got = self.queues[key][self.pos[key]:], self.kept[key]
-        jobs = (LoadJob(str(c.root / c.record.image), str(c.root), c.record, detection) for c in queue)
-        results = self.loader.imap(jobs, self.spool.ref)
         for cand, res in zip(queue, results):
             self.pos[key] += 1
             ledger = self.report.ledger(cand.source.key)

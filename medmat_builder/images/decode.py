@@ -36,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from medmat_builder.images.convert import apply_exif_orientation, collapse_gray, encode_png, to_8bit
 from medmat_builder.images.dicom import NotDicom, load_dicom, looks_like_dicom
 from medmat_builder.images.loaded import ImageError, LoadedImage, fail
-from medmat_builder.images.metadata import PNG_SIGNATURE, strip_metadata
+from medmat_builder.images.metadata import PNG_DROP, PNG_SIGNATURE, strip_metadata
 
 #: Largest accepted image, in pixels (width x height x frames), checked from the header before decoding.
 #: Below Pillow's own warning threshold, so this limit is the one that applies.
@@ -100,12 +100,16 @@ class _NotPillow(Exception):
 
 
 # --------------------------------------------------------------------------- Pillow formats
-def _check_png_chunks(data: bytes, name: str | Path) -> tuple[int, int, bool]:
-    """Walk PNG chunks (CRC checked) up to IEND; return (bit depth, colour type, has acTL)."""
+def _check_png_chunks(data: bytes, name: str | Path) -> tuple[int, int, bool, bool]:
+    """Walk PNG chunks (CRC checked) up to IEND; return (bit depth, colour type, has acTL, bare).
+
+    ``bare``: no chunk that :func:`strip_metadata` drops and nothing after IEND, so stripping would
+    give ``data`` itself (the keep path then skips that second walk over the chunks)."""
     pos, n = 8, len(data)
     view = memoryview(data)
     bit_depth = color_type = -1
     animated = False
+    bare = True
     while True:
         if pos + 12 > n:
             raise fail("truncated", name, "PNG ends before its IEND chunk")
@@ -123,7 +127,9 @@ def _check_png_chunks(data: bytes, name: str | Path) -> tuple[int, int, bool]:
         elif ctype == b"acTL":
             animated = True
         elif ctype == b"IEND":
-            return bit_depth, color_type, animated
+            return bit_depth, color_type, animated, bare and end == n
+        elif ctype in PNG_DROP:
+            bare = False
         pos = end
 
 
@@ -197,7 +203,10 @@ def _load_pillow(data: bytes, name: str | Path, max_pixels: int) -> LoadedImage:
 
     if keep:
         try:
-            out, out_fmt = strip_metadata(data, name), ("png" if fmt == "PNG" else "jpeg")
+            if png_info is not None and png_info[3]:  # nothing to strip (found by the CRC walk)
+                out, out_fmt = data, "png"
+            else:
+                out, out_fmt = strip_metadata(data, name), ("png" if fmt == "PNG" else "jpeg")
         except ValueError:  # an odd segment layout: the decoded pixels go to a PNG instead
             keep = False
     if not keep:

@@ -14,7 +14,7 @@ _JPEG_KEEP_APP = {0xE0, 0xE2, 0xEE}
 
 
 #: PNG ancillary chunks that may carry free text, dates or camera data; dropped by :func:`strip_metadata`.
-_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
 
 
 def strip_metadata(data: bytes, name: str | Path = "<bytes>") -> bytes:
@@ -32,7 +32,7 @@ def strip_metadata(data: bytes, name: str | Path = "<bytes>") -> bytes:
         while pos + 8 <= len(data):
             length, ctype = struct.unpack_from(">I4s", data, pos)
             end = pos + 12 + length
-            if ctype in _PNG_DROP:
+            if ctype in PNG_DROP:
                 dropped = True
             else:
                 out.append(view[pos:end])
