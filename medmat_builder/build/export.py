@@ -55,6 +55,7 @@ from medmat_builder import safe_paths
 from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
+from medmat_builder.build.finish import start_visual_report
 from medmat_builder.build.loader import Aside, shutdown_pools
 from medmat_builder.build.parquet import write_split
 from medmat_builder.build.resume import Fingerprints, complete, input_fingerprints
@@ -67,7 +68,7 @@ from medmat_builder.layouts.file_index import shared_indexes
 from medmat_builder.layouts.misses import close_names
 from medmat_builder.publish.croissant import preload as preload_croissant
 from medmat_builder.publish.metadata import METADATA_FILES, write_export_metadata
-from medmat_builder.publish.visual import report_user_files, write_visual_report
+from medmat_builder.publish.visual import report_user_files
 from medmat_builder.records import SPLITS
 from medmat_builder.registry import Registry, Source, load_registry
 from medmat_builder.report import (
@@ -337,10 +338,12 @@ def build(
                     digests.add_config(name)
             report.configs = dict(sorted(report.configs.items()))
             report.write(staging)
-            # the visual report (it reads the parquet files and the report only) before the card and the
-            # Croissant file, so that the parquet files are hashed meanwhile (:class:`StagedDigests`)
-            write_visual_report(staging, registry, report, raw=raw)  # report/index.html (docs/report.md)
-            write_export_metadata(staging, registry, report, known=digests.result(), pool=aside)
+            # report/index.html (docs/report.md; it reads the parquet files and the report only) in an idle
+            # decoding worker while this process writes the card (the parquet files are hashed meanwhile,
+            # :class:`StagedDigests`) and the Croissant file is made in ``aside``
+            visual = start_visual_report(staging, registry, report, raw)
+            write_export_metadata(staging, registry, report, known=digests.result, pool=aside)
+            visual.result()
             pause_point("write")  # test hook: everything staged, nothing committed
             # Forget the fingerprints of what is about to change; swap the rebuilt configs in one folder
             # at a time; then replace medmat's other files and remove those this build no longer has.

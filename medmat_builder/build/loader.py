@@ -320,6 +320,16 @@ def shutdown_pools(kill: bool = False) -> None:
     Loader._pools.clear()
 
 
+def idle_pool() -> ProcessPoolExecutor | None:
+    """The decoding pool this build started, if all of its workers are running (a call handed to it then
+    forks no process; they are idle once the configs are decoded), else None."""
+    for pool in Loader._pools.values():
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        if procs and len(procs) >= getattr(pool, "_max_workers", len(procs) + 1) and all(p.is_alive() for p in procs):
+            return pool
+    return None
+
+
 def stop_workers(pool: ProcessPoolExecutor) -> None:
     """Kill the worker processes of ``pool`` (a build that was stopped does not wait for their jobs)."""
     for proc in list((getattr(pool, "_processes", None) or {}).values()):
