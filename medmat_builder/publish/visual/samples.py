@@ -97,7 +97,7 @@ def read_split(folder: Path, config: str, split: str, *, seed: int, label_order:
     rows: dict[str, tuple[str, list[dict[str, Any]]]] = {}
     by_label: dict[str, list[str]] = {}
     for path in files:
-        table = pq.read_table(path, columns=_COLUMNS)
+        table = pq.ParquetFile(path).read(columns=_COLUMNS)  # not read_table: it imports pyarrow.dataset (and pandas)
         for rid, labels, source, boxes in zip(*(table.column(c).to_pylist() for c in _COLUMNS)):
             view.rows += 1
             rows[rid] = (source, boxes or [])
