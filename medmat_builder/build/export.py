@@ -337,11 +337,11 @@ def build(
                 if name not in result.built:
                     digests.add_config(name)
             report.configs = dict(sorted(report.configs.items()))
-            report.write(staging)
             # report/index.html (docs/report.md; it reads the parquet files and the report only) in an idle
-            # decoding worker while this process writes the card (the parquet files are hashed meanwhile,
-            # :class:`StagedDigests`) and the Croissant file is made in ``aside``
+            # decoding worker while this process writes the build report and the card (the parquet files
+            # are hashed meanwhile, :class:`StagedDigests`) and the Croissant file is made in ``aside``
             visual = start_visual_report(staging, registry, report, raw)
+            report.write(staging)
             write_export_metadata(staging, registry, report, known=digests.result, pool=aside)
             visual.result()
             pause_point("write")  # test hook: everything staged, nothing committed
