@@ -62,27 +62,21 @@ def sample_key(seed: int, config: str, split: str, label: str, rid: str) -> str:
     return hashlib.sha256(f"{seed}:{config}:{split}:{label}:{rid}".encode()).hexdigest()
 
 
-def _images(files: Sequence[Path], ids: set[str]) -> dict[str, bytes]:
-    """Image bytes of the rows ``ids``: the ``id`` column first, then the images of only the row groups
-    that hold one of them (a large split is never held whole, and most image bytes are never read)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _images(files: Sequence[Path], where: dict[str, tuple[int, int, int]]) -> dict[str, bytes]:
+    """Image bytes of the rows in ``where`` (id -> file, row group and row in it): the image column of only
+    the row groups that hold one of them (a large split is never held whole, most image bytes never read)."""
     import pyarrow.parquet as pq
 
+    by_group: dict[tuple[int, int], list[tuple[int, str]]] = {}
+    for rid, (file, group, row) in where.items():
+        by_group.setdefault((file, group), []).append((row, rid))
     found: dict[str, bytes] = {}
-    wanted = pa.array(sorted(ids), pa.string())
-    for path in files:
-        if len(found) == len(ids):
-            break
-        parquet = pq.ParquetFile(path)
-        for group in range(parquet.num_row_groups):
-            hit = pc.is_in(parquet.read_row_group(group, columns=["id"]).column("id"), value_set=wanted)
-            if not pc.any(hit).as_py():
-                continue
-            batch = parquet.read_row_group(group, columns=["id", "image"]).filter(hit)
-            for rid, image in zip(batch.column("id").to_pylist(), batch.column("image").to_pylist()):
-                if rid in ids:
-                    found[rid] = (image or {}).get("bytes") or b""
+    opened: dict[int, pq.ParquetFile] = {}
+    for (file, group), rows in sorted(by_group.items()):
+        parquet = opened.setdefault(file, pq.ParquetFile(files[file]))
+        column = parquet.read_row_group(group, columns=["image"]).column("image")
+        for row, rid in rows:
+            found[rid] = (column[row].as_py() or {}).get("bytes") or b""
     return found
 
 
@@ -95,12 +89,17 @@ def read_split(folder: Path, config: str, split: str, *, seed: int, label_order:
     files = split_files(folder, split)
     view = SplitView(split, files=[p.name for p in files], bytes=sum(p.stat().st_size for p in files))
     rows: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    where: dict[str, tuple[int, int, int]] = {}  # id -> file, row group, row in it
     by_label: dict[str, list[str]] = {}
-    for path in files:
-        table = pq.ParquetFile(path).read(columns=_COLUMNS)  # not read_table: it imports pyarrow.dataset (and pandas)
-        for rid, labels, source, boxes in zip(*(table.column(c).to_pylist() for c in _COLUMNS)):
+    for file, path in enumerate(files):
+        parquet = pq.ParquetFile(path)  # not read_table: it imports pyarrow.dataset (and pandas)
+        table = parquet.read(columns=_COLUMNS)
+        groups = [(group, row) for group in range(parquet.num_row_groups)
+                  for row in range(parquet.metadata.row_group(group).num_rows)]
+        for (group, row), rid, labels, source, boxes in zip(groups, *(table.column(c).to_pylist() for c in _COLUMNS)):
             view.rows += 1
             rows[rid] = (source, boxes or [])
+            where[rid] = (file, group, row)
             for label in dict.fromkeys(labels or [NO_LABEL]):
                 by_label.setdefault(label, []).append(rid)
     order = [lab for lab in label_order if lab in by_label] + sorted(set(by_label) - set(label_order))
@@ -108,7 +107,7 @@ def read_split(folder: Path, config: str, split: str, *, seed: int, label_order:
         lab: sorted(by_label[lab], key=lambda rid, lab=lab: sample_key(seed, config, split, lab, rid))[:per_label]
         for lab in order
     }
-    images = _images(files, {rid for ids in chosen.values() for rid in ids})
+    images = _images(files, {rid: where[rid] for ids in chosen.values() for rid in ids})
     for lab in order:
         samples = []
         for rid in chosen[lab]:
