@@ -56,7 +56,7 @@ from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
 from medmat_builder.build.finish import start_visual_report
-from medmat_builder.build.loader import Aside, shutdown_pools
+from medmat_builder.build.loader import Aside, shutdown_pools, start_pool
 from medmat_builder.build.parquet import write_split
 from medmat_builder.build.resume import Fingerprints, complete, input_fingerprints
 from medmat_builder.build.select import EmptySplitError
@@ -283,6 +283,7 @@ def build(
         digests: StagedDigests | None = None
         # forked before any thread and before the decoding pool; imports mlcroissant while this process scans
         aside = Aside(preload_croissant) if settings.num_proc > 1 else None
+        start_pool(settings.num_proc)  # the decoding workers, forked while this process is small
         try:
             staging = work / "out"
             staging.mkdir()
@@ -337,9 +338,8 @@ def build(
                 if name not in result.built:
                     digests.add_config(name)
             report.configs = dict(sorted(report.configs.items()))
-            # report/index.html (docs/report.md; it reads the parquet files and the report only) in an idle
-            # decoding worker while this process writes the build report and the card (the parquet files
-            # are hashed meanwhile, :class:`StagedDigests`) and the Croissant file is made in ``aside``
+            # report/index.html (docs/report.md) in an idle decoding worker while this process writes the build
+            # report and the card (parquet files hashed meanwhile) and ``aside`` makes the Croissant metadata
             visual = start_visual_report(staging, registry, report, raw)
             report.write(staging)
             write_export_metadata(staging, registry, report, known=digests.result, pool=aside)

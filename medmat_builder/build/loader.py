@@ -320,6 +320,14 @@ def shutdown_pools(kill: bool = False) -> None:
     Loader._pools.clear()
 
 
+def start_pool(num_proc: int) -> None:
+    """Fork the decoding pool's workers now (with ``num_proc > 1``; :class:`Loader` then uses them): at the
+    start of a build this process is small (the fork copies less) and the workers start while it scans."""
+    pool = Loader(num_proc).pool
+    if pool is not None:
+        pool.submit(os.getpid)  # the first call forks every worker of the pool
+
+
 def idle_pool() -> ProcessPoolExecutor | None:
     """The decoding pool this build started, if all of its workers are running (a call handed to it then
     forks no process; they are idle once the configs are decoded), else None."""
