@@ -14,9 +14,8 @@ class StagedDigests:
     background thread as soon as it is in place: hashing and reading release the GIL, so this overlaps
     the build's other work instead of reading every file again at the end. Same digests either way.
 
-    The decoding workers are forked when the first config is decoded, before any file is added; the
-    files of the configs a build keeps are added after the last config is built, so the thread never
-    runs while a worker is forked."""
+    The decoding workers are forked at the start of the build (:func:`~medmat_builder.build.loader.start_pool`),
+    before any file is added, so the thread never runs while a worker is forked."""
 
     def __init__(self, staging: Path):
         self.staging = staging
