@@ -14,7 +14,7 @@ class StagedDigests:
     background thread as soon as it is in place: hashing and reading release the GIL, so this overlaps
     the build's other work instead of reading every file again at the end. Same digests either way.
 
-    The decoding workers are forked at the start of the build (:func:`~medmat_builder.build.loader.start_pool`),
+    The decoding workers are forked before the first scan (:func:`~medmat_builder.build.loader.start_pool`),
     before any file is added, so the thread never runs while a worker is forked."""
 
     def __init__(self, staging: Path):

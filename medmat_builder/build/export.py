@@ -283,7 +283,6 @@ def build(
         digests: StagedDigests | None = None
         # forked before any thread and before the decoding pool; imports mlcroissant while this process scans
         aside = Aside(preload_croissant) if settings.num_proc > 1 else None
-        start_pool(settings.num_proc)  # the decoding workers, forked while this process is small
         try:
             staging = work / "out"
             staging.mkdir()
@@ -304,6 +303,7 @@ def build(
                     # rows as on disk (a report written before num_examples counted rows may say otherwise)
                     report.configs[name] = kept.model_copy(update={"num_examples": SplitCounts(**_rows_on_disk(out / name))})
             fingerprints, prints, fresh = _unchanged(owned, out, registry, names, raw, settings, present, old, force)
+            start_pool(settings.num_proc if len(fresh) < len(names) else 1)  # forked while this process is small
             for name in fresh:  # complete and inputs unchanged: kept like a config that is not rebuilt
                 _link_owned(out, staging, name, ours)
                 report.configs[name] = old.configs[name]  # type: ignore[union-attr]
@@ -338,8 +338,7 @@ def build(
                 if name not in result.built:
                     digests.add_config(name)
             report.configs = dict(sorted(report.configs.items()))
-            # report/index.html (docs/report.md) in an idle decoding worker while this process writes the build
-            # report and the card (parquet files hashed meanwhile) and ``aside`` makes the Croissant metadata
+            # report/index.html (docs/report.md) in an idle decoding worker, beside the card and ``aside``'s Croissant
             visual = start_visual_report(staging, registry, report, raw)
             report.write(staging)
             write_export_metadata(staging, registry, report, known=digests.result, pool=aside)
