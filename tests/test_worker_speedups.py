@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from concurrent.futures import Future
@@ -128,3 +129,32 @@ def test_lookahead_without_workers_runs_each_job_when_taken(images):
     again = [r.pixel_hash for r in ahead.take(1)]
     reference = [r.pixel_hash for r in Loader(1).imap(iter(queues[0] + queues[1]))]
     assert first + [one.pixel_hash] + again == reference
+
+
+def test_prefetch_brings_the_batch_files_into_the_page_cache(tmp_path):
+    """``prefetch`` (called as a batch goes to a worker) starts reading every file of the batch, and skips
+    a path that cannot be opened (the worker reports that one)."""
+    import time
+
+    from medmat_builder.build.loader import prefetch
+    from tests.test_bench_cache import _bench, _fs_type, _resident_pages
+
+    if not hasattr(os, "posix_fadvise"):
+        pytest.skip("no posix_fadvise on this platform")
+    if _fs_type(tmp_path) in ("tmpfs", "ramfs", "overlay", ""):
+        pytest.skip(f"{_fs_type(tmp_path) or 'unknown'} filesystem: its pages cannot be evicted")
+    src = tmp_path / "src"
+    src.mkdir()
+    files = [src / f"img{i}.bin" for i in range(3)]
+    for f in files:
+        f.write_bytes(os.urandom(64 * 1024))
+    _bench().prepare_cache("cold", src, [], tmp_path / "none")
+    assert [_resident_pages(f) for f in files] == [0, 0, 0]
+    jobs = [LoadJob(str(f), str(src), RawRecord("s", f.name, f.name), False)
+            for f in files[:2]]
+    prefetch([*jobs, LoadJob(str(src / "missing.png"), str(src), RawRecord("s", "m", "missing.png"), False)])
+    for _ in range(200):  # the reads were started, not waited for
+        if [_resident_pages(f) for f in files[:2]] == [16, 16]:
+            break
+        time.sleep(0.01)
+    assert [_resident_pages(f) for f in files] == [16, 16, 0]  # the two files of the batch only
