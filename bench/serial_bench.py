@@ -106,20 +106,20 @@ def _measure_build(repo: Path, n: int, data_dir: Path, num_proc: int) -> dict:
     sys.path[:0] = [str(repo), str(REPO / "bench")]
     import build_bench
     from medmat_builder.build import BuildSettings, build
-    from medmat_builder.build import loader
+    from medmat_builder.build import progress
     from medmat_builder.registry import load_registry
 
     raw = build_bench.ensure_tree(data_dir, n, min(2, os.cpu_count() or 1))
     first: list[tuple[float, float]] = []
-    imap = loader.Loader._imap
+    counted = progress.counted  # every decoded result passes here as stage "decode" (Loader.imap, Lookahead.take)
 
-    def timed_imap(self, jobs, spool):
-        for res in imap(self, jobs, spool):
-            if not first:
+    def timed(items, name):
+        for item in counted(items, name):
+            if name == "decode" and not first:
                 first.append((time.perf_counter(), time.process_time()))
-            yield res
+            yield item
 
-    loader.Loader._imap = timed_imap
+    progress.counted = timed
     with tempfile.TemporaryDirectory() as tmp:
         registry = load_registry(build_bench.write_registry(Path(tmp) / "registry.yaml", 1))
         out = Path(tmp) / "out"
