@@ -45,7 +45,7 @@ def test_quick_bench_prints_the_full_table(tmp_path):
         "medmat --num-proc 1: wall s (CPU s; load average at end)",
         "medmat --num-proc 2: wall s (CPU s; load average at end)",
         "medmat: MB read / kept MB",
-        "medmat: peak PSS MB (process tree)",
+        "medmat: peak PSS MB (process tree; prime build, --num-proc 2)",
         "ratio medmat/floor wall",
         "ratio medmat/decode floor wall (--num-proc 1)",
         "ratio medmat/decode floor wall (--num-proc 2)",
@@ -58,6 +58,10 @@ def test_quick_bench_prints_the_full_table(tmp_path):
     ):
         assert expected in measures, (expected, measures)
     assert any(m.startswith("demo build (3 configs)") for m in measures)
+    # Memory is sampled in the untimed prime and demo builds only (sampling slows a timed contender)
+    pss = [r for r in rows if "peak PSS" in r["measure"]]
+    assert {r["measure"].split(":")[0] for r in pss} == {"medmat", "demo build (3 configs)"}
+    assert all(float(r["value"]) > 0 for r in pss), pss
     same = next(r for r in rows if r["measure"] == "export byte-identical --num-proc 1 vs 2")
     assert same["value"] == "yes" and same["met"] == "yes"
     for r in rows:  # a target not met says why; a met one says nothing
