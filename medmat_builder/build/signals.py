@@ -7,7 +7,9 @@
   them back for the few renames of one commit step, so that a step is never cut in half by them.
 - :func:`worker_init` is the initializer of every decoding worker: on Linux the kernel kills the worker
   when its parent dies, even by SIGKILL (``prctl(PR_SET_PDEATHSIG)``); elsewhere a watchdog thread
-  exits it when its parent is gone. It also closes the worker's copy of the build lock, so no worker
+  exits it when its parent is gone. A worker started by a fork server (the ``forkserver`` start method,
+  Python 3.14's default on Linux) is a child of that server, not of the build: it watches the build
+  itself (a ``pidfd`` where Linux has one, else a poll of the build's PID). It also closes the worker's copy of the build lock, so no worker
   can ever keep ``OUT/.medmat/lock`` held.
 - :func:`pause_point` is a test hook: with ``MEDMAT_PAUSE_AT=<stage>`` the build creates the file
   ``MEDMAT_PAUSE_FILE`` when it reaches ``stage`` and waits there, so a test can kill it at a known point.
@@ -104,6 +106,41 @@ def _watch_parent(parent: int, every: float = 0.5) -> None:
     os._exit(1)
 
 
+def _alive(pid: int) -> bool:
+    """Is process ``pid`` still there (signal 0: nothing is sent)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, but not ours
+        return True
+    return True
+
+
+def _open_pid(pid: int) -> int | None:
+    """A ``pidfd`` of ``pid`` (Linux 5.3+; None elsewhere); exits this process if ``pid`` is gone."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd here: :func:`_watch_pid` polls
+        if not _alive(pid):
+            os._exit(1)
+        return None
+
+
+def _watch_pid(pid: int, handle: int | None, every: float = 0.5) -> None:
+    """Exit this process once process ``pid`` has ended (its ``pidfd`` turns readable, or a poll)."""
+    if handle is not None:
+        import select
+
+        select.select([handle], [], [])
+        os._exit(1)
+    while _alive(pid):
+        time.sleep(every)
+    os._exit(1)
+
+
 def worker_init(parent: int) -> None:
     """Initializer of a decoding worker: die with ``parent`` (PID), leave signals and the lock to it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
@@ -111,6 +148,10 @@ def worker_init(parent: int) -> None:
     from medmat_builder.safe_paths.owned import release_inherited_locks
 
     release_inherited_locks()
+    if os.getppid() != parent:  # started by a fork server (or the build is already gone): watch the build
+        handle = _open_pid(parent)  # exits now if the build is gone
+        threading.Thread(target=_watch_pid, args=(parent, handle), daemon=True, name="medmat-watchdog").start()
+        return
     if not _set_parent_death_signal(signal.SIGKILL):
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="medmat-watchdog").start()
     if os.getppid() != parent:  # the parent died before the death signal was armed
