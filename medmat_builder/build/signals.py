@@ -107,7 +107,9 @@ def _watch_parent(parent: int, every: float = 0.5) -> None:
 
 
 def _alive(pid: int) -> bool:
-    """Is process ``pid`` still there (signal 0: nothing is sent)?"""
+    """Is process ``pid`` still there (signal 0: nothing is sent; POSIX only, on Windows ``os.kill`` would end it)?"""
+    if os.name != "posix":
+        return os.getppid() == pid  # a spawned worker's parent is the build
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
