@@ -555,3 +555,18 @@ def test_write_fake_image_every_extension_is_deterministic_and_loadable(tmp_path
     assert write_fake_image(9, ".png") != write_fake_image(10, ".png")
     with pytest.raises(ValueError):
         write_fake_image(1, ".xyz")
+
+
+def test_image_ids_at_once_equal_image_id_one_by_one():
+    from medmat_builder.images.hashes import image_ids
+
+    clean = [f"d{i % 7}/img_{i}.png" for i in range(300)] + ["a" * 300, "b" * 128, "", "x\x00y.png"]
+    for key in ("src", "clé", "k" * 200):
+        assert image_ids(key, clean) == [image_id(key, rel) for rel in clean]
+        assert image_ids(key, iter(clean)) == image_ids(key, clean)
+    odd = ["é/ü.png", "./a.png", "/abs.png", "c:/x.png", "a\\b.png", "\udcff.png", "ok.png", "a:b.png"]
+    for rel, got in zip(odd, image_ids("src", odd)):
+        if got is not None:
+            assert got == image_id("src", rel)
+    assert image_ids("src", odd)[0] == image_id("src", "é/ü.png")
+    assert image_ids("src", odd)[6] == image_id("src", "ok.png")

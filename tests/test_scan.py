@@ -24,3 +24,45 @@ def test_repeated_raw_labels_are_mapped_and_counted_per_record(tmp_path, mini_re
     assert [c.labels for c in got] == [("Normal",)] * 4
     assert led.ignored_labels == {"EDEMA": 3}  # once per record, also where another label was kept
     assert led.dropped == {"unused_label": 3} and led.raw == 7
+
+
+def test_records_in_the_usual_case_are_taken_at_once_as_one_by_one(tmp_path, mini_registry):
+    """Clean records (plain files, known labels) go through the bulk path; the same records one by one give the
+    same candidates, and any unusual record (drop reason, mask, unknown or ignored label, no id) sends the whole
+    source through the one-by-one path."""
+    from medmat_builder.build.scan import _plain_records, _usable_records
+    from medmat_builder.images.hashes import image_ids
+    from medmat_builder.layouts import FileIndex, shared_indexes
+    from medmat_builder.safe_paths import RawTree
+
+    subset = mini_registry.subset("subset_01")
+    source = mini_registry.source("toy_folders")
+    root = tmp_path / "toy_folders"
+    records = []
+    for i, labs in enumerate([("NORMAL",), ("PNEUMONIA",), ("NORMAL",)] * 5):
+        path = f"train/{labs[0]}/x{i}.jpeg"
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(b"x")
+        records.append(RawRecord(source.key, path, path, labs, split="train" if i % 2 else None))
+    variants = {
+        "clean": records,
+        "dropped": records[:3] + [RawRecord(source.key, "gone", "gone.jpeg", ("NORMAL",), drop_reason="missing_image")],
+        "unknown label": records[:3] + [RawRecord(source.key, records[0].image, records[0].image, ("NOPE",))],
+        "no labels": records[:3] + [RawRecord(source.key, records[1].image, records[1].image, ())],
+        "not walked": records[:3] + [RawRecord(source.key, "other.jpeg", "other.jpeg", ("NORMAL",))],
+        "no id": records[:3] + [RawRecord(source.key, "./x.jpeg", "./x.jpeg", ("NORMAL",))],
+    }
+    with shared_indexes():
+        index = FileIndex.of(root)
+        for name, recs in variants.items():
+            ids = image_ids(source.key, [r.image for r in recs])
+            bulk = _plain_records(subset, source, recs, ids, index.plain_files)
+            report = ConfigReport(config=subset.name)
+            ledger, unknown = report.ledger(source.key), {}
+            one_by_one = _usable_records(subset, source, recs, ids, RawTree(root), index, ledger, set(), unknown)
+            if name == "clean":
+                assert bulk == one_by_one and len(bulk[0]) == len(recs)
+            else:
+                assert bulk is None, name
+                dropped = name in ("dropped", "unknown label", "no labels")
+                assert len(one_by_one[0]) == len(recs) - dropped, name

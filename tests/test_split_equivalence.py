@@ -274,3 +274,29 @@ def test_buckets_are_those_of_going_through_every_candidate_in_order():
         got = _buckets(cands)
         assert {s: {k: [id(c) for c in v] for k, v in g.items()} for s, g in got.items()} == expect
         assert all(list(got[s]) == list(expect[s]) for s in expect)
+
+
+def test_one_image_keys_of_one_namespace_take_the_quick_tokens_and_keys():
+    from medmat_builder.build.splitting import _seeded_order_head
+
+    keys = [subject_key("ns", None, f"d/{i}\x1f.png") for i in range(50)]
+    assert split_tokens(keys) == [split_token(k) for k in keys]
+    mixed = keys + [subject_key("ns", "p", "")] + [subject_key("other", None, "x.png")]
+    assert split_tokens(mixed) == [split_token(k) for k in mixed]
+    source = SimpleNamespace(key="k", folder="fold", groups=None)
+    recs = [RawRecord("k", f"{i}.png", f"{i}.png") for i in range(5)] + [RawRecord("k", "0.png", "0.png")]
+    one, bulk = GroupResolver(source, "/nonexistent"), GroupResolver(source, "/nonexistent")  # type: ignore[arg-type]
+    assert bulk.keys_of(recs) == [one.key_of(rec) for rec in recs]
+    assert bulk.stats == one.stats
+    for case in range(30):  # the head of the seeded order: a prefix of it, with enough of every stratum
+        rng = random.Random(case)
+        n = rng.randrange(1, 3000)
+        digests = seeded_digests(f"{case}:", [str(i) for i in range(n)])
+        strata = [rng.choice("abc") for _ in range(n)]
+        fraction = rng.choice([0.1, 0.3, 0.9])
+        need = {s: round(fraction * c) for s, c in Counter(strata).items()}
+        head = _seeded_order_head(digests, strata, need, fraction)
+        full = sorted(range(n), key=digests.__getitem__)
+        assert head == full[:len(head)]
+        got = Counter(strata[i] for i in head)
+        assert all(got[s] >= c for s, c in need.items())

@@ -30,6 +30,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import attrgetter, getitem
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ GROUP_SALT = "medmat-subject-v1"
 #: Warn when more than this share of a source's records falls back to "its own subject".
 UNGROUPED_WARN_SHARE = 0.10
 _SEP = "\x1f"
+_IMAGE = attrgetter("image")
 
 
 def subject_key(namespace: str, group: str | None, image: str) -> str:
@@ -58,7 +60,14 @@ def split_token(key: str) -> str:
 
 
 def split_tokens(keys: Iterable[str]) -> list[str]:
-    """:func:`split_token` of each key (one pass in C for the split of a large source)."""
+    """:func:`split_token` of each key (one pass in C where every key is a one-image subject of one namespace,
+    the usual case for the split of a large source)."""
+    keys = list(keys)
+    if keys:
+        namespace, kind, _ = keys[0].split(_SEP, 2)
+        prefix = _SEP.join((namespace, "image", ""))
+        if kind == "image" and all(map(str.startswith, keys, repeat(prefix))):
+            return list(map(getitem, keys, repeat(slice(len(prefix), None))))
     return [value if kind == "image" else "group:" + value
             for _, kind, value in map(str.split, keys, repeat(_SEP), repeat(2))]
 
@@ -179,6 +188,16 @@ class GroupResolver:
                 stats.ungrouped += 1
         stats.subjects.add(key)
         return key
+
+    def keys_of(self, records: list[RawRecord]) -> list[str]:
+        """:meth:`key_of` of each record, in order (with no subjects declared, in one pass of C calls)."""
+        stats = self.stats
+        if stats.declared != "none":
+            return [self.key_of(rec) for rec in records]
+        keys = list(map(self._image_prefix.__add__, map(_IMAGE, records)))
+        stats.records += len(keys)
+        stats.subjects.update(keys)
+        return keys
 
     def warning(self) -> str | None:
         """A warning when a large share of the records matched no subject."""

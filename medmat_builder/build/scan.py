@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 
 from medmat_builder.build import progress
@@ -96,47 +98,23 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
     for source, root in sources:
         ledger = report.ledger(source.key)
         src_unknown: dict[str, list[str]] = {}
-        known: dict[tuple[str, ...], tuple[tuple[str, ...], str | None]] = {}  # raw labels -> map_labels, when usable
         tree = RawTree(root)
         index = FileIndex.of(root)
         plain = index.plain_files  # files found by the walk that are no links: they cannot lead out of the folder
         resolver = GroupResolver(source, root)
         records = list(progress.counted(scan(source, root), "scan"))
-        claimed = {rec.image for rec in records}  # and the masks, below
-        ids = image_ids(source.key, [rec.image for rec in records])  # None: image_id itself decides
+        images = list(map(_IMAGE, records))
+        claimed = set(images)  # and the masks, below
+        ids = image_ids(source.key, images)  # None: image_id itself decides
+        kept = _plain_records(subset, source, records, ids, plain)
+        if kept is None:
+            kept = _usable_records(subset, source, records, ids, tree, index, ledger, claimed, src_unknown)
+        kept_records, kept_labels, kept_ids = kept
+        groups = resolver.keys_of(kept_records)
         id_prefix = f"{subset.name}-"
-        for rec, iid in zip(records, ids):
-            image, mask = rec.image, rec.mask
-            if mask:
-                claimed.update(mask.split(MASK_SEPARATOR))
-            if rec.drop_reason:
-                ledger.drop(rec.drop_reason, rec.ref, rec.detail)
-                continue
-            if iid is None:
-                try:
-                    iid = image_id(source.key, image)
-                except UndecodableNameError as exc:  # never fatal: counted, and the path shown escaped
-                    ledger.drop("undecodable_name", exc.printable, str(exc))
-                    continue
-            if mask or image not in plain:  # else the usual case: a plain file of the walk
-                outside = _outside_link(tree, index, rec)
-                if outside:
-                    ledger.drop("outside_link", rec.ref, outside)
-                    continue
-            raw_labels = rec.labels
-            mapped = known.get(raw_labels) if raw_labels else None
-            if mapped is None:
-                ignored = sum(ledger.ignored_labels.values())
-                mapped = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
-                if mapped[1] is None and raw_labels and sum(ledger.ignored_labels.values()) == ignored:
-                    known[raw_labels] = mapped  # no side effect: the same raw labels map the same way
-            labels, reason = mapped
-            if reason:
-                detail = f"raw labels {list(raw_labels)}" if reason != "unlabeled" else None
-                ledger.drop(reason, rec.ref, detail)
-                continue
-            candidates.append(Candidate(rec, source, root, labels, rec.split or "", id_prefix + iid,
-                                        group=resolver.key_of(rec)))
+        candidates += map(Candidate, kept_records, repeat(source), repeat(root), kept_labels,
+                          [rec.split or "" for rec in kept_records], map(id_prefix.__add__, kept_ids),
+                          repeat(""), repeat(""), groups)
         ledger.raw += len(records)  # once, not per record (the ledger is a pydantic model)
         for lab, refs in src_unknown.items():
             unknown[(source.key, lab)] = refs
@@ -153,6 +131,80 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
     if unknown and not lenient:
         raise unknown_label_error(subset, unknown)
     return candidates
+
+
+_IMAGE = attrgetter("image")
+_MASK = attrgetter("mask")
+_DROP = attrgetter("drop_reason")
+_LABELS = attrgetter("labels")
+#: what a source's usable records give: the records, their canonical labels and their image ids (in order)
+Usable = tuple[list[RawRecord], list[tuple[str, ...]], list[str]]
+
+
+def _plain_records(subset: Subset, source: Source, records: list[RawRecord], ids: list[str | None],
+                   plain: frozenset[str]) -> Usable | None:
+    """The usable records of a source where every record is the usual case, all at once: no mask, no drop
+    reason, an id, an image that is a plain file of the walk, and raw labels that map to canonical labels
+    with nothing to count (each distinct set of raw labels mapped once). None where some record is not:
+    :func:`_usable_records` then goes through them one by one (the same outcome, with the drops counted)."""
+    if any(map(_MASK, records)) or any(map(_DROP, records)) or None in ids or not plain.issuperset(map(_IMAGE, records)):
+        return None
+    raw = list(map(_LABELS, records))
+    mapped: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for raw_labels in set(raw):
+        if not raw_labels:
+            return None
+        unknown: dict[str, list[str]] = {}
+        ignored: dict[str, int] = {}
+        labels, reason = map_labels(subset, source, RawRecord(source.key, "", "", raw_labels), unknown, ignored)
+        if reason or unknown or ignored:
+            return None
+        mapped[raw_labels] = labels
+    return records, list(map(mapped.__getitem__, raw)), ids  # type: ignore[return-value]
+
+
+def _usable_records(subset: Subset, source: Source, records: list[RawRecord], ids: list[str | None],
+                    tree: RawTree, index: FileIndex, ledger, claimed: set[str],
+                    src_unknown: dict[str, list[str]]) -> Usable:
+    """The usable records of a source, one by one: each unusable one is counted in ``ledger`` with its reason
+    (unknown raw labels collected in ``src_unknown``), and its masks added to ``claimed``."""
+    plain = index.plain_files
+    known: dict[tuple[str, ...], tuple[tuple[str, ...], str | None]] = {}  # raw labels -> map_labels, when usable
+    kept: Usable = ([], [], [])
+    for rec, iid in zip(records, ids):
+        image, mask = rec.image, rec.mask
+        if mask:
+            claimed.update(mask.split(MASK_SEPARATOR))
+        if rec.drop_reason:
+            ledger.drop(rec.drop_reason, rec.ref, rec.detail)
+            continue
+        if iid is None:
+            try:
+                iid = image_id(source.key, image)
+            except UndecodableNameError as exc:  # never fatal: counted, and the path shown escaped
+                ledger.drop("undecodable_name", exc.printable, str(exc))
+                continue
+        if mask or image not in plain:  # else the usual case: a plain file of the walk
+            outside = _outside_link(tree, index, rec)
+            if outside:
+                ledger.drop("outside_link", rec.ref, outside)
+                continue
+        raw_labels = rec.labels
+        mapped = known.get(raw_labels) if raw_labels else None
+        if mapped is None:
+            ignored = sum(ledger.ignored_labels.values())
+            mapped = map_labels(subset, source, rec, src_unknown, ledger.ignored_labels)
+            if mapped[1] is None and raw_labels and sum(ledger.ignored_labels.values()) == ignored:
+                known[raw_labels] = mapped  # no side effect: the same raw labels map the same way
+        labels, reason = mapped
+        if reason:
+            detail = f"raw labels {list(raw_labels)}" if reason != "unlabeled" else None
+            ledger.drop(reason, rec.ref, detail)
+            continue
+        kept[0].append(rec)
+        kept[1].append(labels)
+        kept[2].append(iid)
+    return kept
 
 
 def folder_links_out(root: Path) -> list[str]:

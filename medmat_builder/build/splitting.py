@@ -33,17 +33,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from hashlib import sha256
-from itertools import groupby
+from itertools import compress, groupby, repeat
 from math import lcm
 from operator import attrgetter
 from typing import Protocol
 
 from medmat_builder.build.candidates import Candidate
 from medmat_builder.build.groups import split_tokens
+from medmat_builder.images.hashes import small_sha256
 from medmat_builder.report import ConfigReport
 
-_HASH = type(sha256())
+_HASH = type(small_sha256())
 _GROUP = attrgetter("group")
 _SOURCE = attrgetter("source.key")
 
@@ -56,12 +56,12 @@ class Splittable(Protocol):
 def seeded_digests(prefix: str, tokens: Iterable[str]) -> list[bytes]:
     """``sha256(prefix + token)`` of each token, as bytes: they sort as the hex keys of
     :func:`~medmat_builder.build.candidates.seeded_key` would (``prefix`` being its first parts joined by ``:``)."""
-    return list(map(_HASH.digest, map(sha256, map(str.encode, map(prefix.__add__, tokens)))))
+    return list(map(_HASH.digest, map(small_sha256, map(str.encode, map(prefix.__add__, tokens)))))
 
 
 def seeded_hexdigests(prefix: str, tokens: Iterable[str]) -> list[str]:
     """:func:`~medmat_builder.build.candidates.seeded_key` of each token: ``sha256(prefix + token)`` in hex."""
-    return list(map(_HASH.hexdigest, map(sha256, map(str.encode, map(prefix.__add__, tokens)))))
+    return list(map(_HASH.hexdigest, map(small_sha256, map(str.encode, map(prefix.__add__, tokens)))))
 
 
 def assign_group_splits(
@@ -163,7 +163,7 @@ def _fill_one_image_subjects(free: Sequence[Splittable], strata: list[str], dige
         item.split = "train"
     if not remaining:
         return
-    for i in sorted(range(len(free)), key=digests.__getitem__):
+    for i in _seeded_order_head(digests, strata, left, fraction):
         s = strata[i]
         if left[s] > 0:
             left[s] -= 1
@@ -171,6 +171,21 @@ def _fill_one_image_subjects(free: Sequence[Splittable], strata: list[str], dige
             remaining -= 1
             if not remaining:  # every target met: the rest stay in train (a tenth of the way, at random)
                 return
+
+
+def _seeded_order_head(digests: list[bytes], strata: list[str], need: dict[str, int], fraction: float) -> list[int]:
+    """The indices of ``digests`` in their sorted order, or the first part of that order, long enough to hold
+    ``need[s]`` items of each stratum ``s``: the items whose digest's first byte is below a cut a little past
+    ``fraction`` (sha256 digests are uniform), sorted alone where that leaves every stratum enough items. All
+    items below the cut come before all the others, so they are the head of the whole order."""
+    share = fraction * 1.25 + 0.02
+    cut = int(256 * share) + 1
+    if cut < 256:
+        below = list(compress(range(len(digests)), map(bytes.__lt__, digests, repeat(bytes((cut,))))))
+        have = Counter(map(strata.__getitem__, below))
+        if all(have[s] >= n for s, n in need.items()):
+            return sorted(below, key=digests.__getitem__)
+    return sorted(range(len(digests)), key=digests.__getitem__)
 
 
 def _weighted_closer(counts: dict[str, int], in_test: dict[str, int], target: dict[str, int],
@@ -225,6 +240,10 @@ def _strata(cands: Sequence[Candidate], kind: str) -> list[tuple[str, ...]]:
 
 def _by_source(cands: Iterable[Candidate]) -> dict[str, list[Candidate]]:
     """The candidates of each source, in their order."""
+    cands = list(cands)
+    keys = list(map(_SOURCE, cands))
+    if len(set(keys)) == 1:  # one source: no sort
+        return {keys[0]: cands}
     return {src: list(group) for src, group in groupby(sorted(cands, key=_SOURCE), _SOURCE)}
 
 
