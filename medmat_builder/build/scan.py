@@ -25,7 +25,7 @@ from medmat_builder.images.hashes import image_ids
 from medmat_builder.layouts import FileIndex, shared_indexes
 from medmat_builder.records import MASK_SEPARATOR, RawRecord
 from medmat_builder.registry import Source, Subset
-from medmat_builder.report import ConfigReport, SourceGroups, safe_ref
+from medmat_builder.report import ConfigReport, SourceGroups, SourceLedger, safe_ref
 from medmat_builder.safe_paths import RawTree
 
 Scan = Callable[[Source, Path], Iterable[RawRecord]]
@@ -164,7 +164,7 @@ def _plain_records(subset: Subset, source: Source, records: list[RawRecord], ids
 
 
 def _usable_records(subset: Subset, source: Source, records: list[RawRecord], ids: list[str | None],
-                    tree: RawTree, index: FileIndex, ledger, claimed: set[str],
+                    tree: RawTree, index: FileIndex, ledger: SourceLedger, claimed: set[str],
                     src_unknown: dict[str, list[str]]) -> Usable:
     """The usable records of a source, one by one: each unusable one is counted in ``ledger`` with its reason
     (unknown raw labels collected in ``src_unknown``), and its masks added to ``claimed``."""
