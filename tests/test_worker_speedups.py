@@ -158,3 +158,40 @@ def test_prefetch_brings_the_batch_files_into_the_page_cache(tmp_path):
             break
         time.sleep(0.01)
     assert [_resident_pages(f) for f in files] == [16, 16, 0]  # the two files of the batch only
+
+
+def test_one_process_reads_ahead_only_the_files_its_consumer_may_still_take(images, monkeypatch):
+    """Without workers, the next jobs' files are prefetched while one decodes: up to the quota left, never past it."""
+    seen: list[str] = []
+    monkeypatch.setattr(loader_mod, "prefetch", lambda jobs: seen.extend(Path(j.path).name for j in jobs))
+    queues = _queues(images, [20, 6])
+    quota = [5, 6]
+    taken = [0, 0]
+    ahead = Lookahead(Loader(1), queues, lambda i: quota[i] - taken[i])
+    results = ahead.take(0)
+    first = next(results)
+    # the first result's job and the four after it (the quota left) were prefetched, no more
+    assert seen == [Path(j.path).name for j in queues[0][:5]]
+    taken[0] += 1
+    got = [first]
+    while taken[0] < quota[0]:  # the consumer counts what it keeps
+        got.append(next(results))
+        taken[0] += 1
+    results.close()
+    assert seen == [Path(j.path).name for j in queues[0][:5]]  # nothing past the quota of queue 0
+    second = list(ahead.take(1))
+    reference = list(Loader(1).imap(iter(queues[0][:5] + queues[1])))
+    assert [r.pixel_hash for r in got + second] == [r.pixel_hash for r in reference]
+    assert seen[5:] == [Path(j.path).name for j in queues[1]] + [Path(j.path).name for j in queues[0][:5] + queues[1]]
+
+
+def test_one_process_imap_prefetches_a_window_ahead(images, monkeypatch):
+    seen: list[str] = []
+    monkeypatch.setattr(loader_mod, "prefetch", lambda jobs: seen.extend(Path(j.path).name for j in jobs))
+    queue = _queues(images, [40])[0]
+    loader = Loader(1)
+    results = loader.imap(iter(queue))
+    next(results)
+    assert seen == [Path(j.path).name for j in queue[: loader.window]]
+    rest = list(results)
+    assert len(rest) == 39 and seen == [Path(j.path).name for j in queue]  # each file once, in order

@@ -100,8 +100,9 @@ def load_batch(jobs: tuple[LoadJob, ...], spool: SpoolRef | None = None) -> list
 def prefetch(jobs: Iterable[LoadJob]) -> None:
     """Ask the kernel to start reading the files of ``jobs`` now (``posix_fadvise(WILLNEED)``), without waiting.
 
-    Called as a batch is handed to a worker, a window ahead of its decode: the reads then overlap the
-    decoding of the batches before it, where a worker would otherwise block on each cold file. Reads
+    Called as a batch is handed to a worker, a window ahead of its decode (in one process, as jobs enter
+    the window of those to run next): the reads then overlap the decoding of the jobs before them, where
+    the decoding process would otherwise block on each cold file. Reads
     nothing more than the decode would (the whole file); a file that cannot be opened is left to the
     worker, which reports it. A no-op where the platform has no ``posix_fadvise``.
     """
@@ -145,7 +146,7 @@ class Loader:
             if self.pool is None:
                 self.pool = self._pools[num_proc] = ProcessPoolExecutor(
                     num_proc, initializer=worker_init, initargs=(os.getpid(),))  # workers die with the build
-        self.window = 2 * BATCH * num_proc  # jobs in flight at most, in batches of BATCH
+        self.window = 2 * BATCH * num_proc  # jobs in flight (or, in one process, prefetched) at most
 
     def imap(self, jobs: Iterable[LoadJob], spool: SpoolRef | None = None) -> Iterator[LoadResult]:
         """The results of ``jobs``, in order (counted as the ``decode`` stage of the progress); worker
@@ -156,10 +157,16 @@ class Loader:
             yield res
 
     def _imap(self, jobs: Iterable[LoadJob], spool: SpoolRef | None) -> Iterator[LoadResult]:
-        if self.pool is None:
-            for job in jobs:
-                yield load_job(job)
-            return
+        if self.pool is None:  # one process: the files of the next window are read while this one decodes
+            ahead: deque[LoadJob] = deque()
+            todo = iter(jobs)
+            while True:
+                fresh = list(itertools.islice(todo, self.window - len(ahead)))
+                prefetch(fresh)
+                ahead.extend(fresh)
+                if not ahead:
+                    return
+                yield load_job(ahead.popleft())
         pending: deque[Future] = deque()  # one per batch, in order
         batches = max(1, self.window // BATCH)
         todo = iter(jobs)
@@ -187,7 +194,7 @@ class Lookahead:
     results wait until they are taken. A drop (the consumer takes more than expected) asks for one more
     job of its queue. The results, and the order in which they are taken, are those of taking each
     queue with :meth:`Loader.imap`: only which jobs run ahead differs. Without worker processes each
-    job is run when it is taken.
+    job is run when it is taken, and only the files of the jobs its consumer may still take are read ahead.
     """
 
     def __init__(self, loader: Loader, queues: list[Iterable[LoadJob]], remaining: Callable[[int], int],
@@ -198,6 +205,7 @@ class Lookahead:
         self._sent = [0] * len(queues)  # jobs submitted per queue
         self._taken = [0] * len(queues)  # results taken per queue
         self._where: dict[tuple[int, int], tuple[Future, int]] = {}  # (queue, position) -> batch and index
+        self._ahead: dict[int, deque[LoadJob]] = {}  # without workers: jobs prefetched, not yet run, per queue
         self._current = 0
 
     def take(self, q: int) -> Generator[LoadResult, None, None]:
@@ -213,7 +221,7 @@ class Lookahead:
         while True:
             pos = self._taken[q]
             if self.loader.pool is None:
-                job = next(self._jobs[q], None)
+                job = self._next_serial(q)
                 if job is None:
                     return
                 self._taken[q] += 1
@@ -226,6 +234,16 @@ class Lookahead:
             res = fut.result()[i]
             self._taken[q] += 1
             yield res
+
+    def _next_serial(self, q: int) -> LoadJob | None:
+        """Without workers: queue ``q``'s next job, after asking the kernel to read the files of the jobs
+        after it that its consumer may still take (up to a window), so they arrive while this one decodes."""
+        ahead = self._ahead.setdefault(q, deque())
+        want = min(self.loader.window, max(1, self.remaining(q)))
+        fresh = list(itertools.islice(self._jobs[q], max(0, want - len(ahead))))
+        prefetch(fresh)
+        ahead.extend(fresh)
+        return ahead.popleft() if ahead else None
 
     def _submit(self) -> None:
         """Fill the window: the current queue up to what its consumer may still take, then the next ones."""
