@@ -9,8 +9,10 @@ which carries the features for ``load_dataset``). Same rows, same bytes. Each ro
 writer as one contiguous chunk; a record batch that is exactly one row group (the builder's tables are,
 :data:`medmat_builder.build.builder.ROWS_PER_TABLE`) is written as it was read, without being copied.
 
-:class:`EarlySplit` writes the same shards in a background thread from the tables the builder hands
-``datasets``, while ``datasets`` writes its Arrow files, so the build need not read them back.
+:class:`EarlySplit` writes the same shards in a background thread from the builder's tables, while
+``datasets`` writes its Arrow files, so the build need not read them back; the thread also makes each
+table (reads its images from the spool), and ``medmat build``'s Arrow files then hold no image bytes
+(see :class:`medmat_builder.build.builder.MedMatBuilder`).
 
 Image bytes (already PNG or JPEG) are stored plain: snappy gains nothing on them (the compressed pages
 measured larger than the raw ones) and a dictionary over unique images is only built to be dropped,
@@ -23,7 +25,7 @@ import io
 import math
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import datasets
@@ -81,7 +83,21 @@ def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
 
 def split_shards(ds: datasets.Dataset) -> int:
     """How many shards :func:`write_split` cuts ``ds`` into (each at most about :data:`MAX_SHARD_BYTES`)."""
-    return max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
+    return shards_for(ds.data.nbytes)
+
+
+def shards_for(nbytes: int) -> int:
+    """How many shards a split whose Arrow data takes ``nbytes`` (``Table.nbytes``) is cut into."""
+    return max(1, math.ceil(nbytes / MAX_SHARD_BYTES))
+
+
+def write_tables(tables: Iterable[pa.Table], schema: pa.Schema, folder: Path, split: str, rows: int,
+                 nbytes: int) -> list[Path]:
+    """Write the ``rows`` rows of ``tables`` (``nbytes`` of Arrow data in all) as :func:`write_split` writes
+    a split holding them: same shards, same bytes; return the files in order."""
+    paths = split_paths(folder, split, shards_for(nbytes))
+    _write_shards((batch for table in tables for batch in table.to_batches()), schema, paths, rows)
+    return paths
 
 
 def split_paths(folder: Path, split: str, shards: int) -> list[Path]:
@@ -115,15 +131,17 @@ def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: l
 
 
 class EarlySplit:
-    """Write a split's parquet shards in a background thread from the tables the builder hands to
-    ``datasets``, while ``datasets`` writes its Arrow files (both release the GIL), instead of reading
-    those files back afterwards. The bytes are those :func:`write_split` writes from the prepared split:
-    same schema, same rows, same row groups (they do not depend on how the rows were batched).
+    """Write a split's parquet shards in a background thread from the builder's tables (or from calls
+    that make them, run in the thread), while ``datasets`` writes its Arrow files (all of it releases the
+    GIL), instead of reading those files back afterwards. The bytes are those :func:`write_split` writes
+    from the split prepared with these tables: same schema, same rows, same row groups (they do not depend
+    on how the rows were batched), as many shards (counted from the tables' ``nbytes``, which are the
+    prepared split's ``ds.data.nbytes``: tested).
 
     The number of shards is estimated before the first row (:func:`estimated_shards`); :meth:`finish`
-    checks it against the prepared split and says whether the files can be kept (else the caller writes
-    the split with :func:`write_split`). The thread must be finished (:meth:`finish` or :meth:`abort`)
-    before any worker process is forked."""
+    checks it against the tables' :attr:`nbytes` and says whether the files can be kept (else the caller
+    writes the split again with :func:`write_tables`). The thread must be finished (:meth:`finish` or
+    :meth:`abort`) before any worker process is forked."""
 
     #: Tables queued at most (the builder waits beyond): bounds the memory the queue holds.
     QUEUED = 4
@@ -131,7 +149,9 @@ class EarlySplit:
     def __init__(self, folder: Path, split: str, schema: pa.Schema, rows: int, shards: int):
         self.paths = split_paths(folder, split, shards)
         self.schema, self.rows = schema, rows
-        self._queue: queue.Queue[pa.Table | None] = queue.Queue(self.QUEUED)
+        self._queue: queue.Queue[pa.Table | Callable[[], pa.Table] | None] = queue.Queue(self.QUEUED)
+        #: Arrow bytes (``Table.nbytes``) of the tables written so far
+        self.nbytes = 0
         self._error: BaseException | None = None
         self._stop = False
         self._ended = False  # the end of the queue (None) was taken
@@ -139,15 +159,17 @@ class EarlySplit:
         self._thread = threading.Thread(target=self._run, name=f"medmat-parquet-{split}", daemon=True)
         self._thread.start()
 
-    def put(self, table: pa.Table) -> None:
-        """Queue the next rows of the split (the table is not modified)."""
+    def put(self, table: pa.Table | Callable[[], pa.Table]) -> None:
+        """Queue the next rows of the split: a table (not modified) or a call that makes it in the thread."""
         if self._error is None:
             self._queue.put(table)
 
     def _tables(self) -> Iterator[pa.RecordBatch]:
-        while (table := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._stop:
                 raise _Stopped
+            table = item if isinstance(item, pa.Table) else item()
+            self.nbytes += table.nbytes
             yield from table.to_batches()
         self._ended = True
 
@@ -162,14 +184,15 @@ class EarlySplit:
             self._ended = self._queue.get() is None
 
     def finish(self, ds: datasets.Dataset) -> list[Path] | None:
-        """Wait for the files; return them if they are what :func:`write_split` writes for ``ds`` (as many
-        shards, same rows, same schema), else remove them and return None. An error of the writer is raised here."""
+        """Wait for the files; return them if they are what :func:`write_split` writes for the split ``ds``
+        prepared from the same tables (as many shards for their :attr:`nbytes`, as many rows as ``ds``, the
+        same schema), else remove them and return None. An error of the writer is raised here."""
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
             self._remove()
             raise self._error
-        if (split_shards(ds) != len(self.paths) or ds.num_rows != self.rows
+        if (shards_for(self.nbytes) != len(self.paths) or ds.num_rows != self.rows
                 or not ds.features.arrow_schema.equals(self.schema, check_metadata=True)):
             self._remove()
             return None
