@@ -156,7 +156,9 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         self.abort_early(split)
         self._splits[split] = (items, pool, groups)
         shards = estimated_shards(sum(sel.length for sel in items), len(items))
-        early = self.early[split] = EarlySplit(self.parquet_dest, split, schema, len(items), shards)
+        # queued without bound: the queue holds the image-less tables only (a few hundred bytes a row), so
+        # ``datasets`` goes on to the next split while this one's images are written (both writers run at once)
+        early = self.early[split] = EarlySplit(self.parquet_dest, split, schema, len(items), shards, queued=0)
         for chunk in table_chunks(items):
             table = self._table(chunk, pool, groups, schema, images=False)
             early.put(partial(self._with_images, table, chunk))

@@ -146,10 +146,13 @@ class EarlySplit:
     #: Tables queued at most (the builder waits beyond): bounds the memory the queue holds.
     QUEUED = 4
 
-    def __init__(self, folder: Path, split: str, schema: pa.Schema, rows: int, shards: int):
+    def __init__(self, folder: Path, split: str, schema: pa.Schema, rows: int, shards: int, queued: int = QUEUED):
+        """``queued``: items queued at most before :meth:`put` waits (0: no bound, for calls that make their
+        table in the thread: the queue then holds no table, and the caller goes on to the next split while
+        this one is written)."""
         self.paths = split_paths(folder, split, shards)
         self.schema, self.rows = schema, rows
-        self._queue: queue.Queue[pa.Table | Callable[[], pa.Table] | None] = queue.Queue(self.QUEUED)
+        self._queue: queue.Queue[pa.Table | Callable[[], pa.Table] | None] = queue.Queue(queued)
         #: Arrow bytes (``Table.nbytes``) of the tables written so far
         self.nbytes = 0
         self._error: BaseException | None = None
