@@ -33,6 +33,7 @@ from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.signals import pause_point
 from medmat_builder.build.spool import Spool
 from medmat_builder.build.vqa import classification_question, detection_question, label_set_text, record_rng
+from medmat_builder.publish.croissant import FileDigest
 from medmat_builder.records import CONFIG_NAMES, MEDMAT_HOMEPAGE
 from medmat_builder.registry import Registry, Subset, load_registry
 from medmat_builder.report import ConfigReport
@@ -171,17 +172,18 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         for chunk in table_chunks(items):
             yield self._table(chunk, pool, groups, schema)
 
-    def export_split(self, split: str, ds: datasets.Dataset) -> list[Path]:
+    def export_split(self, split: str, ds: datasets.Dataset) -> tuple[list[Path], list[FileDigest] | None]:
         """Write ``split`` (prepared as ``ds``) into :attr:`parquet_dest`: the early writer's files where its
-        check passes, else written again from :meth:`split_tables`; the files, in order."""
+        check passes, else written again from :meth:`split_tables`. Returns the files, in order, and their
+        digests where they were taken as the files were written (else None)."""
         assert self.parquet_dest is not None, "export_split needs parquet_dest"
         early = self.early.pop(split, None)
         paths = early.finish(ds) if early is not None else None
         if paths is not None:
-            return paths
+            return paths, early.digests  # type: ignore[union-attr]
         schema = self.info.features.arrow_schema
         nbytes = early.nbytes if early is not None else sum(table.nbytes for table in self.split_tables(split))
-        return write_tables(self.split_tables(split), schema, self.parquet_dest, split, ds.num_rows, nbytes)
+        return write_tables(self.split_tables(split), schema, self.parquet_dest, split, ds.num_rows, nbytes), None
 
     def abort_early(self, split: str | None = None) -> None:
         """Stop the early parquet writer of ``split`` (all of them: None), if one runs."""

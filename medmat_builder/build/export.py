@@ -197,10 +197,10 @@ def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> No
 
 
 def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,
-               dest: Path, work: Path, written: Callable[[list[Path]], None] = lambda paths: None) -> ConfigReport:
+               dest: Path, work: Path, written: Callable[..., None] = lambda paths, digests: None) -> ConfigReport:
     """Prepare one config with the builder and write its parquet files into ``dest``; return its ledger.
 
-    ``written`` is called with each split's parquet files once they are complete."""
+    ``written`` is called with each split's parquet files once they are complete, and their digests (or None)."""
     builder = MedMatBuilder(
         config_name=name,
         registry=registry,
@@ -220,7 +220,7 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         for split in SPLITS:
             ds = builder.as_dataset(split=split)
             with stage_progress.stage("write", total=ds.num_rows) as bar:
-                written(builder.export_split(split, ds))
+                written(*builder.export_split(split, ds))
                 bar.update(ds.num_rows)
     finally:
         builder.close()
