@@ -27,6 +27,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import datasets
@@ -116,7 +117,8 @@ def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: l
     pending: pa.RecordBatch | None = None
     for path, (start, end) in zip(paths, shard_bounds(rows, len(paths))):
         sink = HashingFile(path) if digests is not None else None
-        with _closing(sink), pq.ParquetWriter(sink if sink is not None else path, schema, **options) as writer:
+        with (closing(sink) if sink is not None else nullcontext()), \
+                pq.ParquetWriter(sink if sink is not None else path, schema, **options) as writer:
             buffered: list[pa.RecordBatch] = []
             count, left = 0, end - start
             while left > 0:
@@ -136,20 +138,6 @@ def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: l
                     buffered, count = rest.to_batches(), rest.num_rows
         if sink is not None and digests is not None:
             digests.append(sink.digest())
-
-
-class _closing:
-    """Close a :class:`HashingFile` (if any) when the block ends, whatever ends it."""
-
-    def __init__(self, sink: HashingFile | None):
-        self.sink = sink
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        if self.sink is not None:
-            self.sink.close()
 
 
 class HashingFile(io.RawIOBase):
