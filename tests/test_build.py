@@ -377,3 +377,111 @@ def test_early_split_abort_stops_the_thread(tmp_path):
         early.put(table)
     early.abort()
     assert not early._thread.is_alive()
+
+
+def _prepared(tmp_path, raw, registry, dest=None, name="subset_01"):
+    """A builder of ``name`` prepared in one process (``dest``: its parquet_dest, as ``medmat build`` sets it)."""
+    from medmat_builder.build import BuildSettings
+    from medmat_builder.build.builder import MedMatBuilder
+
+    work = tmp_path / ("export" if dest is not None else "plain")
+    builder = MedMatBuilder(config_name=name, registry=registry, cache_dir=str(work / "cache"), raw_dir=str(raw),
+                            settings=BuildSettings(num_proc=1))
+    builder.parquet_dest = dest
+    builder.download_and_prepare(output_dir=str(work / "prep"), download_mode="force_redownload",
+                                 verification_mode="no_checks")
+    return builder
+
+
+@pytest.mark.parametrize("name", ["subset_01", "subset_02"])
+def test_export_split_writes_what_write_split_writes_from_the_whole_split(tmp_path, mini_raw, mini_registry, name):
+    """With parquet_dest the Arrow split holds null images (the image bytes are written once, into the
+    parquet files), yet each split's files are byte for byte those write_split writes from the split the
+    builder prepares without it, whose nbytes (the shard count) is that of the tables the writer was handed."""
+    from medmat_builder.build import parquet
+    from medmat_builder.publish.croissant import FileDigest
+
+    plain = _prepared(tmp_path, mini_raw, mini_registry, name=name)
+    export = _prepared(tmp_path, mini_raw, mini_registry, dest=tmp_path / "dest", name=name)
+    try:
+        for split in ("train", "test"):
+            whole, hollow = plain.as_dataset(split=split), export.as_dataset(split=split)
+            assert hollow.num_rows == whole.num_rows > 0 and hollow.features == whole.features
+            assert set(hollow.data.column("image").to_pylist()) == {None}
+            assert hollow.remove_columns("image").data.table.equals(whole.remove_columns("image").data.table)
+            assert all(image["bytes"] for image in whole.data.column("image").to_pylist())
+            early = export.early[split]
+            paths, digests = export.export_split(split, hollow)
+            assert early.nbytes == whole.data.nbytes
+            assert digests == [FileDigest.of_file(p) for p in paths]  # taken while writing
+            (tmp_path / "late" / split).mkdir(parents=True)
+            expected = parquet.write_split(whole, tmp_path / "late" / split, split)
+            assert [p.name for p in paths] == [p.name for p in expected]
+            assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+    finally:
+        plain.close()
+        export.close()
+
+
+def test_export_split_writes_the_split_again_when_the_shard_estimate_is_wrong(tmp_path, mini_raw, mini_registry,
+                                                                                 monkeypatch):
+    """A wrong shard estimate: the early files are dropped and the split is written again from the builder's
+    tables (images read from the spool again), as write_split writes the whole split."""
+    from medmat_builder.build import builder as builder_module
+    from medmat_builder.build import parquet
+
+    plain = _prepared(tmp_path, mini_raw, mini_registry)
+    whole = plain.as_dataset(split="train")
+    monkeypatch.setattr(parquet, "MAX_SHARD_BYTES", whole.data.nbytes // 2 + 1)  # two shards
+    monkeypatch.setattr(builder_module, "estimated_shards", lambda image_bytes, rows: 1)
+    export = _prepared(tmp_path, mini_raw, mini_registry, dest=tmp_path / "dest")
+    try:
+        paths, digests = export.export_split("train", export.as_dataset(split="train"))
+        assert digests is None  # written again: hashed once in place
+        (tmp_path / "late").mkdir()
+        expected = parquet.write_split(whole, tmp_path / "late", "train")
+        assert [p.name for p in paths] == [f"train-0000{i}-of-00002.parquet" for i in range(2)]
+        assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+        assert sorted(p.name for p in (tmp_path / "dest").glob("train-*")) == [p.name for p in paths]
+    finally:
+        plain.close()
+        export.close()
+
+
+def test_a_hashing_file_writes_the_bytes_of_a_path_and_their_digest(tmp_path, monkeypatch):
+    """Shards written through HashingFile are byte for byte those written to a path, and the digest taken
+    while writing is FileDigest.of_file of the finished file (one shard and three)."""
+    from medmat_builder.build import parquet
+    from medmat_builder.publish.croissant import FileDigest
+
+    ds, _ = _arrow_split(tmp_path)
+    monkeypatch.setattr(parquet, "ROWS_PER_GROUP", 40)
+    monkeypatch.setattr(parquet.HashingFile, "QUEUED", 1)  # the writer waits for the hashing thread
+    for shards in (1, 3):
+        monkeypatch.setattr(parquet, "MAX_SHARD_BYTES", ds.data.nbytes // shards + 1)
+        (tmp_path / f"plain{shards}").mkdir()
+        expected = parquet.write_split(ds, tmp_path / f"plain{shards}", "train")
+        paths = parquet.split_paths(tmp_path / f"hashed{shards}", "train", shards)
+        paths[0].parent.mkdir()
+        digests: list[FileDigest] = []
+        parquet._write_shards(parquet._batches(ds), ds.features.arrow_schema, paths, ds.num_rows, digests)
+        assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+        assert digests == [FileDigest.of_file(p) for p in paths]
+
+
+def test_staged_digests_keep_the_digests_taken_while_writing(tmp_path):
+    """StagedDigests.add with known digests keeps them (the file is not read again); without, hashes the file."""
+    from medmat_builder.build.digests import StagedDigests
+    from medmat_builder.publish.croissant import FileDigest
+
+    (tmp_path / "c").mkdir()
+    a, b = tmp_path / "c" / "a.parquet", tmp_path / "c" / "b.parquet"
+    a.write_bytes(b"aaa")
+    b.write_bytes(b"bbbb")
+    staged = StagedDigests(tmp_path)
+    try:
+        staged.add([a], [FileDigest("0" * 64, 3)])
+        staged.add([b])
+        assert staged.result() == {"c/a.parquet": FileDigest("0" * 64, 3), "c/b.parquet": FileDigest.of_file(b)}
+    finally:
+        staged.close()

@@ -8,12 +8,15 @@ records: :func:`medmat_builder.build.select.select_subset`, opening only the cho
 Arrow tables of :data:`ROWS_PER_TABLE` rows: the same rows as yielding them one by one, without
 ``datasets``' per-example encoding, which took about a third of the main process's time at 20k images).
 Each table is built column by column; its image bytes are read from the spool straight into the Arrow
-buffer of the ``image`` column, the only copy of them the builder makes.
+buffer of the ``image`` column, the only copy of them the builder makes. For ``medmat build``
+(:attr:`MedMatBuilder.parquet_dest` set) the tables go whole to the parquet writer only, and ``datasets``'
+Arrow files, deleted once the parquet files are checked, get null images (see ``_generate_tables``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -24,12 +27,13 @@ import pyarrow as pa
 from medmat_builder.build.boxes import format_box_answer, normalize_boxes
 from medmat_builder.build.candidates import Selected
 from medmat_builder.build.features import export_features
-from medmat_builder.build.parquet import ROWS_PER_GROUP, EarlySplit, estimated_shards
+from medmat_builder.build.parquet import ROWS_PER_GROUP, EarlySplit, estimated_shards, write_tables
 from medmat_builder.build.select import select_subset
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.signals import pause_point
 from medmat_builder.build.spool import Spool
 from medmat_builder.build.vqa import classification_question, detection_question, label_set_text, record_rng
+from medmat_builder.publish.croissant import FileDigest
 from medmat_builder.records import CONFIG_NAMES, MEDMAT_HOMEPAGE
 from medmat_builder.registry import Registry, Subset, load_registry
 from medmat_builder.report import ConfigReport
@@ -82,6 +86,7 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         #: ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`, by split)
         self.parquet_dest: Path | None = None
         self.early: dict[str, EarlySplit] = {}
+        self._splits: dict[str, tuple[list[Selected], list[str], dict[str, str]]] = {}  # split -> gen_kwargs
         kwargs.setdefault("dataset_name", "medmat")
         super().__init__(*args, **kwargs)
 
@@ -137,19 +142,48 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
 
     def _generate_tables(self, items: list[Selected], pool: list[str], groups: dict[str, str], split: str = ""):
         """The records of one split as Arrow tables of at most :data:`ROWS_PER_TABLE` rows (fewer where their
-        images pass :data:`TABLE_IMAGE_BYTES`), in order; each also handed to the split's early parquet
-        writer when :attr:`parquet_dest` is set."""
+        images pass :data:`TABLE_IMAGE_BYTES`), in order.
+
+        When :attr:`parquet_dest` is set (``medmat build``), each table is made whole, its images read from
+        the spool, by the split's early parquet writer in its thread, and the tables handed to ``datasets``
+        hold every column but the images, which are null: the Arrow files are only the prepared split that
+        ``as_dataset`` loads for the checks of :meth:`export_split`, and are deleted after it, so the image
+        bytes are written once, into the parquet files."""
         schema = self.info.features.arrow_schema
-        early = None
-        if self.parquet_dest is not None and split:
-            self.abort_early(split)
-            shards = estimated_shards(sum(sel.length for sel in items), len(items))
-            early = self.early[split] = EarlySplit(self.parquet_dest, split, schema, len(items), shards)
+        if self.parquet_dest is None or not split:
+            for chunk in table_chunks(items):
+                yield len(chunk), self._table(chunk, pool, groups, schema)
+            return
+        self.abort_early(split)
+        self._splits[split] = (items, pool, groups)
+        shards = estimated_shards(sum(sel.length for sel in items), len(items))
+        # queued without bound: the queue holds the image-less tables only (a few hundred bytes a row), so
+        # ``datasets`` goes on to the next split while this one's images are written (both writers run at once)
+        early = self.early[split] = EarlySplit(self.parquet_dest, split, schema, len(items), shards, queued=0)
         for chunk in table_chunks(items):
-            table = self._table(chunk, pool, groups, schema)
-            if early is not None:
-                early.put(table)
+            table = self._table(chunk, pool, groups, schema, images=False)
+            early.put(partial(self._with_images, table, chunk))
             yield len(chunk), table
+
+    def split_tables(self, split: str) -> Iterator[pa.Table]:
+        """The whole tables (images included) of a split that :meth:`_generate_tables` handed over, made again."""
+        items, pool, groups = self._splits[split]
+        schema = self.info.features.arrow_schema
+        for chunk in table_chunks(items):
+            yield self._table(chunk, pool, groups, schema)
+
+    def export_split(self, split: str, ds: datasets.Dataset) -> tuple[list[Path], list[FileDigest] | None]:
+        """Write ``split`` (prepared as ``ds``) into :attr:`parquet_dest`: the early writer's files where its
+        check passes, else written again from :meth:`split_tables`. Returns the files, in order, and their
+        digests where they were taken as the files were written (else None)."""
+        assert self.parquet_dest is not None, "export_split needs parquet_dest"
+        early = self.early.pop(split, None)
+        paths = early.finish(ds) if early is not None else None
+        if paths is not None:
+            return paths, early.digests  # type: ignore[union-attr]
+        schema = self.info.features.arrow_schema
+        nbytes = early.nbytes if early is not None else sum(table.nbytes for table in self.split_tables(split))
+        return write_tables(self.split_tables(split), schema, self.parquet_dest, split, ds.num_rows, nbytes), None
 
     def abort_early(self, split: str | None = None) -> None:
         """Stop the early parquet writer of ``split`` (all of them: None), if one runs."""
@@ -158,16 +192,25 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
             if writer is not None:
                 writer.abort()
 
-    def _table(self, items: list[Selected], pool: list[str], groups: dict[str, str], schema: pa.Schema) -> pa.Table:
-        """One Arrow table of ``items``' records, built column by column (the image bytes with no Python copy)."""
+    def _table(self, items: list[Selected], pool: list[str], groups: dict[str, str], schema: pa.Schema,
+               images: bool = True) -> pa.Table:
+        """One Arrow table of ``items``' records, built column by column (the image bytes with no Python copy;
+        ``images`` False: null images, see :meth:`_with_images`)."""
         rows = [self._fields(sel, pool, groups) for sel in items]
         arrays = []
         for fld in schema:
             if fld.name == "image":
-                arrays.append(self._image_column(items, fld.type))
+                arrays.append(self._image_column(items, fld.type) if images else pa.nulls(len(items), fld.type))
             else:
                 arrays.append(pa.array([row[fld.name] for row in rows], type=fld.type))
         return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _with_images(self, table: pa.Table, items: list[Selected]) -> pa.Table:
+        """``table`` (``items``' records made with null images) with its images read from the spool: the
+        table :meth:`_table` makes."""
+        index = table.schema.get_field_index("image")
+        field_ = table.schema.field(index)
+        return table.set_column(index, field_, self._image_column(items, field_.type))
 
     def _image_column(self, items: list[Selected], image_type: pa.StructType) -> pa.StructArray:
         """The ``image`` column of ``items`` (``{bytes, path: null}``): the spooled bytes are read straight into

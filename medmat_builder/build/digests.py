@@ -11,8 +11,9 @@ from medmat_builder.publish.croissant import FileDigest
 
 class StagedDigests:
     """SHA-256 and size of the staged parquet files (what ``croissant.json`` lists), each file hashed in a
-    background thread as soon as it is in place: hashing and reading release the GIL, so this overlaps
-    the build's other work instead of reading every file again at the end. Same digests either way.
+    background thread as soon as it is in place (or its digest taken while it was written, see
+    :meth:`add`): hashing and reading release the GIL, so this overlaps the build's other work instead of
+    reading every file again at the end. Same digests either way.
 
     The decoding workers are forked before the first scan (:func:`~medmat_builder.build.loader.start_pool`),
     before any file is added, so the thread never runs while a worker is forked."""
@@ -22,10 +23,17 @@ class StagedDigests:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medmat-sha256")
         self._pending: dict[str, Future[FileDigest]] = {}
 
-    def add(self, paths: Iterable[Path]) -> None:
-        """Start hashing ``paths`` (files under the staging folder)."""
-        for path in paths:
-            self._pending[path.relative_to(self.staging).as_posix()] = self._pool.submit(FileDigest.of_file, path)
+    def add(self, paths: Iterable[Path], known: Iterable[FileDigest] | None = None) -> None:
+        """Start hashing ``paths`` (files under the staging folder); ``known``: their digests, taken as they
+        were written (:class:`~medmat_builder.build.parquet.HashingFile`), which are kept instead."""
+        paths = list(paths)
+        for path, digest in zip(paths, known if known is not None else [None] * len(paths), strict=True):
+            rel = path.relative_to(self.staging).as_posix()
+            if digest is None:
+                self._pending[rel] = self._pool.submit(FileDigest.of_file, path)
+            else:
+                self._pending[rel] = done = Future()
+                done.set_result(digest)
 
     def add_config(self, name: str) -> None:
         """Start hashing the parquet files of config ``name`` (linked into the staging folder)."""

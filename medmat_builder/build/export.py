@@ -33,7 +33,8 @@ The parquet files are written through public APIs only: the builder prepares eac
 (``download_and_prepare``), ``as_dataset`` hands back each split, and :mod:`~medmat_builder.build.parquet`
 writes it as ``{split}-NNNNN-of-NNNNN.parquet`` shards with ``pyarrow``: in a background thread from the
 builder's tables while ``datasets`` writes its Arrow files (:class:`~medmat_builder.build.parquet.EarlySplit`),
-checked against the prepared split, or from the split's Arrow files where that check fails.
+checked against the prepared split, or from the builder's tables made again where that check fails. Those
+Arrow files hold null images (the images are written once, into the parquet files) and are deleted.
 With worker processes, ``croissant.json``'s metadata is made in one more, started first (it imports
 mlcroissant while the main process scans: :class:`~medmat_builder.build.loader.Aside`).
 """
@@ -57,7 +58,6 @@ from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
 from medmat_builder.build.finish import start_visual_report
 from medmat_builder.build.loader import Aside, shutdown_pools, start_pool
-from medmat_builder.build.parquet import write_split
 from medmat_builder.build.resume import Fingerprints, complete, input_fingerprints
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
@@ -197,10 +197,10 @@ def _link_owned(out: Path, staging: Path, name: str, ours: frozenset[str]) -> No
 
 
 def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings, only: tuple[str, ...] | None,
-               dest: Path, work: Path, written: Callable[[list[Path]], None] = lambda paths: None) -> ConfigReport:
+               dest: Path, work: Path, written: Callable[..., None] = lambda paths, digests: None) -> ConfigReport:
     """Prepare one config with the builder and write its parquet files into ``dest``; return its ledger.
 
-    ``written`` is called with each split's parquet files once they are complete."""
+    ``written`` is called with each split's parquet files once they are complete, and their digests (or None)."""
     builder = MedMatBuilder(
         config_name=name,
         registry=registry,
@@ -209,7 +209,7 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         settings=settings,
         only_sources=only,
     )
-    builder.parquet_dest = dest  # each split's parquet file written alongside datasets' Arrow files
+    builder.parquet_dest = dest  # each split's parquet files written alongside datasets' Arrow files
     prep = work / "prep" / name
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar per config is enough
@@ -220,9 +220,7 @@ def _build_one(registry: Registry, name: str, raw: Path, settings: BuildSettings
         for split in SPLITS:
             ds = builder.as_dataset(split=split)
             with stage_progress.stage("write", total=ds.num_rows) as bar:
-                early = builder.early.pop(split, None)
-                paths = early.finish(ds) if early is not None else None
-                written(paths if paths is not None else write_split(ds, dest, split))
+                written(*builder.export_split(split, ds))
                 bar.update(ds.num_rows)
     finally:
         builder.close()

@@ -9,8 +9,10 @@ which carries the features for ``load_dataset``). Same rows, same bytes. Each ro
 writer as one contiguous chunk; a record batch that is exactly one row group (the builder's tables are,
 :data:`medmat_builder.build.builder.ROWS_PER_TABLE`) is written as it was read, without being copied.
 
-:class:`EarlySplit` writes the same shards in a background thread from the tables the builder hands
-``datasets``, while ``datasets`` writes its Arrow files, so the build need not read them back.
+:class:`EarlySplit` writes the same shards in a background thread from the builder's tables, while
+``datasets`` writes its Arrow files, so the build need not read them back; the thread also makes each
+table (reads its images from the spool), and ``medmat build``'s Arrow files then hold no image bytes
+(see :class:`medmat_builder.build.builder.MedMatBuilder`).
 
 Image bytes (already PNG or JPEG) are stored plain: snappy gains nothing on them (the compressed pages
 measured larger than the raw ones) and a dictionary over unique images is only built to be dropped,
@@ -19,16 +21,20 @@ which roughly halved ``write_table``'s time on the bench's 1,800-row split.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from medmat_builder.publish.croissant import FileDigest
 
 #: Largest parquet shard (the size ``datasets`` shards at by default).
 MAX_SHARD_BYTES = 500 * 10**6
@@ -81,7 +87,21 @@ def write_split(ds: datasets.Dataset, folder: Path, split: str) -> list[Path]:
 
 def split_shards(ds: datasets.Dataset) -> int:
     """How many shards :func:`write_split` cuts ``ds`` into (each at most about :data:`MAX_SHARD_BYTES`)."""
-    return max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
+    return shards_for(ds.data.nbytes)
+
+
+def shards_for(nbytes: int) -> int:
+    """How many shards a split whose Arrow data takes ``nbytes`` (``Table.nbytes``) is cut into."""
+    return max(1, math.ceil(nbytes / MAX_SHARD_BYTES))
+
+
+def write_tables(tables: Iterable[pa.Table], schema: pa.Schema, folder: Path, split: str, rows: int,
+                 nbytes: int) -> list[Path]:
+    """Write the ``rows`` rows of ``tables`` (``nbytes`` of Arrow data in all) as :func:`write_split` writes
+    a split holding them: same shards, same bytes; return the files in order."""
+    paths = split_paths(folder, split, shards_for(nbytes))
+    _write_shards((batch for table in tables for batch in table.to_batches()), schema, paths, rows)
+    return paths
 
 
 def split_paths(folder: Path, split: str, shards: int) -> list[Path]:
@@ -89,12 +109,16 @@ def split_paths(folder: Path, split: str, shards: int) -> list[Path]:
     return [Path(folder) / f"{split}-{i:05d}-of-{shards:05d}.parquet" for i in range(shards)]
 
 
-def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: list[Path], rows: int) -> None:
-    """Write the ``rows`` rows of ``batches`` as the shards ``paths`` (row groups of :data:`ROWS_PER_GROUP`)."""
+def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: list[Path], rows: int,
+                  digests: list[FileDigest] | None = None) -> None:
+    """Write the ``rows`` rows of ``batches`` as the shards ``paths`` (row groups of :data:`ROWS_PER_GROUP`);
+    ``digests``: where to append each shard's digest, taken while it is written (:class:`HashingFile`)."""
     options = column_options(schema)
     pending: pa.RecordBatch | None = None
     for path, (start, end) in zip(paths, shard_bounds(rows, len(paths))):
-        with pq.ParquetWriter(path, schema, **options) as writer:
+        sink = HashingFile(path) if digests is not None else None
+        with (closing(sink) if sink is not None else nullcontext()), \
+                pq.ParquetWriter(sink if sink is not None else path, schema, **options) as writer:
             buffered: list[pa.RecordBatch] = []
             count, left = 0, end - start
             while left > 0:
@@ -112,26 +136,101 @@ def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: l
                         writer.write_table(group_rows)  # pages do not depend on how the Arrow files were batched
                     rest = table.slice(full)
                     buffered, count = rest.to_batches(), rest.num_rows
+        if sink is not None and digests is not None:
+            digests.append(sink.digest())
+
+
+class HashingFile(io.RawIOBase):
+    """A file that ``pq.ParquetWriter`` writes through Python and whose SHA-256 a thread of its own takes
+    from the bytes as they are written (hashing releases the GIL), so the digest that ``croissant.json``
+    lists is ready when the file is, instead of read back and hashed once it is complete. Same bytes as a
+    writer given the path writes (tested)."""
+
+    #: Blocks queued for the hashing thread at most before a write waits: bounds the memory the queue holds
+    #: (a row group's images come in one write, about 15 MB; the small writes are joined up to :data:`JOIN`).
+    QUEUED = 4
+    #: Small writes (page headers, small columns) are handed over together, up to this many bytes.
+    JOIN = 2**20
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self._file = open(path, "wb")  # noqa: SIM115  (closed by close)
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._small = bytearray()
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._thread = threading.Thread(target=self._hash, name=f"medmat-sha256-{Path(path).name}", daemon=True)
+        self._thread.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        block = bytes(data)  # pyarrow hands ``bytes``: no copy
+        self._file.write(block)
+        self._size += len(block)
+        if len(block) < self.JOIN:
+            self._small += block
+            if len(self._small) >= self.JOIN:
+                self._hand_small()
+        else:
+            self._hand_small()
+            self._blocks.put(block)
+        return len(block)
+
+    def _hand_small(self) -> None:
+        if self._small:
+            self._blocks.put(bytes(self._small))
+            self._small.clear()
+
+    def tell(self) -> int:
+        return self._size
+
+    def _hash(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            self._sha.update(block)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._hand_small()
+            self._blocks.put(None)
+            self._thread.join()
+            self._file.close()
+        super().close()
+
+    def digest(self) -> FileDigest:
+        """SHA-256 and size of what was written (once closed)."""
+        assert self.closed, "the file is still being written"
+        return FileDigest(self._sha.hexdigest(), self._size)
 
 
 class EarlySplit:
-    """Write a split's parquet shards in a background thread from the tables the builder hands to
-    ``datasets``, while ``datasets`` writes its Arrow files (both release the GIL), instead of reading
-    those files back afterwards. The bytes are those :func:`write_split` writes from the prepared split:
-    same schema, same rows, same row groups (they do not depend on how the rows were batched).
+    """Write a split's parquet shards in a background thread from the builder's tables (or from calls
+    that make them, run in the thread), while ``datasets`` writes its Arrow files (all of it releases the
+    GIL), instead of reading those files back afterwards. The bytes are those :func:`write_split` writes
+    from the split prepared with these tables: same schema, same rows, same row groups (they do not depend
+    on how the rows were batched), as many shards (counted from the tables' ``nbytes``, which are the
+    prepared split's ``ds.data.nbytes``: tested).
 
     The number of shards is estimated before the first row (:func:`estimated_shards`); :meth:`finish`
-    checks it against the prepared split and says whether the files can be kept (else the caller writes
-    the split with :func:`write_split`). The thread must be finished (:meth:`finish` or :meth:`abort`)
-    before any worker process is forked."""
+    checks it against the tables' :attr:`nbytes` and says whether the files can be kept (else the caller
+    writes the split again with :func:`write_tables`). The thread must be finished (:meth:`finish` or
+    :meth:`abort`) before any worker process is forked."""
 
     #: Tables queued at most (the builder waits beyond): bounds the memory the queue holds.
     QUEUED = 4
 
-    def __init__(self, folder: Path, split: str, schema: pa.Schema, rows: int, shards: int):
+    def __init__(self, folder: Path, split: str, schema: pa.Schema, rows: int, shards: int, queued: int = QUEUED):
+        """``queued``: items queued at most before :meth:`put` waits (0: no bound, for calls that make their
+        table in the thread: the queue then holds no table, and the caller goes on to the next split while
+        this one is written)."""
         self.paths = split_paths(folder, split, shards)
         self.schema, self.rows = schema, rows
-        self._queue: queue.Queue[pa.Table | None] = queue.Queue(self.QUEUED)
+        self._queue: queue.Queue[pa.Table | Callable[[], pa.Table] | None] = queue.Queue(queued)
+        #: Arrow bytes (``Table.nbytes``) of the tables written so far
+        self.nbytes = 0
+        #: each finished shard's digest, taken as it was written (as many as :attr:`paths` once finished)
+        self.digests: list[FileDigest] = []
         self._error: BaseException | None = None
         self._stop = False
         self._ended = False  # the end of the queue (None) was taken
@@ -139,21 +238,23 @@ class EarlySplit:
         self._thread = threading.Thread(target=self._run, name=f"medmat-parquet-{split}", daemon=True)
         self._thread.start()
 
-    def put(self, table: pa.Table) -> None:
-        """Queue the next rows of the split (the table is not modified)."""
+    def put(self, table: pa.Table | Callable[[], pa.Table]) -> None:
+        """Queue the next rows of the split: a table (not modified) or a call that makes it in the thread."""
         if self._error is None:
             self._queue.put(table)
 
     def _tables(self) -> Iterator[pa.RecordBatch]:
-        while (table := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._stop:
                 raise _Stopped
+            table = item if isinstance(item, pa.Table) else item()
+            self.nbytes += table.nbytes
             yield from table.to_batches()
         self._ended = True
 
     def _run(self) -> None:
         try:
-            _write_shards(self._tables(), self.schema, self.paths, self.rows)
+            _write_shards(self._tables(), self.schema, self.paths, self.rows, self.digests)
         except StopIteration:
             self._error = RuntimeError(f"{self.paths[0].name}: the split ended before its {self.rows} rows")
         except BaseException as exc:  # noqa: BLE001  (handed to the main thread by finish)
@@ -162,14 +263,15 @@ class EarlySplit:
             self._ended = self._queue.get() is None
 
     def finish(self, ds: datasets.Dataset) -> list[Path] | None:
-        """Wait for the files; return them if they are what :func:`write_split` writes for ``ds`` (as many
-        shards, same rows, same schema), else remove them and return None. An error of the writer is raised here."""
+        """Wait for the files; return them if they are what :func:`write_split` writes for the split ``ds``
+        prepared from the same tables (as many shards for their :attr:`nbytes`, as many rows as ``ds``, the
+        same schema), else remove them and return None. An error of the writer is raised here."""
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
             self._remove()
             raise self._error
-        if (split_shards(ds) != len(self.paths) or ds.num_rows != self.rows
+        if (shards_for(self.nbytes) != len(self.paths) or ds.num_rows != self.rows
                 or not ds.features.arrow_schema.equals(self.schema, check_metadata=True)):
             self._remove()
             return None
