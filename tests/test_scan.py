@@ -66,3 +66,45 @@ def test_records_in_the_usual_case_are_taken_at_once_as_one_by_one(tmp_path, min
                 assert bulk is None, name
                 dropped = name in ("dropped", "unknown label", "no labels")
                 assert len(one_by_one[0]) == len(recs) - dropped, name
+
+
+def test_file_checks_left_for_later_fill_the_report_as_during_the_scan(tmp_path, mini_registry):
+    """With ``later``, each source's file ledger and folder-link check wait in that list; run afterwards
+    (warnings added meanwhile, as the fill's would be), the report is the one a scan that ran them gives."""
+    from medmat_builder.build.scan import run_file_checks
+
+    subset = mini_registry.subset("subset_01")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sources = []
+    for key in ("toy_folders", "toy_folders"):
+        source = mini_registry.source(key)
+        root = tmp_path / f"raw{len(sources)}"
+        for i, lab in enumerate(("NORMAL", "PNEUMONIA", "NORMAL")):
+            (root / "train" / lab).mkdir(parents=True, exist_ok=True)
+            (root / "train" / lab / f"x{i}.jpeg").write_bytes(b"x")
+        (root / "stray").mkdir()
+        (root / "stray" / "lost.jpeg").write_bytes(b"x")  # matches no pattern: a warning
+        (root / "train" / "more").symlink_to(outside, target_is_directory=True)  # a link out: a warning
+        sources.append((source, root))
+
+    def scan(source, root):
+        return [RawRecord(source.key, p, p, (p.split("/")[1],)) for p in sorted(
+            str(f.relative_to(root)) for f in root.glob("train/*/*.jpeg"))]
+
+    def scanned(later):
+        report = ConfigReport(config=subset.name)
+        report.warnings.append("before")
+        cands = scan_candidates(subset, sources, report, scan=scan, later=later)
+        return report, cands
+
+    now, cands_now = scanned(None)
+    checks: list = []
+    report, cands = scanned(checks)
+    assert len(checks) == 2 and report.warnings == ["before"]
+    report.warnings.append("after")
+    run_file_checks(report, checks)
+    assert not checks
+    assert report.warnings == now.warnings + ["after"] and len(now.warnings) == 5
+    assert report.model_dump() == {**now.model_dump(), "warnings": now.warnings + ["after"]}
+    assert [c.id for c in cands] == [c.id for c in cands_now]

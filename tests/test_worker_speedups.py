@@ -89,8 +89,10 @@ def _queues(root: Path, sizes: list[int]) -> list[list[LoadJob]]:
     return out
 
 
+@pytest.mark.parametrize("started", [False, True])
 @pytest.mark.parametrize("takes", [[3, 5, 2], [0, 7, 9], [20, 1, 1], [1, 1, 1]])
-def test_lookahead_gives_the_results_of_imap_and_runs_no_job_past_the_quota(images, takes):
+def test_lookahead_gives_the_results_of_imap_and_runs_no_job_past_the_quota(images, takes, started):
+    """Also with ``started`` (called once, when the first jobs are out; a larger first window then)."""
     sizes = [20, 15, 12]
     queues = _queues(images, sizes)
     # the consumer drops the first image of each queue it takes from, so it takes one more than its quota
@@ -100,7 +102,9 @@ def test_lookahead_gives_the_results_of_imap_and_runs_no_job_past_the_quota(imag
     loader = Loader(1)
     loader.pool, loader.window = _SyncPool(), 2 * loader_mod.BATCH * 2
     taken = [0, 0, 0]
-    ahead = Lookahead(loader, queues, lambda i: quotas[i] - max(0, taken[i] - 1))  # the quota left: kept images count
+    calls: list[int] = []
+    ahead = Lookahead(loader, queues, lambda i: quotas[i] - max(0, taken[i] - 1),  # the quota left: kept images count
+                      started=(lambda: calls.append(len(loader.pool.jobs))) if started else None)
     got = []
     for i, t in enumerate(takes):
         results = ahead.take(i)
@@ -117,12 +121,15 @@ def test_lookahead_gives_the_results_of_imap_and_runs_no_job_past_the_quota(imag
     assert [[r.thumbnail for r in g] for g in got] == [[r.thumbnail for _, r in ref] for ref in reference]
     wanted = {Path(j.path).name for q, t in zip(queues, takes) for j in q[:t]}
     assert set(loader.pool.jobs) == wanted and len(loader.pool.jobs) == len(wanted)
+    assert calls == ([min(sum(quotas), 4 * loader.window)] if started else [])  # once, the first window out
 
 
 def test_lookahead_without_workers_runs_each_job_when_taken(images):
     queues = _queues(images, [4, 4])
-    ahead = Lookahead(Loader(1), queues, lambda i: 4)
+    calls: list[str] = []
+    ahead = Lookahead(Loader(1), queues, lambda i: 4, started=lambda: calls.append("started"))
     first = [r.pixel_hash for r in ahead.take(0)]
+    assert calls == ["started"]  # once, before the first job ran
     second = ahead.take(1)
     one = next(second)
     second.close()

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from medmat_builder.layouts.file_index import FileIndex
 from medmat_builder.layouts.misses import TABLE_EXTENSIONS, closest_pattern
 from medmat_builder.layouts.patterns import PathPattern, accepted_extensions, with_extension
 from medmat_builder.registry import Source
@@ -23,16 +24,17 @@ LISTED = 10
 
 
 def account_files(source: Source, root: Path, claimed: set[str], ledger: SourceLedger,
-                  siblings: Sequence[Source] = ()) -> list[str]:
+                  siblings: Sequence[Source] = (), index: FileIndex | None = None) -> list[str]:
     """Fill ``ledger.read_images``, ``ledger.unread_images`` and ``ledger.unmatched_tables``; return warnings.
 
     ``claimed`` are the files the source's records refer to (images and masks); ``siblings`` are the
-    other registry entries unpacked into the same folder.
+    other registry entries unpacked into the same folder; ``index``: ``source.layout.file_index(root)``
+    taken already.
     """
     if not root.is_dir():
         return []
     layout = source.layout
-    index = layout.file_index(root)
+    index = index or layout.file_index(root)
     copies = index.copies
     excluded = layout.exclude_patterns
     by_extension = layout.extension_excluded(index)
@@ -113,7 +115,11 @@ def _unmatched_tables(source: Source, index, ledger: SourceLedger, siblings: Seq
 
 def _ending_with(paths: list[str], suffixes: tuple[str, ...]) -> list[str]:
     """``[p for p in paths if p.lower().endswith(suffixes)]``; for suffixes such as ``.csv`` (one dot, leading) the
-    text from a path's last dot decides, once per distinct text (100,000s of image files, a few tables)."""
+    text from a path's last dot decides, once per distinct text (100,000s of image files, a few tables). Where
+    no path ends so (most folders: images only), one search of all the paths joined says so at once."""
+    joined = "\n".join(paths).lower() + "\n"  # each path's lower case, each followed by a newline
+    if not any(s + "\n" in joined for s in suffixes):
+        return []
     if not all(s[:1] == "." and s.count(".") == 1 and s == s.lower() for s in suffixes):
         return [p for p in paths if p.lower().endswith(suffixes)]
     wanted, known, out = frozenset(suffixes), {}, []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from medmat_builder.build.candidates import Candidate, Selected
 from medmat_builder.build.dedup import KeptImage, SeenImages
@@ -26,10 +26,13 @@ class Fill:
 
     A kept image can be taken back later (:meth:`take_back`, a label conflict); :meth:`run` then tops
     its key up from the candidates left. :meth:`finish` counts the candidates that were never needed.
+    ``started`` is called once, when the first images are on their way (see :class:`Lookahead`).
     """
 
     def __init__(self, buckets: dict[str, list[Candidate]], quotas: dict[str, int], loader: Loader,
-                 seen: SeenImages, spool: Spool, report: ConfigReport, subset: Subset):
+                 seen: SeenImages, spool: Spool, report: ConfigReport, subset: Subset,
+                 started: Callable[[], object] | None = None):
+        self.started = started
         self.queues = buckets
         self.need = {k: quotas.get(k, 0) for k in buckets}
         self.kept: dict[str, list[tuple[Selected, Candidate]]] = {k: [] for k in buckets}
@@ -48,8 +51,9 @@ class Fill:
         while keys := [k for k in sorted(self.queues) if self._open(k)]:
             # one stream for the round's keys, taken key by key: images are decoded ahead across a key's end
             # (as many of a key as its quota still needs, then the next key's), not past its quota
+            started, self.started = self.started, None
             ahead = Lookahead(self.loader, [self._jobs(key) for key in keys],
-                              lambda i: self.need[keys[i]] - len(self.kept[keys[i]]), self.spool.ref)
+                              lambda i: self.need[keys[i]] - len(self.kept[keys[i]]), self.spool.ref, started)
             try:
                 for i, key in enumerate(keys):
                     self._top_up(key, ahead.take(i))

@@ -49,6 +49,11 @@ class LoadJob:
 #: two tasks a worker.
 BATCH = 8
 
+#: How many times the usual window :class:`Lookahead` sends at first when the caller has work to do meanwhile
+#: (its ``started``): the build's file ledgers and the train side's order, about 0.3 s at 100,000 files, while
+#: the workers decode the first jobs of the test split.
+FIRST_WINDOW = 4
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -195,11 +200,17 @@ class Lookahead:
     job of its queue. The results, and the order in which they are taken, are those of taking each
     queue with :meth:`Loader.imap`: only which jobs run ahead differs. Without worker processes each
     job is run when it is taken, and only the files of the jobs its consumer may still take are read ahead.
+
+    ``started`` is called once, as soon as the first jobs are handed over (or, in one process, their files
+    asked for): work the caller can leave until then overlaps their decoding. The first window is then
+    :data:`FIRST_WINDOW` times the loader's, so that the workers are not idle meanwhile (still no job
+    past a quota).
     """
 
     def __init__(self, loader: Loader, queues: list[Iterable[LoadJob]], remaining: Callable[[int], int],
-                 spool: SpoolRef | None = None):
-        self.loader, self.spool, self.remaining = loader, spool, remaining
+                 spool: SpoolRef | None = None, started: Callable[[], object] | None = None):
+        self.loader, self.spool, self.remaining, self._started = loader, spool, remaining, started
+        self._window = loader.window * (FIRST_WINDOW if started is not None else 1)
         self._jobs = [iter(q) for q in queues]
         self._done = [False] * len(queues)  # no more jobs in that queue
         self._sent = [0] * len(queues)  # jobs submitted per queue
@@ -222,18 +233,27 @@ class Lookahead:
             pos = self._taken[q]
             if self.loader.pool is None:
                 job = self._next_serial(q)
+                self._start()
                 if job is None:
                     return
                 self._taken[q] += 1
                 yield load_job(job)
                 continue
             self._submit()
+            self._start()
             if pos >= self._sent[q] and not self._submit_from(q, 1):  # a drop: one more job of this queue
                 return
             fut, i = self._where.pop((q, pos))
             res = fut.result()[i]
             self._taken[q] += 1
             yield res
+
+    def _start(self) -> None:
+        """Call ``started`` (the first time only); the window is the loader's from then on."""
+        started, self._started = self._started, None
+        if started is not None:
+            started()
+            self._window = self.loader.window
 
     def _next_serial(self, q: int) -> LoadJob | None:
         """Without workers: queue ``q``'s next job, after asking the kernel to read the files of the jobs
@@ -248,7 +268,7 @@ class Lookahead:
     def _submit(self) -> None:
         """Fill the window: the current queue up to what its consumer may still take, then the next ones."""
         queues = range(self._current, len(self._jobs))  # earlier queues are done with (jobs left there are dropped)
-        room = self.loader.window - sum(self._sent[q] - self._taken[q] for q in queues)
+        room = self._window - sum(self._sent[q] - self._taken[q] for q in queues)
         for q in queues:
             if room < BATCH:
                 return

@@ -39,14 +39,55 @@ def scan_candidates(
     lenient: bool = False,
     scan: Scan | None = None,
     siblings: Mapping[str, Sequence[Source]] | None = None,
+    later: list[FileChecks] | None = None,
 ) -> list[Candidate]:
     """Every usable record of ``sources`` as a candidate (no split yet); the rest counted in ``report``.
 
     Raw labels outside the clusters raise :class:`~medmat_builder.build.labels.UnknownLabelError`
     unless ``lenient``. ``siblings`` maps a source key to the other entries that share its folder.
+    With ``later``, each source's file ledger and folder-link check (report only, no candidate depends
+    on them) are appended there instead of being run, for :func:`run_file_checks` to run when the
+    caller has a moment (the build: once the first images are being decoded).
     """
     with shared_indexes(), collector_paused():  # the layout, the file ledger and the link checks walk each folder once
-        return _scan_candidates(subset, sources, report, lenient, scan or _layout_scan, siblings or {})
+        checks: list[FileChecks] = [] if later is None else later
+        try:
+            return _scan_candidates(subset, sources, report, lenient, scan or _layout_scan, siblings or {}, checks)
+        finally:
+            if later is None:
+                run_file_checks(report, checks)
+
+
+class FileChecks:
+    """One source's file ledger and folder-link check, run later (:func:`run_file_checks`); their warnings go
+    where they would have gone had they run during the scan (``at``: the length of the report's warnings then)."""
+
+    def __init__(self, source: Source, root: Path, claimed: set[str], ledger: SourceLedger,
+                 siblings: Sequence[Source], at: int):
+        self.source, self.root, self.claimed, self.ledger, self.siblings, self.at = \
+            source, root, claimed, ledger, siblings, at
+        # taken now: after the scan's block the shared index may be gone (the same walk, whenever it runs)
+        self.index = source.layout.file_index(root) if root.is_dir() else None
+        self.links_index = FileIndex.of(root) if root.is_dir() else None
+
+    def run(self) -> list[str]:
+        """The warnings of the file ledger, then of the folder-link check."""
+        warnings = account_files(self.source, self.root, self.claimed, self.ledger, self.siblings, self.index)
+        links_out = folder_links_out(self.root, self.links_index)
+        if links_out:
+            warnings.append(
+                f"source {self.source.key}: {len(links_out)} links to folders outside its folder are not followed "
+                f"(e.g. {safe_ref(links_out[0])}); nothing under them is read"
+            )
+        return warnings
+
+
+def run_file_checks(report: ConfigReport, checks: list[FileChecks]) -> None:
+    """Run ``checks`` (emptying the list) and put their warnings in ``report`` where the scan would have."""
+    done = [(check.at, check.run()) for check in checks]  # in scan order: a ledger shared by two checks fills alike
+    checks.clear()
+    for at, warnings in reversed(done):  # from the last: an insertion leaves the places before it as they are
+        report.warnings[at:at] = warnings
 
 
 @contextmanager
@@ -92,7 +133,7 @@ def _layout_scan(source: Source, root: Path) -> Iterable[RawRecord]:
 
 
 def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], report: ConfigReport, lenient: bool,
-                     scan: Scan, siblings: Mapping[str, Sequence[Source]]) -> list[Candidate]:
+                     scan: Scan, siblings: Mapping[str, Sequence[Source]], later: list[FileChecks]) -> list[Candidate]:
     candidates: list[Candidate] = []
     unknown: dict[tuple[str, str], list[str]] = {}
     for source, root in sources:
@@ -121,14 +162,9 @@ def _scan_candidates(subset: Subset, sources: Sequence[tuple[Source, Path]], rep
         ledger.groups = SourceGroups(**resolver.stats.to_dict())
         if resolver.warning():
             report.warnings.append(resolver.warning())
-        report.warnings += account_files(source, root, claimed, ledger, siblings.get(source.key, ()))
-        links_out = folder_links_out(root)
-        if links_out:
-            report.warnings.append(
-                f"source {source.key}: {len(links_out)} links to folders outside its folder are not followed "
-                f"(e.g. {safe_ref(links_out[0])}); nothing under them is read"
-            )
+        later.append(FileChecks(source, root, claimed, ledger, siblings.get(source.key, ()), len(report.warnings)))
     if unknown and not lenient:
+        run_file_checks(report, later)  # the report of a failed scan is complete too
         raise unknown_label_error(subset, unknown)
     return candidates
 
@@ -207,12 +243,13 @@ def _usable_records(subset: Subset, source: Source, records: list[RawRecord], id
     return kept
 
 
-def folder_links_out(root: Path) -> list[str]:
-    """Links to folders under ``root`` that lead outside it (``link -> target``); never followed."""
+def folder_links_out(root: Path, index: FileIndex | None = None) -> list[str]:
+    """Links to folders under ``root`` that lead outside it (``link -> target``); never followed. ``index``:
+    ``FileIndex.of(root)`` taken already."""
     if not root.is_dir():
         return []
     tree = RawTree(root)
-    index = FileIndex.of(root)
+    index = index or FileIndex.of(root)
     index.all_files  # the walk fills folder_links
     return [f"{link} -> {tree.escape(link)}" for link in index.folder_links if tree.escape(link) is not None]
 

@@ -43,7 +43,7 @@ from medmat_builder.build.groups import subject_pseudonym
 from medmat_builder.build.labels import assign_balance_keys
 from medmat_builder.build.loader import Loader
 from medmat_builder.build.quotas import quotas_for_test, quotas_for_train
-from medmat_builder.build.scan import Scan, collector_paused, kept_from_collector, scan_candidates
+from medmat_builder.build.scan import FileChecks, Scan, collector_paused, kept_from_collector, run_file_checks, scan_candidates
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.splitting import seeded_hexdigests, split_candidates
 from medmat_builder.build.spool import Spool
@@ -86,32 +86,50 @@ def _select(subset: Subset, sources: list[tuple[Source, Path]], settings: BuildS
             spool: Spool, scan: Scan | None, siblings: Mapping[str, Sequence[Source]] | None,
             freeze: Callable[[], None]) -> Selection:
     """:func:`select_subset`; ``freeze`` keeps what is alive after the split from the collector (until the end)."""
+    checks: list[FileChecks] = []  # the file ledgers and link checks, run once the first images are decoding
     with collector_paused():  # 100,000s of candidates stay alive until the fill: no collector passes over them
-        candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings)
+        candidates = scan_candidates(subset, sources, report, lenient=settings.lenient, scan=scan, siblings=siblings,
+                                     later=checks)
         assign_balance_keys(candidates, subset)
         ids = [c.id for c in candidates]
-        orders = seeded_hexdigests(f"{settings.seed}:order:", ids)  # seeded_key(seed, "order", id)
-        for c, order in zip(candidates, orders):
-            c.order = order
         candidates = split_candidates(candidates, settings.seed, settings.test_fraction, subset.kind, report)
-        # ids all different (the split only drops some): nothing listed twice, and no two orders alike
-        unique = candidates if len(set(ids)) == len(ids) else _drop_listed_twice(candidates, report)
-        buckets = _buckets(unique)
+        ordered = len(set(ids)) != len(ids)  # ids all different (the split only drops some): no two orders alike
+        if ordered:  # some file listed twice: every order first, to keep the first of each
+            _set_orders(candidates, settings.seed)
+        unique = _drop_listed_twice(candidates, report) if ordered else candidates
+        test_side = [c for c in unique if c.split == "test"]
+        if not ordered:
+            _set_orders(test_side, settings.seed)  # the train side's once the first test images are decoding
+        test_buckets = _buckets(test_side, ("test",))["test"]
         freeze()
 
+    def train_side() -> dict[str, list[Candidate]]:
+        """The train side's buckets (its order keys set first), and the scan's file checks: nothing the first
+        test jobs need, done while they decode."""
+        with collector_paused():
+            run_file_checks(report, checks)
+            train_cands = [c for c in unique if c.split == "train"]
+            if not ordered:
+                _set_orders(train_cands, settings.seed)
+            return _buckets(train_cands, ("train",))["train"]
+
+    rest = _Once(train_side)
     loader = Loader(settings.num_proc)
     seen = SeenImages(settings.near_duplicates, conflicts=subset.is_classification)
-    test_quota = quotas_for_test({k: len(v) for k, v in buckets["test"].items()}, subset.kind, settings)
-    train_quota = quotas_for_train({k: len(v) for k, v in buckets["train"].items()}, settings)
-    test = Fill(buckets["test"], test_quota, loader, seen, spool, report, subset)  # test first: strictly balanced
-    train = Fill(buckets["train"], train_quota, loader, seen, spool, report, subset)
-    while True:  # more than once only when a label conflict took a kept image back out
+    test_quota = quotas_for_test({k: len(v) for k, v in test_buckets.items()}, subset.kind, settings)
+    test = Fill(test_buckets, test_quota, loader, seen, spool, report, subset, rest)  # test first: strictly balanced
+    test.run()
+    if subset.kind == "single-label":
+        test.relevel()
+    train_buckets = rest()
+    train_quota = quotas_for_train({k: len(v) for k, v in train_buckets.items()}, settings)
+    train = Fill(train_buckets, train_quota, loader, seen, spool, report, subset)
+    train.run()
+    while test.short() or train.short():  # only when a label conflict took a kept image back out
         test.run()
         if subset.kind == "single-label":
             test.relevel()
         train.run()
-        if not (test.short() or train.short()):
-            break
     if subset.kind == "single-label":  # a conflict may have left a test label short with nothing to refill it
         test.relevel()
     kept = {"test": test.finish("balance"), "train": train.finish("over_cap")}
@@ -126,10 +144,33 @@ def _select(subset: Subset, sources: list[tuple[Source, Path]], settings: BuildS
     return selection
 
 
-def _buckets(candidates: list[Candidate]) -> dict[str, dict[str, list[Candidate]]]:
+class _Once:
+    """A call made at most once: later calls give back its first result."""
+
+    def __init__(self, fn: Callable[[], dict[str, list[Candidate]]]):
+        self._fn: Callable[[], dict[str, list[Candidate]]] | None = fn
+        self._value: dict[str, list[Candidate]] = {}
+
+    def __call__(self) -> dict[str, list[Candidate]]:
+        fn, self._fn = self._fn, None
+        if fn is not None:
+            self._value = fn()
+        return self._value
+
+
+def _set_orders(candidates: list[Candidate], seed: int) -> None:
+    """Each candidate's seeded place in line, ``seeded_key(seed, "order", id)`` (hashed in one call)."""
+    orders = seeded_hexdigests(f"{seed}:order:", [c.id for c in candidates])
+    for c, order in zip(candidates, orders):
+        c.order = order
+
+
+def _buckets(candidates: list[Candidate],
+             splits: tuple[str, ...] = ("train", "test")) -> dict[str, dict[str, list[Candidate]]]:
     """The candidates by split and balancing key, each list in the seeded order; the keys of a split in the order
-    of their first candidate (as met going through the candidates sorted by order): what the fills work on."""
-    buckets: dict[str, dict[str, list[Candidate]]] = {"train": defaultdict(list), "test": defaultdict(list)}
+    of their first candidate (as met going through the candidates sorted by order): what the fills work on.
+    ``candidates`` all belong to ``splits``."""
+    buckets: dict[str, dict[str, list[Candidate]]] = {split: defaultdict(list) for split in splits}
     for c in candidates:
         buckets[c.split][c.key].append(c)
     for split, groups in buckets.items():
