@@ -18,7 +18,7 @@ from medmat_builder.build.loader import Loader, LoadJob, LoadResult, Lookahead
 from medmat_builder.build.spool import Spool
 from medmat_builder.records import Box
 from medmat_builder.registry import Subset
-from medmat_builder.report import ConfigReport
+from medmat_builder.report import EXAMPLES_PER_REASON, ConfigReport
 
 
 class Fill:
@@ -127,10 +127,26 @@ class Fill:
             self.need[key] = min(self.need[key], floor)
 
     def finish(self, surplus_reason: str) -> dict[str, list[tuple[Selected, Candidate]]]:
-        """Count the candidates never needed as ``surplus_reason``; return the kept records per key."""
+        """Count the candidates never needed as ``surplus_reason``; return the kept records per key.
+
+        Each ledger is handed them one by one (:meth:`SourceLedger.drop`) only until it holds its examples of
+        that reason; the rest (100,000s at 100k files) are only counted, and added to it in one sum."""
+        full: set[str] = set()  # sources whose examples of the reason are all there
+        extra: Counter[str] = Counter()  # per such source, the candidates counted past them
         for key, queue in self.queues.items():
-            for cand in queue[self.pos[key]:]:
-                self.report.ledger(cand.source.key).drop(surplus_reason, cand.record.ref)
-                self.dropped[surplus_reason] += 1
+            left = queue[self.pos[key]:]
+            for cand in left:
+                src = cand.source.key
+                if src in full:
+                    extra[src] += 1
+                    continue
+                ledger = self.report.ledger(src)
+                ledger.drop(surplus_reason, cand.record.ref)
+                if len(ledger.examples[surplus_reason]) >= EXAMPLES_PER_REASON:
+                    full.add(src)
+            if left:
+                self.dropped[surplus_reason] += len(left)
             self.pos[key] = len(queue)
+        for src, n in extra.items():
+            self.report.ledger(src).dropped[surplus_reason] += n
         return self.kept
