@@ -12,7 +12,8 @@ from medmat_builder.report import ConfigReport
 
 
 def _cand(src: str, i: int) -> Candidate:
-    return Candidate(RawRecord(src, f"{src}/{i}.png", f"{src}/{i}.png", ("a",)), SimpleNamespace(key=src),  # type: ignore[arg-type]
+    source = SimpleNamespace(key=src)
+    return Candidate(RawRecord(src, f"{src}/{i}.png", f"{src}/{i}.png", ("a",)), source,  # type: ignore[arg-type]
                      Path("."), ("a",), "train", f"id-{src}-{i}", "a")
 
 
@@ -35,4 +36,5 @@ def test_finish_counts_the_surplus_as_one_drop_each():
     assert report.sources["s1"].dropped["over_cap"] > 5  # past the examples
     assert fill.dropped == {"over_cap": 27 + 8} and kept == {k: [] for k in buckets}
     assert fill.pos == {k: len(v) for k, v in buckets.items()}
-    assert Fill(buckets, {}, None, None, None, report, None).finish("balance") == {k: [] for k in buckets}  # type: ignore[arg-type]
+    again = Fill(buckets, {}, None, None, None, report, None)  # type: ignore[arg-type]
+    assert again.finish("balance") == {k: [] for k in buckets}

@@ -43,7 +43,8 @@ from medmat_builder.build.groups import subject_pseudonym
 from medmat_builder.build.labels import assign_balance_keys
 from medmat_builder.build.loader import Loader
 from medmat_builder.build.quotas import quotas_for_test, quotas_for_train
-from medmat_builder.build.scan import FileChecks, Scan, collector_paused, kept_from_collector, run_file_checks, scan_candidates
+from medmat_builder.build.scan import (FileChecks, Scan, collector_paused, kept_from_collector, run_file_checks,
+                                      scan_candidates)
 from medmat_builder.build.settings import BuildSettings
 from medmat_builder.build.splitting import seeded_hexdigests, split_candidates
 from medmat_builder.build.spool import Spool
