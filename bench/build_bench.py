@@ -645,8 +645,10 @@ def bench_size(n: int, args, work: Path, registry1: Path, imagefolder: bool, mai
                                         f"{target}x needs medmat <= {m.wall / (target or 1):.1f} s; decoding the kept "
                                         f"images alone takes {decode.wall:.1f} s in one process, "
                                         f"{decode.wall / (os.cpu_count() or 1):.1f} s at best on "
-                                        f"{os.cpu_count()} cores, and the build hashes every decoded image (exact "
-                                        "and perceptual) besides; datasets 5 ImageFolder stores paths, embeds "
+                                        f"{os.cpu_count()} cores; the build's CPU (decoding, exact and perceptual "
+                                        f"hashes, checks, scan, writes) is {med.cpu:.1f} s, at least "
+                                        f"{med.cpu / (os.cpu_count() or 1):.1f} s of wall on these cores; datasets "
+                                        "5 ImageFolder stores paths, embeds "
                                         "only the selected rows and decodes nothing (about the copy floor, "
                                         f"{copy.wall:.1f} s here, plus its path table of {n:,} rows)"))
             else:
