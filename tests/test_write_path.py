@@ -119,7 +119,7 @@ def _fails() -> None:
 def test_the_aside_process_prepares_then_runs_calls_and_leaves():
     import os
 
-    from medmat_builder.build.loader import Aside
+    from medmat_builder.build.aside import Aside
 
     aside = Aside(os.getpid)
     pid = aside.submit(os.getpid).result()

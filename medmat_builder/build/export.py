@@ -36,7 +36,7 @@ builder's tables while ``datasets`` writes its Arrow files (:class:`~medmat_buil
 checked against the prepared split, or from the builder's tables made again where that check fails. Those
 Arrow files hold null images (the images are written once, into the parquet files) and are deleted.
 With worker processes, ``croissant.json``'s metadata is made in one more, started first (it imports
-mlcroissant while the main process scans: :class:`~medmat_builder.build.loader.Aside`).
+mlcroissant while the main process scans: :class:`~medmat_builder.build.aside.Aside`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
 from medmat_builder.build.finish import start_visual_report
-from medmat_builder.build.loader import Aside, shutdown_pools, start_pool
+from medmat_builder.build.aside import Aside
+from medmat_builder.build.loader import shutdown_pools, start_pool
 from medmat_builder.build.resume import Fingerprints, complete, input_fingerprints
 from medmat_builder.build.select import EmptySplitError
 from medmat_builder.build.settings import BuildSettings
