@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pyarrow as pa
@@ -93,7 +94,8 @@ def test_a_spool_ref_to_another_file_is_not_written(tmp_path):
 
 
 def test_workers_append_the_bytes_and_send_their_place(tmp_path, mini_raw):
-    """With a spool, a pool worker's results hold the bytes' place in it: the same bytes as without one."""
+    """With a spool, a pool worker's results hold the bytes' place in it, or, for an image kept as its file
+    is, that file's place (no bytes at all): the same bytes as without one."""
     from medmat_builder.build.loader import Loader, LoadJob, shutdown_pools
 
     files = sorted(p for p in mini_raw.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:6]
@@ -106,8 +108,12 @@ def test_workers_append_the_bytes_and_send_their_place(tmp_path, mini_raw):
     finally:
         shutdown_pools()
     for a, b in zip(direct, pooled, strict=True):
-        assert a.data is not None and a.spooled is None
-        got = spool.get(*b.spooled) if b.spooled is not None else b.data
+        assert a.data is not None and a.spooled is None and a.raw == b.raw
+        if b.raw is not None:  # the raw file as it is: not spooled, not sent back
+            assert b.data is None and b.spooled is None and a.raw.length == len(a.data)
+            got = Path(b.raw.path).read_bytes()
+        else:
+            got = spool.get(*b.spooled) if b.spooled is not None else b.data
         assert got == a.data and (a.pixel_hash, a.phash, a.thumbnail) == (b.pixel_hash, b.phash, b.thumbnail)
     spool.close()
 

@@ -7,8 +7,9 @@ records: :func:`medmat_builder.build.select.select_subset`, opening only the cho
 ``_generate_tables`` (one VQA record per selected image, :mod:`medmat_builder.build.vqa`, handed over as
 Arrow tables of :data:`ROWS_PER_TABLE` rows: the same rows as yielding them one by one, without
 ``datasets``' per-example encoding, which took about a third of the main process's time at 20k images).
-Each table is built column by column; its image bytes are read from the spool straight into the Arrow
-buffer of the ``image`` column, the only copy of them the builder makes. For ``medmat build``
+Each table is built column by column; its image bytes are read from the spool (or, for an image kept as
+its raw file is, from that file: :mod:`medmat_builder.build.rawfile`) straight into the Arrow buffer of
+the ``image`` column, the only copy of them the builder makes. For ``medmat build``
 (:attr:`MedMatBuilder.parquet_dest` set) the tables go whole to the parquet writer only, and ``datasets``'
 Arrow files, deleted once the parquet files are checked, get null images (see ``_generate_tables``).
 """
@@ -213,13 +214,18 @@ class MedMatBuilder(datasets.ArrowBasedBuilder):
         return table.set_column(index, field_, self._image_column(items, field_.type))
 
     def _image_column(self, items: list[Selected], image_type: pa.StructType) -> pa.StructArray:
-        """The ``image`` column of ``items`` (``{bytes, path: null}``): the spooled bytes are read straight into
-        one Arrow buffer, the column's data, instead of into one ``bytes`` object per image that is then copied."""
+        """The ``image`` column of ``items`` (``{bytes, path: null}``): the bytes are read straight into one Arrow
+        buffer, the column's data, instead of into one ``bytes`` object per image that is then copied; from the
+        spool, or from the raw file for an image kept as it is (checked against its digest: a file changed
+        since it was decoded raises :class:`~medmat_builder.build.rawfile.RawFileChangedError`)."""
         offsets = [0, *accumulate(sel.length for sel in items)]
         data = pa.allocate_buffer(offsets[-1])
         view = memoryview(data)
         for sel, start in zip(items, offsets):
-            self._spool.read_into(sel.offset, view[start:start + sel.length])  # type: ignore[union-attr]
+            if sel.raw is not None:
+                sel.raw.read_into(view[start:start + sel.length])
+            else:
+                self._spool.read_into(sel.offset, view[start:start + sel.length])  # type: ignore[union-attr]
         view.release()
         image_bytes = pa.Array.from_buffers(pa.binary(), len(items), [None, pa.array(offsets, pa.int32()).buffers()[1], data])
         paths = pa.nulls(len(items), pa.string())

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medmat_builder.build.rawfile import RawFile
 from medmat_builder.records import Box, RawRecord
 from medmat_builder.registry import Source
 
@@ -33,7 +34,9 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Selected:
-    """One kept record: everything the builder needs to write it, its image bytes in the spool."""
+    """One kept record: everything the builder needs to write it. Its ``length`` image bytes are at ``offset``
+    in the spool, or, with ``raw``, the whole raw file as it is (read again when the record is written,
+    see :mod:`medmat_builder.build.rawfile`; ``offset`` is then -1)."""
 
     id: str
     source: str
@@ -46,6 +49,8 @@ class Selected:
     boxes: tuple[Box, ...] = ()
     #: xxh3-128 of the decoded pixels (:func:`medmat_builder.images.pixel_hash`): the ``image_hash`` column
     image_hash: str = ""
+    #: the raw file that holds the image bytes as they are (None: they are in the spool)
+    raw: RawFile | None = None
 
 
 @dataclass

@@ -56,6 +56,7 @@ from medmat_builder import safe_paths
 from medmat_builder.build import progress as stage_progress
 from medmat_builder.build.builder import MedMatBuilder
 from medmat_builder.build.digests import StagedDigests
+from medmat_builder.build.errors import BuildError
 from medmat_builder.build.finish import start_visual_report
 from medmat_builder.build.aside import Aside
 from medmat_builder.build.loader import shutdown_pools, start_pool
@@ -97,10 +98,6 @@ class BuildResult:
     skipped: dict[str, str] = field(default_factory=dict)
     #: configs kept as they were: complete output, unchanged inputs (see :mod:`~medmat_builder.build.resume`)
     unchanged: list[str] = field(default_factory=list)
-
-
-class BuildError(RuntimeError):
-    """A build cannot proceed; the message says what to do."""
 
 
 class MissingSourcesError(BuildError):

@@ -95,9 +95,12 @@ class Fill:
                     self.dropped["no_annotation"] += 1
                     continue
                 labels = tuple(dict.fromkeys(b.label for b in boxes))
-            off, length = res.spooled or self.spool.put(res.data)  # type: ignore[arg-type]
+            if res.raw is not None:  # the raw file as it is: read from there when written, not spooled
+                off, length = -1, res.raw.length
+            else:
+                off, length = res.spooled or self.spool.put(res.data)  # type: ignore[arg-type]
             item = (Selected(cand.id, cand.source.key, cand.split, labels, off, length, res.width, res.height, boxes,
-                             res.pixel_hash),
+                             res.pixel_hash, res.raw),
                     cand)
             got.append(item)
             self.seen.add(res, KeptImage(f"{cand.source.key}:{cand.record.ref}", frozenset(cand.labels), self, key, item))

@@ -10,8 +10,9 @@ window to the next keys (:meth:`Loader.imap` serves one queue alone). Each job d
 for detection/segmentation, resolves its boxes (annotations, or the mask's components). Given the
 config's spool (:class:`~medmat_builder.build.spool.SpoolRef`), a worker appends the image bytes to it
 itself and sends back their place only, so the bytes never travel through the pool's pipes (where
-the spool cannot be reached, they come back as before). Pools live for the whole build
-(:func:`shutdown_pools`).
+the spool cannot be reached, they come back as before). An image kept as its raw file is (most of them)
+is not spooled at all: its result names the file (:class:`~medmat_builder.build.rawfile.RawFile`), which
+is read again when the record is written. Pools live for the whole build (:func:`shutdown_pools`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from medmat_builder.build import progress
 from medmat_builder.build.boxes import resolve_boxes
+from medmat_builder.build.rawfile import RawFile
 from medmat_builder.build.signals import pause_point, worker_init
 from medmat_builder.build.spool import SpoolRef, append
 from medmat_builder.images import ImageError, MaskError, ThumbnailEdges, load_image
@@ -58,7 +60,8 @@ FIRST_WINDOW = 4
 class LoadResult:
     """The opened image (bytes, size, hashes, thumbnail and its edges, boxes), or ``error`` (a drop reason)
     with its detail. Bytes a worker appended to the spool are not held (``data`` None): ``spooled`` gives
-    their ``(offset, length)`` there."""
+    their ``(offset, length)`` there. ``raw`` is set when the bytes are the raw file as it is (then not
+    spooled, and not held either where a spool was given: the file is read again when the record is written)."""
 
     data: bytes | None
     width: int = 0
@@ -71,6 +74,7 @@ class LoadResult:
     detail: str | None = None
     edges: ThumbnailEdges | None = None
     spooled: tuple[int, int] | None = None
+    raw: RawFile | None = None
 
 
 def load_job(job: LoadJob) -> LoadResult:
@@ -85,20 +89,23 @@ def load_job(job: LoadJob) -> LoadResult:
             boxes = tuple(resolve_boxes(job.record, Path(job.root), (img.width, img.height), img.orientation))
         except (ImageError, MaskError) as exc:
             return LoadResult(None, error=getattr(exc, "reason", "corrupt"), detail=f"mask: {getattr(exc, 'detail', exc)}")
+    as_is = img.data is img.file_data or img.data == img.file_data  # kept as read: no metadata stripped
     return LoadResult(img.data, img.width, img.height, img.pixel_hash, img.phash, img.thumbnail, boxes,
-                      edges=ThumbnailEdges.of(img.thumbnail))
+                      edges=ThumbnailEdges.of(img.thumbnail), raw=RawFile.of(job.path, img.data) if as_is else None)
 
 
 def load_batch(jobs: tuple[LoadJob, ...], spool: SpoolRef | None = None) -> list[LoadResult]:
     """:func:`load_job` for each of ``jobs``, in order (one worker task); with ``spool``, each image's bytes
-    are appended to it and its result holds their place instead (where the spool can be reached)."""
-    fd = spool.open() if spool is not None else None
-    if fd is None:
+    are appended to it and its result holds their place instead (where the spool can be reached), or, kept
+    as its raw file is, neither (:attr:`LoadResult.raw`)."""
+    if spool is None:
         return [load_job(job) for job in jobs]
+    fd = spool.open()
     try:
         return [_spooled(load_job(job), fd) for job in jobs]
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def prefetch(jobs: Iterable[LoadJob]) -> None:
@@ -125,9 +132,14 @@ def prefetch(jobs: Iterable[LoadJob]) -> None:
             os.close(fd)
 
 
-def _spooled(res: LoadResult, fd: int) -> LoadResult:
-    """``res`` with its bytes appended to the spool open at ``fd`` (as they are where that write fell short)."""
+def _spooled(res: LoadResult, fd: int | None) -> LoadResult:
+    """``res`` with its bytes appended to the spool open at ``fd`` (as they are where that write fell short, or
+    without ``fd``), or, for bytes that are the raw file as it is, dropped (the file is read again instead)."""
     if res.data is None:
+        return res
+    if res.raw is not None:
+        return replace(res, data=None)
+    if fd is None:
         return res
     place = append(fd, res.data)
     return res if place is None else replace(res, data=None, spooled=place)
