@@ -2,8 +2,8 @@
 
 Most kept images are stored exactly as they were read: a PNG or JPEG with no metadata to strip keeps
 its bytes (:func:`medmat_builder.images.load_image` hands back the very ``bytes`` object it read).
-Copying those into the spool would cost a first write of every page (at 20,000 raw images, about 1.4 s
-of CPU for the 588 MB kept) only to read them back once. Such a record carries a :class:`RawFile`
+Copying those into the spool would cost a first write of every page (system time in the process that
+writes it, 588 MB for the 20k bench) only to read them back once. Such a record carries a :class:`RawFile`
 instead: the file's path, its length and an xxh3-64 digest of the bytes that were decoded and checked.
 The parquet writer reads the file again (:meth:`RawFile.read_into`) and compares both, so a file that
 changed in between (a raw folder still being copied or edited) stops the build with
