@@ -143,3 +143,25 @@ def test_serial_bench_refuses_a_baseline_that_is_no_checkout(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "serial_bench.py"), "--baseline", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "is not a medmat checkout" in proc.stderr
+
+
+def test_quick_build_timeline_marks_every_step_and_the_tail(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "build_timeline.py"), "--quick", "--data-dir", str(tmp_path / "cache"),
+         "--json", str(out), "--num-proc", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["measure"]: r["value"] for r in json.loads(out.read_text())}
+    wall = float(rows["build wall s"])
+    first, last = (float(v) for v in rows["first decoded image / last decoded image: s from the start"].split(" (")[0]
+                   .split(" / "))
+    assert 0 < first <= last < wall
+    for step in ("scan_candidates", "split_candidates", "Fill.run (call 1)", "Fill.run (call 2)",
+                 "write_export_metadata", "wait for the visual report", "swap_configs"):
+        assert f"{step}: start - end s (duration)" in rows, (step, list(rows))
+    writers = [m for m in rows if m.startswith("parquet writer ")]
+    assert sorted(w.split()[2].rstrip(":") for w in writers) == ["test-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
+    tail = float(rows["tail: last decoded image to the end, s (share of the wall)"].split()[0])
+    assert abs(tail - (wall - last)) < 0.01
