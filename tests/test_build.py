@@ -469,6 +469,48 @@ def test_a_hashing_file_writes_the_bytes_of_a_path_and_their_digest(tmp_path, mo
         assert digests == [FileDigest.of_file(p) for p in paths]
 
 
+def test_a_hashing_file_raises_the_error_of_its_write_thread(tmp_path):
+    """A write that fails in HashingFile's write thread (a full disk) is raised in the writer's thread: by the
+    next write and by close; a closed file refuses writes."""
+    import errno
+    import time
+
+    from medmat_builder.build import parquet
+
+    class FullDisk:
+        closed = False
+
+        def write(self, block):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.closed = True
+
+    def failing(name: str) -> parquet.HashingFile:
+        sink = parquet.HashingFile(tmp_path / name)
+        sink._file.close()
+        sink._file = FullDisk()
+        sink.write(b"x" * (2 * parquet.HashingFile.JOIN))  # a large block: handed to the threads at once
+        return sink
+
+    sink = failing("a.parquet")
+    with pytest.raises(OSError, match="No space left"):
+        sink.close()
+    assert sink.closed and sink._file.closed
+    with pytest.raises(ValueError, match="closed"):
+        sink.write(b"more")
+
+    sink = failing("b.parquet")
+    for _ in range(500):  # the write thread takes the block and fails
+        if sink._error is not None:
+            break
+        time.sleep(0.01)
+    with pytest.raises(OSError, match="No space left"):
+        sink.write(b"y")
+    with pytest.raises(OSError, match="No space left"):
+        sink.close()
+
+
 def test_staged_digests_keep_the_digests_taken_while_writing(tmp_path):
     """StagedDigests.add with known digests keeps them (the file is not read again); without, hashes the file."""
     from medmat_builder.build.digests import StagedDigests

@@ -141,33 +141,45 @@ def _write_shards(batches: Iterator[pa.RecordBatch], schema: pa.Schema, paths: l
 
 
 class HashingFile(io.RawIOBase):
-    """A file that ``pq.ParquetWriter`` writes through Python and whose SHA-256 a thread of its own takes
-    from the bytes as they are written (hashing releases the GIL), so the digest that ``croissant.json``
-    lists is ready when the file is, instead of read back and hashed once it is complete. Same bytes as a
-    writer given the path writes (tested)."""
+    """A file that ``pq.ParquetWriter`` writes through Python. Two threads of its own take the bytes as they
+    come: one writes them to disk, the other takes their SHA-256 (both release the GIL), while the writer
+    goes on encoding the next row group. So the digest that ``croissant.json`` lists is ready when the file
+    is, instead of read back and hashed once it is complete. Same bytes as a writer given the path writes
+    (tested). An error of the write (a full disk) is raised by the next :meth:`write` or by :meth:`close`."""
 
-    #: Blocks queued for the hashing thread at most before a write waits: bounds the memory the queue holds
-    #: (a row group's images come in one write, about 15 MB; the small writes are joined up to :data:`JOIN`).
+    #: Blocks queued for each thread at most before a write waits: bounds the memory the queues hold (a row
+    #: group's images come in one write, about 15 MB; the small writes are joined up to :data:`JOIN`).
     QUEUED = 4
     #: Small writes (page headers, small columns) are handed over together, up to this many bytes.
     JOIN = 2**20
 
     def __init__(self, path: Path):
         super().__init__()
+        self.path = Path(path)
         self._file = open(path, "wb")  # noqa: SIM115  (closed by close)
         self._sha = hashlib.sha256()
         self._size = 0
         self._small = bytearray()
-        self._blocks: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
-        self._thread = threading.Thread(target=self._hash, name=f"medmat-sha256-{Path(path).name}", daemon=True)
-        self._thread.start()
+        self._error: BaseException | None = None
+        self._queues: list[queue.Queue[bytes | None]] = [queue.Queue(self.QUEUED), queue.Queue(self.QUEUED)]
+        self._threads = [
+            threading.Thread(target=self._drain, args=(self._queues[0], self._write_block), daemon=True,
+                             name=f"medmat-write-{self.path.name}"),
+            threading.Thread(target=self._drain, args=(self._queues[1], self._sha.update), daemon=True,
+                             name=f"medmat-sha256-{self.path.name}"),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:  # type: ignore[override]
+        if self.closed:
+            raise ValueError(f"write to the closed file {self.path}")
+        if self._error is not None:
+            raise self._error
         block = bytes(data)  # pyarrow hands ``bytes``: no copy
-        self._file.write(block)
         self._size += len(block)
         if len(block) < self.JOIN:
             self._small += block
@@ -175,28 +187,46 @@ class HashingFile(io.RawIOBase):
                 self._hand_small()
         else:
             self._hand_small()
-            self._blocks.put(block)
+            self._hand(block)
         return len(block)
+
+    def _hand(self, block: bytes | None) -> None:
+        for blocks in self._queues:
+            blocks.put(block)
 
     def _hand_small(self) -> None:
         if self._small:
-            self._blocks.put(bytes(self._small))
+            self._hand(bytes(self._small))
             self._small.clear()
 
     def tell(self) -> int:
         return self._size
 
-    def _hash(self) -> None:
-        while (block := self._blocks.get()) is not None:
-            self._sha.update(block)
+    def _write_block(self, block: bytes) -> None:
+        if self._error is None:  # after an error, the blocks are only taken off the queue
+            try:
+                self._file.write(block)
+            except BaseException as exc:  # noqa: BLE001  (raised in the writer's thread by write or close)
+                self._error = exc
+
+    @staticmethod
+    def _drain(blocks: queue.Queue[bytes | None], take: Callable[[bytes], object]) -> None:
+        while (block := blocks.get()) is not None:
+            take(block)
 
     def close(self) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        try:
             self._hand_small()
-            self._blocks.put(None)
-            self._thread.join()
+            self._hand(None)
+            for thread in self._threads:
+                thread.join()
             self._file.close()
-        super().close()
+        finally:
+            super().close()
+        if self._error is not None:
+            raise self._error
 
     def digest(self) -> FileDigest:
         """SHA-256 and size of what was written (once closed)."""
