@@ -164,4 +164,4 @@ def test_quick_build_timeline_marks_every_step_and_the_tail(tmp_path):
     writers = [m for m in rows if m.startswith("parquet writer ")]
     assert sorted(w.split()[2].rstrip(":") for w in writers) == ["test-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
     tail = float(rows["tail: last decoded image to the end, s (share of the wall)"].split()[0])
-    assert abs(tail - (wall - last)) < 0.01
+    assert abs(tail - (wall - last)) < 0.02  # each of the three is printed rounded to 0.01 s
