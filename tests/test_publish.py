@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -183,6 +184,25 @@ def test_dry_run_prints_files_and_counts(capsys, monkeypatch, mini_export):
         line = next(line for line in out.splitlines() if f"{p.parent.name}/{p.name}" in line)
         assert f"rows {rows:>6}" in line
     assert "README.md" in out and "croissant.json" in out and "images removed" in out
+
+
+def test_dry_run_reads_parquet_without_pyarrow_dataset_and_exits_cleanly(tmp_path, mini_export):
+    """``pq.read_table`` of a Python file object scans through pyarrow.dataset, whose I/O thread could still hold
+    the file when the interpreter exited: about one ``medmat publish --dry-run`` in twelve then aborted with
+    ``terminate called without an active exception`` (exit 134). Publishing reads parquet through
+    ``ParquetFile`` only, in the calling thread, so pyarrow.dataset is never imported."""
+    code = (
+        "import sys\n"
+        "from medmat_builder.cli.main import main\n"
+        f"code = main(['publish', {str(mini_export)!r}, '--repo-id', 'org/medmat', '--dry-run', '--registry', {str(MINI)!r}])\n"
+        "print('pyarrow.dataset' in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert "terminate called" not in done.stderr
 
 
 # ---------------------------------------------------------------- upload through huggingface_hub

@@ -71,7 +71,7 @@ def column_options(schema: pa.Schema) -> dict:
     """``ParquetWriter`` options: dictionary and snappy for every leaf column but :data:`PLAIN_COLUMNS`."""
     sink = io.BytesIO()
     pq.write_table(schema.empty_table(), sink)  # the parquet leaf paths of the schema ("image.bytes", ...)
-    leaves = [col.path for col in pq.ParquetFile(io.BytesIO(sink.getvalue())).schema]
+    leaves = [col.path for col in pq.ParquetFile(pa.BufferReader(sink.getvalue())).schema]
     if not any(leaf in PLAIN_COLUMNS for leaf in leaves):
         return {}
     return {"use_dictionary": [leaf for leaf in leaves if leaf not in PLAIN_COLUMNS],

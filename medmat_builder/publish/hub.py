@@ -19,7 +19,6 @@ printed, logged or written; the endpoint from ``HF_ENDPOINT`` (default: the Hub)
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -164,7 +163,7 @@ def plan_publish(folder: str | Path, repo_id: str, registry: Registry,
             raise PublishError(f"{folder / name} has no parquet files; rebuild it with `medmat build {name}`")
         planned, bad_keys, removed = [], set(), 0
         for f in files:
-            table = pq.read_table(f)
+            table = pq.ParquetFile(f).read()  # not read_table: its dataset scan may still hold the file at exit
             sources = table.column("source").to_pylist()
             mask = [s not in allowed for s in sources]
             bad_keys.update(s for s, m in zip(sources, mask) if m)
@@ -204,7 +203,9 @@ def audit_payload(plan: PublishPlan) -> None:
     for f in plan.files:
         if not f.path_in_repo.endswith(".parquet"):
             continue
-        table = pq.read_table(io.BytesIO(f.data()), columns=["source", "image"])
+        # a native buffer, read in this thread: ``read_table`` of a Python file object left a pyarrow I/O thread
+        # holding it, which aborted the interpreter at exit (``terminate called without an active exception``)
+        table = pq.ParquetFile(pa.BufferReader(f.data())).read(columns=["source", "image"])
         for src, valid in zip(table.column("source").to_pylist(), table.column("image").is_valid().to_pylist()):
             if valid and src not in plan.redistributable:
                 raise LeakError(f"{f.path_in_repo}: a row of restricted source {src!r} still holds an image; "
