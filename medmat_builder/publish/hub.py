@@ -163,7 +163,7 @@ def plan_publish(folder: str | Path, repo_id: str, registry: Registry,
             raise PublishError(f"{folder / name} has no parquet files; rebuild it with `medmat build {name}`")
         planned, bad_keys, removed = [], set(), 0
         for f in files:
-            table = pq.ParquetFile(f).read()  # not read_table: its dataset scan may still hold the file at exit
+            table = pq.ParquetFile(f).read()  # read here, not through pyarrow.dataset (see audit_payload)
             sources = table.column("source").to_pylist()
             mask = [s not in allowed for s in sources]
             bad_keys.update(s for s, m in zip(sources, mask) if m)
